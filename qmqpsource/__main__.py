@@ -1,0 +1,3 @@
+from qmqpsource.cli import main
+
+main()
