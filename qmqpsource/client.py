@@ -1,0 +1,82 @@
+"""One QMQP exchange over a connected non-blocking socket: send the request, read the reply.
+
+Failures come out as DeliveryError with Postfix's wording ("lost connection
+while receiving server reply", ...), so that callers only decide what to do.
+"""
+
+from __future__ import annotations
+
+import errno
+import socket
+
+import trio
+
+from qmqpsource.outcome import DeliveryError, Outcome
+from qmqpsource.protocol import (
+    NetstringSizeError,
+    NetstringTruncatedError,
+    ProtocolError,
+    Reply,
+    ReplyParser,
+)
+
+__all__ = ["read_reply", "send_request"]
+
+_RECV_SIZE = 16384
+_RESET_ERRNOS = frozenset({errno.ECONNRESET, errno.EPIPE, errno.ECONNABORTED})
+
+
+def _io_error(exc: OSError, doing: str) -> DeliveryError:
+    if exc.errno in _RESET_ERRNOS:
+        return DeliveryError(Outcome.RESET, f"lost connection while {doing}")
+    return DeliveryError(Outcome.LOST_CONNECTION, f"{exc.strerror or exc} while {doing}")
+
+
+async def send_request(sock: socket.socket, request: memoryview) -> None:
+    """Send all of ``request``; a large one waits for room without blocking other tasks."""
+    sent = 0
+    total = len(request)
+    try:
+        while True:
+            try:
+                sent += sock.send(request[sent:] if sent else request)
+            except BlockingIOError:
+                await trio.lowlevel.wait_writable(sock)
+                continue
+            if sent >= total:
+                return
+            await trio.lowlevel.wait_writable(sock)
+    except OSError as exc:
+        raise _io_error(exc, "sending message") from None
+
+
+async def read_reply(sock: socket.socket, limit: int) -> Reply:
+    """Read and parse one reply netstring."""
+    parser = ReplyParser(limit)
+    try:
+        while True:
+            # The reply cannot be there yet right after sending: wait first, saving a recv.
+            await trio.lowlevel.wait_readable(sock)
+            try:
+                data = sock.recv(_RECV_SIZE)
+            except BlockingIOError:
+                continue
+            if not data:
+                parser.eof()
+            reply = parser.feed(data)
+            if reply is not None:
+                return reply
+    except OSError as exc:
+        raise _io_error(exc, "receiving server reply") from None
+    except NetstringTruncatedError:
+        raise DeliveryError(
+            Outcome.LOST_CONNECTION, "lost connection while receiving server reply"
+        ) from None
+    except NetstringSizeError:
+        raise DeliveryError(
+            Outcome.PROTOCOL_ERROR, "netstring size exceeds limit while receiving server reply"
+        ) from None
+    except ProtocolError as exc:
+        raise DeliveryError(
+            Outcome.PROTOCOL_ERROR, f"{exc} while receiving server reply"
+        ) from None

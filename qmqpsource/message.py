@@ -1,0 +1,139 @@
+"""The payload Postfix's qmqp-source sends, byte for byte; built once per run.
+
+No I/O here beyond reading the clock and host name for defaults.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import os
+import socket
+import time
+
+__all__ = [
+    "HostnameError",
+    "build_message",
+    "check_myhostname",
+    "default_address",
+    "mail_date",
+    "recipient_list",
+    "system_hostname",
+]
+
+# Body lines grow X, XX, ... up to this many X's, then stay there (Postfix).
+_MAX_LINE = 79
+_MAX_HOSTNAME = 255
+_MAX_LABEL = 63
+
+
+class HostnameError(ValueError):
+    """A -M value that Postfix would refuse; ``str()`` is Postfix's wording."""
+
+
+def mail_date(when: float | None = None) -> str:
+    """RFC 5322 local date as Postfix's mail_date(): 'Tue, 24 Nov 2026 15:41:15 +0000 (UTC)'."""
+    moment = time.localtime(time.time() if when is None else when)
+    offset_min = (moment.tm_gmtoff or 0) // 60
+    sign = "-" if offset_min < 0 else "+"
+    hours, minutes = divmod(abs(offset_min), 60)
+    # %d, not %e: RFC 5322 asks for one space, and the length is the same either way.
+    stamp = time.strftime("%a, %d %b %Y %H:%M:%S", moment)
+    return f"{stamp} {sign}{hours:02d}{minutes:02d} ({time.strftime('%Z', moment)})"
+
+
+def system_hostname() -> str:
+    return socket.gethostname()
+
+
+def default_address(myhostname: str) -> str:
+    return f"foo@{myhostname}"
+
+
+def check_myhostname(name: str) -> None:
+    """Refuse what Postfix's -M refuses: not a valid hostname nor an [address literal]."""
+    if name.startswith("["):
+        if not _valid_address_literal(name):
+            raise HostnameError(f"bad address literal: {name}")
+        return
+    if not _valid_hostname(name):
+        raise HostnameError(f"bad hostname: {name}")
+
+
+def _valid_address_literal(name: str) -> bool:
+    if not name.endswith("]"):
+        return False
+    inner = name[1:-1]
+    if inner[:5].lower() == "ipv6:":
+        try:
+            ipaddress.IPv6Address(inner[5:])
+        except ValueError:
+            return False
+        return True
+    parts = inner.split(".")
+    return len(parts) == 4 and all(
+        p.isascii() and p.isdigit() and len(p) <= 3 and int(p) <= 255 for p in parts
+    )
+
+
+def _valid_hostname(name: str) -> bool:
+    """Postfix's valid_hostname(): letters, digits, '-', '_' in dot-separated labels."""
+    if not name or len(name) > _MAX_HOSTNAME:
+        return False
+    labels = name.split(".")
+    for label in labels:
+        if not label or len(label) > _MAX_LABEL:
+            return False
+        if label[0] == "-" or label[-1] == "-":
+            return False
+        if not all(c.isascii() and (c.isalnum() or c in "-_") for c in label):
+            return False
+    # Postfix refuses an all-numeric name: it would pass for an address.
+    return not all(label.isdigit() for label in labels)
+
+
+def build_message(
+    sender: str,
+    recipient: str,
+    length: int,
+    myhostname: str,
+    *,
+    date: str | None = None,
+    pid: int | None = None,
+) -> bytes:
+    """Postfix's generated message: headers, then X lines, cut to exactly ``length`` bytes.
+
+    ``length`` counts the headers too; a length shorter than the headers cuts
+    into them. The last byte is always LF.
+    """
+    if length <= 0:
+        raise ValueError("message length must be positive")
+    head = (
+        f"From: <{sender}>\nTo: <{recipient}>\nDate: {date or mail_date()}\n"
+        f"Message-Id: <{os.getpid() if pid is None else pid}@{myhostname}>\n\n"
+    ).encode()
+    parts = [head]
+    size = len(head)
+    width = 1
+    while size < length:
+        line = b"X" * min(width, _MAX_LINE) + b"\n"
+        if width >= _MAX_LINE:
+            # The rest is all full lines: add them in one go rather than one by one.
+            repeat = (length - size + len(line) - 1) // len(line)
+            parts.append(line * repeat)
+            size += len(line) * repeat
+            break
+        parts.append(line)
+        size += len(line)
+        width += 1
+    text = bytearray(b"".join(parts)[:length])
+    text[-1] = ord("\n")
+    return bytes(text)
+
+
+def recipient_list(recipient: str, count: int) -> list[str]:
+    """-r 1 sends the address as given; -r N sends 0ADDR, 1ADDR, ... (N-1)ADDR."""
+    if count <= 0:
+        raise ValueError("recipient count must be positive")
+    if count == 1:
+        return [recipient]
+    return [f"{n}{recipient}" for n in range(count)]

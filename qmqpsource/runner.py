@@ -1,0 +1,183 @@
+"""The load itself: a trio nursery of sessions sharing one message budget.
+
+Each session loops connect, send, reply, close; a CapacityLimiter keeps the
+number of connection attempts in flight small (1 by default, as Postfix does,
+so that a burst of SYNs does not make the server back off and skew the run).
+Every I/O step has a deadline; the first failure cancels every session unless
+the run keeps going (-A).
+"""
+
+from __future__ import annotations
+
+import errno
+import random
+import sys
+import time
+from dataclasses import dataclass
+from typing import TextIO
+
+import trio
+
+from qmqpsource.config import SourceConfig
+from qmqpsource.client import read_reply, send_request
+from qmqpsource.connector import ConnectError, Endpoint, connect
+from qmqpsource.outcome import DeliveryError, Outcome
+from qmqpsource.protocol import Reply, Status
+from qmqpsource.stats import RunStats
+
+__all__ = ["RunResult", "Runner", "printable"]
+
+PROG = "qmqp-source"
+
+
+def printable(data: bytes) -> str:
+    """Server text for one line of output: no raw control bytes reach the terminal."""
+    text = data.decode("utf-8", "backslashreplace")
+    if text.isprintable():
+        return text
+    return "".join(c if c.isprintable() else repr(c)[1:-1] for c in text)
+
+
+def _reply_error(reply: Reply) -> DeliveryError:
+    status = reply.status
+    text = printable(reply.text)
+    if status is Status.TEMPFAIL:
+        return DeliveryError(Outcome.TEMPFAIL, f"recoverable error: {text}")
+    if status is Status.PERMFAIL:
+        return DeliveryError(Outcome.PERMFAIL, f"unrecoverable error: {text}")
+    return DeliveryError(Outcome.PROTOCOL_ERROR, f"unknown error: {text}")
+
+
+def _connect_error(exc: ConnectError) -> DeliveryError:
+    if exc.errno == errno.ECONNREFUSED:
+        outcome = Outcome.REFUSED
+    elif exc.errno == errno.ECONNRESET:
+        outcome = Outcome.RESET
+    elif exc.errno == errno.ETIMEDOUT:
+        outcome = Outcome.TIMEOUT
+    else:
+        outcome = Outcome.CONNECT_ERROR
+    return DeliveryError(outcome, str(exc))
+
+
+@dataclass(slots=True)
+class RunResult:
+    stats: RunStats
+    elapsed: float
+    failure: str | None = None
+
+    @property
+    def exit_status(self) -> int:
+        return 1 if self.failure is not None or self.stats.failed else 0
+
+
+class Runner:
+    """Runs one configured load against one resolved endpoint."""
+
+    def __init__(
+        self,
+        config: SourceConfig,
+        endpoint: Endpoint,
+        request: bytes,
+        stats: RunStats,
+        *,
+        out: TextIO | None = None,
+        err: TextIO | None = None,
+    ) -> None:
+        self.config = config
+        self.endpoint = endpoint
+        self.stats = stats
+        self._request = memoryview(request)
+        self._out = out if out is not None else sys.stdout
+        self._err = err if err is not None else sys.stderr
+        self._remaining = config.messages
+        self._limiter = trio.CapacityLimiter(config.connect_limit)
+        self._counter = 0
+        self._failure: str | None = None
+        self._nursery: trio.Nursery | None = None
+        self._random = random.Random()
+
+    async def run(self) -> RunResult:
+        started = time.perf_counter()
+        async with trio.open_nursery() as nursery:
+            self._nursery = nursery
+            for number in range(self.config.sessions):
+                nursery.start_soon(self._session, number)
+        if self.config.counter:
+            self._out.write("\n")
+            self._out.flush()
+        return RunResult(self.stats, time.perf_counter() - started, self._failure)
+
+    def _log(self, text: str) -> None:
+        self._err.write(f"{PROG}: {text}\n")
+        self._err.flush()
+
+    async def _session(self, number: int) -> None:
+        config = self.config
+        while self._remaining > 0:
+            self._remaining -= 1
+            await self._deliver(number)
+            if self._remaining <= 0:
+                return
+            if config.fixed_delay:
+                await trio.sleep(config.fixed_delay)
+            elif config.random_delay:
+                await trio.sleep(self._random.uniform(0, config.random_delay))
+
+    def _on_retry(self, exc: ConnectError) -> None:
+        self._log(f"warning: {exc}")
+
+    async def _deliver(self, number: int) -> None:
+        """One message: connect, send, read the reply, close. The hot path."""
+        config = self.config
+        verbose = config.verbose
+        started = time.perf_counter()
+        connected: float | None = None
+        doing = "connecting"
+        sock = None
+        try:
+            with trio.CancelScope() as scope:
+                async with self._limiter:
+                    # The deadline starts once it is our turn: time queued behind
+                    # other sessions' connects is the client's, not the server's.
+                    scope.deadline = trio.current_time() + config.timeout
+                    sock = await connect(self.endpoint, config.connect_attempts, self._on_retry)
+                connected = time.perf_counter()
+                if verbose > 1:
+                    self._log(f"session {number}: connected to {self.endpoint.label}")
+                doing = "sending message"
+                scope.deadline = trio.current_time() + config.timeout
+                await send_request(sock, self._request)
+                doing = "receiving server reply"
+                scope.deadline = trio.current_time() + config.timeout
+                reply = await read_reply(sock, config.reply_limit)
+            if scope.cancelled_caught:
+                raise DeliveryError(Outcome.TIMEOUT, f"timeout while {doing}")
+            if verbose:
+                self._err.write(f"<< {printable(reply.raw)}\n")
+            if reply.status is not Status.OK:
+                raise _reply_error(reply)
+        except ConnectError as exc:
+            self._failed(_connect_error(exc), started, connected)
+        except DeliveryError as exc:
+            self._failed(exc, started, connected)
+        else:
+            self.stats.record(Outcome.ACCEPTED, started, connected, time.perf_counter())
+            if config.counter:
+                self._counter += 1
+                self._out.write(f"{self._counter}\r")
+                self._out.flush()
+        finally:
+            if sock is not None:
+                sock.close()
+
+    def _failed(self, exc: DeliveryError, started: float, connected: float | None) -> None:
+        self.stats.record(exc.outcome, started, connected, time.perf_counter())
+        if self.config.keep_going:
+            if self.config.verbose:
+                self._log(f"warning: {exc}")
+            return
+        if self._failure is None:
+            self._failure = str(exc)
+            assert self._nursery is not None
+            self._nursery.cancel_scope.cancel()
