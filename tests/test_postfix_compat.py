@@ -1,0 +1,128 @@
+"""Against Postfix's own tools: the same request bytes, and real runs against its sink."""
+
+from __future__ import annotations
+
+import re
+import shutil
+import subprocess
+import sys
+
+import pytest
+import trio
+
+from qmqpsource.message import build_message, recipient_list, system_hostname
+from qmqpsource.protocol import NetstringDecoder, encode_request
+from tests.qmqp_server import qmqp_server
+
+POSTFIX_SOURCE = "/usr/sbin/qmqp-source"
+POSTFIX_SINK = "/usr/sbin/qmqp-sink"
+
+pytestmark = [
+    pytest.mark.postfix,
+    pytest.mark.skipif(
+        shutil.which(POSTFIX_SOURCE) is None,
+        reason="Postfix's qmqp-source is missing: apt-get install postfix (CI installs it)",
+    ),
+]
+
+OPTION_TABLE = [
+    [],
+    ["-l", "50"],
+    ["-l", "5000", "-r", "5", "-f", "x@y.example", "-t", "z@w.example"],
+    ["-M", "[127.0.0.1]", "-l", "2000"],
+    ["-M", "[ipv6:::1]"],
+    ["-M", "host.example", "-r", "1000", "-l", "100000"],
+    ["-f", "a@b", "-t", "only@example.org", "-l", "1"],
+]
+
+
+async def capture(command: list[str]) -> list[bytes]:
+    async with qmqp_server() as server:
+        with trio.fail_after(30):
+            done = await trio.run_process([*command, server.target], capture_stderr=True,
+                                          check=False)
+    assert done.returncode == 0, done.stderr
+    return server.raw
+
+
+def options_of(args: list[str]) -> dict[str, str]:
+    pairs = dict(zip(args[::2], args[1::2], strict=True))
+    return pairs
+
+
+def rebuild(raw: bytes, args: list[str]) -> bytes:
+    """Our request for ``args``, with the Date and pid that ``raw`` carries."""
+    date = re.search(rb"\nDate: ([^\n]*)\n", raw)
+    pid = re.search(rb"\nMessage-Id: <(\d+)@", raw)
+    options = options_of(args)
+    host = options.get("-M", system_hostname())
+    default = f"foo@{host}"
+    sender = options.get("-f", default)
+    recipient = options.get("-t", default)
+    length = int(options.get("-l", "1024"))
+    # A length shorter than the headers may cut the Date or pid away: then nothing to take.
+    message = build_message(
+        sender, recipient, length, host,
+        date=date.group(1).decode() if date else "",
+        pid=int(pid.group(1)) if pid else 0,
+    )
+    recipients = recipient_list(recipient, int(options.get("-r", "1")))
+    return encode_request(message, sender.encode(), [r.encode() for r in recipients])
+
+
+@pytest.mark.parametrize("args", OPTION_TABLE, ids=lambda a: " ".join(a) or "defaults")
+async def test_same_request_bytes_as_postfix(args: list[str]) -> None:
+    theirs = await capture([POSTFIX_SOURCE, *args])
+    ours = await capture([sys.executable, "-m", "qmqpsource", *args])
+    assert len(theirs) == len(ours) == 1
+    assert rebuild(theirs[0], args) == theirs[0], "our builder differs from Postfix's bytes"
+    assert rebuild(ours[0], args) == ours[0], "our command does not send what the builder builds"
+    assert len(ours[0]) == len(theirs[0]) or b"Message-Id" in theirs[0]
+
+
+def test_decoded_shape_of_a_postfix_request() -> None:
+    # Guards rebuild(): a request it could not parse would make the comparison above vacuous.
+    raw = encode_request(b"m\n", b"s", [b"r"])
+    assert NetstringDecoder(100).feed(raw) == b"2:m\n,1:s,1:r,"
+
+
+@pytest.mark.parametrize("family", ["inet", "unix"])
+async def test_run_against_postfix_sink(family: str, tmp_path: object) -> None:
+    from tests.postfix_support import free_port
+
+    if family == "unix":
+        target = f"unix:{tmp_path}/sink.sock"
+        listen = target
+    else:
+        port = free_port()
+        target = listen = f"127.0.0.1:{port}"
+    with trio.fail_after(60):
+        async with trio.open_nursery() as nursery:
+            sink = await nursery.start(
+                lambda task_status: trio.run_process(
+                    [POSTFIX_SINK, listen, "256"], check=False, task_status=task_status
+                )
+            )
+            done = None
+            for _ in range(100):  # wait, bounded, for the sink to listen
+                done = await trio.run_process(
+                    [sys.executable, "-m", "qmqpsource", "-s", "10", "-m", "2000", "-r", "3",
+                     "-c", target],
+                    capture_stdout=True, capture_stderr=True, check=False)
+                if done.returncode == 0 or b"connect:" not in done.stderr:
+                    break
+                await trio.sleep(0.05)
+            sink.kill()
+    assert done is not None
+    assert done.returncode == 0, done.stderr
+    assert done.stderr == b""
+    assert done.stdout.endswith(b"2000\r\n")
+
+
+def test_usage_exit_status_matches_postfix() -> None:
+    for args in (["-s", "0", "h"], ["-w", "1", "-R", "1", "h"], []):
+        theirs = subprocess.run([POSTFIX_SOURCE, *args], capture_output=True, check=False)
+        ours = subprocess.run([sys.executable, "-m", "qmqpsource", *args], capture_output=True,
+                              check=False)
+        assert theirs.returncode == ours.returncode == 1
+        assert theirs.stderr.count(b"\n") == ours.stderr.count(b"\n") == 1

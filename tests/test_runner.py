@@ -1,0 +1,248 @@
+"""The runner end to end against an in-test trio QMQP server."""
+
+from __future__ import annotations
+
+import io
+import os
+from collections.abc import AsyncIterator, Callable
+from typing import Any
+
+import pytest
+import trio
+
+import qmqpsource.runner as runner_module
+from qmqpsource.cli import build_request
+from qmqpsource.config import SourceConfig
+from qmqpsource.connector import resolve
+from qmqpsource.outcome import Outcome
+from qmqpsource.runner import Runner, RunResult
+from qmqpsource.stats import RunStats
+from tests.qmqp_server import ServerState, qmqp_server, read_request
+
+
+async def run(target: str, **options: Any) -> tuple[RunResult, str, str]:
+    config = SourceConfig(target=target, **options)
+    request = build_request(config)
+    out, err = io.StringIO(), io.StringIO()
+    endpoint = await resolve(config.target, config.family)
+    with trio.fail_after(30):
+        result = await Runner(
+            config, endpoint, request, RunStats(config.recipients, len(request)), out=out, err=err
+        ).run()
+    return result, out.getvalue(), err.getvalue()
+
+
+async def test_exactly_m_messages_never_more_than_s_at_once() -> None:
+    async with qmqp_server(delay=0.02) as server:
+        result, _, _ = await run(server.target, sessions=4, messages=30, recipients=2)
+    assert result.exit_status == 0 and result.failure is None
+    assert len(server.requests) == 30 == result.stats.accepted
+    assert server.connections == 30
+    assert server.max_active == 4
+    assert all(len(r.recipients) == 2 for r in server.requests)
+
+
+async def test_server_receives_the_built_request_bytes() -> None:
+    async with qmqp_server() as server:
+        config = SourceConfig(target=server.target, messages=3, length=500, sender="a@b",
+                              recipient="c@d", recipients=5)
+        result, _, _ = await run(server.target, messages=3, length=500, sender="a@b",
+                                 recipient="c@d", recipients=5)
+    expected = build_request(config)
+    assert result.stats.accepted == 3
+    # Only Message-Id's pid and the Date may differ between two builds: same process, same
+    # second is not guaranteed, so compare everything but the Date line.
+    def strip_date(raw: bytes) -> bytes:
+        return b"\n".join(line for line in raw.split(b"\n") if not line.startswith(b"Date: "))
+    assert [strip_date(raw) for raw in server.raw] == [strip_date(expected)] * 3
+    assert server.requests[0].sender == b"a@b"
+    assert server.requests[0].recipients == tuple(b"%dc@d" % i for i in range(5))
+    assert len(server.requests[0].message) == 500
+
+
+@pytest.fixture
+def connect_tracker(monkeypatch: pytest.MonkeyPatch) -> dict[str, int]:
+    """Wrap connect() to see how many attempts are in flight at once."""
+    seen = {"now": 0, "max": 0}
+    real = runner_module.connect
+
+    async def tracked(*args: Any, **kwargs: Any) -> Any:
+        seen["now"] += 1
+        seen["max"] = max(seen["max"], seen["now"])
+        try:
+            await trio.sleep(0.005)  # widen the window in which overlap would show
+            return await real(*args, **kwargs)
+        finally:
+            seen["now"] -= 1
+
+    monkeypatch.setattr(runner_module, "connect", tracked)
+    return seen
+
+
+async def test_connects_one_at_a_time_by_default(connect_tracker: dict[str, int]) -> None:
+    async with qmqp_server() as server:
+        result, _, _ = await run(server.target, sessions=8, messages=40)
+    assert result.stats.accepted == 40
+    assert connect_tracker["max"] == 1
+
+
+async def test_connect_limit_raises_it(connect_tracker: dict[str, int]) -> None:
+    async with qmqp_server() as server:
+        result, _, _ = await run(server.target, sessions=8, messages=40, connect_limit=4)
+    assert result.stats.accepted == 40
+    assert 1 < connect_tracker["max"] <= 4
+
+
+async def test_fixed_delay_between_a_sessions_messages() -> None:
+    async with qmqp_server() as server:
+        result, _, _ = await run(server.target, sessions=1, messages=4, fixed_delay=0.1)
+    assert result.stats.accepted == 4
+    gaps = [b - a for a, b in zip(server.accept_times, server.accept_times[1:], strict=False)]
+    assert len(gaps) == 3 and min(gaps) >= 0.09
+
+
+async def test_random_delay_stays_in_range(monkeypatch: pytest.MonkeyPatch) -> None:
+    drawn: list[float] = []
+    real_uniform = runner_module.random.Random.uniform
+
+    def spy(self: Any, a: float, b: float) -> float:
+        value = real_uniform(self, a, b)
+        drawn.append(value)
+        return value
+
+    monkeypatch.setattr(runner_module.random.Random, "uniform", spy)
+    async with qmqp_server() as server:
+        result, _, _ = await run(server.target, sessions=2, messages=8, random_delay=0.05)
+    assert result.stats.accepted == 8
+    assert len(drawn) >= 6  # no wait after a session's last message
+    assert all(0 <= d <= 0.05 for d in drawn)
+
+
+def reply_with(raw_reply: bytes) -> Callable[[trio.SocketStream, ServerState], Any]:
+    async def handler(stream: trio.SocketStream, state: ServerState) -> None:
+        await read_request(stream)
+        await stream.send_all(raw_reply)
+    return handler
+
+
+async def close_at_once(stream: trio.SocketStream, state: ServerState) -> None:
+    await read_request(stream)
+
+
+async def never_reply(stream: trio.SocketStream, state: ServerState) -> None:
+    await read_request(stream)
+    await trio.sleep_forever()
+
+
+FAILURES = [
+    (reply_with(b"5:Zbusy,"), Outcome.TEMPFAIL, "recoverable error: busy"),
+    (reply_with(b"8:Dno such,"), Outcome.PERMFAIL, "unrecoverable error: no such"),
+    (reply_with(b"3:Xwa,"), Outcome.PROTOCOL_ERROR, "unknown error: wa"),
+    (reply_with(b"0:,"), Outcome.PROTOCOL_ERROR,
+     "netstring format error: empty reply while receiving server reply"),
+    (reply_with(b"HTTP/1.0 400\r\n"), Outcome.PROTOCOL_ERROR,
+     "netstring format error: bad length while receiving server reply"),
+    (reply_with(b"99999:K"), Outcome.PROTOCOL_ERROR,
+     "netstring size exceeds limit while receiving server reply"),
+    (reply_with(b"10:Kok"), Outcome.LOST_CONNECTION, "lost connection while receiving server reply"),
+    (close_at_once, Outcome.LOST_CONNECTION, "lost connection while receiving server reply"),
+]
+
+
+@pytest.mark.parametrize(("handler", "outcome", "text"), FAILURES)
+async def test_failure_is_fatal_with_postfix_wording(
+    handler: Any, outcome: Outcome, text: str
+) -> None:
+    async with qmqp_server(handler) as server:
+        result, _, _ = await run(server.target, sessions=3, messages=50)
+    assert result.failure == text
+    assert result.exit_status == 1
+    assert result.stats.counts[outcome] >= 1
+    assert result.stats.attempted < 50  # the first failure stopped the run
+
+
+@pytest.mark.parametrize(("handler", "outcome", "text"), FAILURES)
+async def test_keep_going_counts_every_failure(handler: Any, outcome: Outcome, text: str) -> None:
+    async with qmqp_server(handler) as server:
+        result, _, err = await run(server.target, sessions=3, messages=12, keep_going=True)
+    assert result.failure is None
+    assert result.exit_status == 1
+    assert result.stats.counts[outcome] == 12 == result.stats.failed
+    assert err == ""
+
+
+async def test_timeout_while_receiving() -> None:
+    async with qmqp_server(never_reply) as server:
+        result, _, _ = await run(server.target, sessions=2, messages=4, timeout=0.2)
+    assert result.failure == "timeout while receiving server reply"
+    assert result.stats.counts[Outcome.TIMEOUT] >= 1
+
+
+async def test_refused_and_keep_going() -> None:
+    async with qmqp_server() as server:
+        target = server.target
+    result, _, _ = await run(target, messages=3)
+    assert result.failure == "connect: Connection refused"
+    result, _, _ = await run(target, messages=3, keep_going=True)
+    assert result.stats.counts[Outcome.REFUSED] == 3
+
+
+async def test_mixed_replies_under_keep_going() -> None:
+    replies = [b"Kok", b"Zlater", b"Dnever"]
+    async with qmqp_server(reply=lambda i: replies[i % 3]) as server:
+        result, _, _ = await run(server.target, sessions=2, messages=30, keep_going=True)
+    assert result.stats.counts[Outcome.ACCEPTED] == 10
+    assert result.stats.counts[Outcome.TEMPFAIL] == 10
+    assert result.stats.counts[Outcome.PERMFAIL] == 10
+
+
+async def test_counter_and_verbose_output() -> None:
+    async with qmqp_server(reply=b"Kqueued as 1") as server:
+        _, out, err = await run(server.target, messages=3, counter=True, verbose=1)
+    assert out == "1\r2\r3\r\n"
+    assert err.splitlines() == ["<< Kqueued as 1"] * 3
+
+
+async def test_verbose_escapes_control_bytes() -> None:
+    async with qmqp_server(reply=b"Kok\x1b[31m\r\n") as server:
+        _, _, err = await run(server.target, messages=1, verbose=1)
+    assert err == "<< Kok\\x1b[31m\\r\\n\n"
+
+
+@pytest.mark.parametrize("family", ["inet6", "unix"])
+async def test_ipv6_and_unix(family: str) -> None:
+    async with qmqp_server(family=family) as server:
+        result, _, _ = await run(server.target, sessions=3, messages=9)
+    assert len(server.requests) == 9 == result.stats.accepted
+
+
+async def test_no_socket_left_after_failure_and_cancel() -> None:
+    before = len(os.listdir("/proc/self/fd"))
+    async with qmqp_server(never_reply) as server:
+        with trio.move_on_after(0.3):
+            await run(server.target, sessions=5, messages=100)
+        await run(server.target, sessions=5, messages=10, timeout=0.1)
+    assert len(os.listdir("/proc/self/fd")) == before
+
+
+async def test_late_listener_with_connect_attempts() -> None:
+    async with qmqp_server() as probe:
+        target = probe.target
+    port = int(target.rsplit(":", 1)[1])
+
+    async def late_server(task_status: Any = trio.TASK_STATUS_IGNORED) -> None:
+        await trio.sleep(0.2)
+        listeners = await trio.open_tcp_listeners(port, host="127.0.0.1")
+
+        async def handle(stream: trio.SocketStream) -> None:
+            await read_request(stream)
+            await stream.send_all(b"3:Kok,")
+
+        await trio.serve_listeners(handle, listeners)
+
+    async with trio.open_nursery() as nursery:
+        nursery.start_soon(late_server)
+        result, _, err = await run(target, messages=2, connect_attempts=30)
+        nursery.cancel_scope.cancel()
+    assert result.stats.accepted == 2
+    assert "warning: connect: Connection refused" in err
