@@ -1,0 +1,61 @@
+"""Every developer and integration task: `nox` runs the default set (README's test command)."""
+
+from __future__ import annotations
+
+import os
+import shutil
+
+import nox
+
+nox.options.sessions = ["tests", "interop", "lint", "typecheck"]
+nox.options.reuse_existing_virtualenvs = True
+nox.options.error_on_missing_interpreters = True
+
+PYTHON = "3.11"
+POSTFIX_TOOLS = ("/usr/sbin/qmqp-source", "/usr/sbin/qmqp-sink", "/usr/lib/postfix/sbin/qmqpd")
+
+
+def _install(session: nox.Session) -> None:
+    session.install("-e", ".[dev]")
+
+
+def _require_postfix_in_ci(session: nox.Session) -> None:
+    """Locally a missing Postfix skips its tests; in CI that would hide a broken install."""
+    missing = [tool for tool in POSTFIX_TOOLS if not shutil.which(tool)]
+    if missing and os.environ.get("CI"):
+        session.error(f"CI must have Debian's postfix installed; missing: {', '.join(missing)}")
+
+
+@nox.session(python=PYTHON)
+def tests(session: nox.Session) -> None:
+    """Unit and end-to-end tests (in-test servers; Postfix's tools where they help)."""
+    _install(session)
+    _require_postfix_in_ci(session)
+    session.run("pytest", "-m", "not postfix", *session.posargs)
+
+
+@nox.session(python=PYTHON)
+def interop(session: nox.Session) -> None:
+    """Against real Postfix: a throw-away qmqpd instance and Postfix's qmqp-sink/qmqp-source."""
+    _install(session)
+    _require_postfix_in_ci(session)
+    session.run("pytest", "-m", "postfix", *session.posargs)
+
+
+@nox.session(python=PYTHON)
+def lint(session: nox.Session) -> None:
+    session.install("ruff")
+    session.run("ruff", "check", ".")
+
+
+@nox.session(python=PYTHON)
+def typecheck(session: nox.Session) -> None:
+    _install(session)
+    session.run("mypy", "--strict")
+
+
+@nox.session(python=PYTHON)
+def bench(session: nox.Session) -> None:
+    """Side by side with Postfix's qmqp-source; writes benchmarks/RESULTS.md (`-- --tiny`: smoke)."""
+    _install(session)
+    session.run("python", "benchmarks/bench.py", *session.posargs)
