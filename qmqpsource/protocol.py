@@ -244,8 +244,13 @@ class ReplyParser:
         self.limit = limit
         self._decoder = NetstringDecoder(limit)
 
-    def feed(self, data: bytes | bytearray | memoryview) -> Reply | None:
-        payload = self._decoder.feed(data)
+    def feed(self, data: bytes) -> Reply | None:
+        decoder = self._decoder
+        if not decoder.started:
+            reply = _whole_reply(data, self.limit)
+            if reply is not None:
+                return reply
+        payload = decoder.feed(data)
         if payload is None:
             return None
         if not payload:
@@ -254,6 +259,25 @@ class ReplyParser:
 
     def eof(self) -> None:
         self._decoder.eof()
+
+
+def _whole_reply(data: bytes, limit: int) -> Reply | None:
+    """The common case, a whole well-formed reply in one read, without the state machine.
+
+    Returns None for anything else (partial, oversize, malformed, empty), which the
+    incremental decoder then handles with its precise errors.
+    """
+    colon = data.find(b":", 0, 6)  # up to 5 digits: the default limit has 5
+    if colon <= 0 or data[0] == 0x30:
+        return None
+    digits = data[:colon]
+    if not digits.isdigit():
+        return None
+    length = int(digits)
+    end = colon + 1 + length
+    if length == 0 or length > limit or len(data) <= end or data[end] != 0x2C:
+        return None
+    return Reply(data[colon + 1 : end])
 
 
 def encode_reply(status: Status, text: bytes) -> bytes:

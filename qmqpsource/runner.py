@@ -21,6 +21,7 @@ import trio
 from qmqpsource.config import SourceConfig
 from qmqpsource.client import read_reply, send_request
 from qmqpsource.connector import ConnectError, Endpoint, connect
+from qmqpsource.gate import Gate
 from qmqpsource.outcome import DeliveryError, Outcome
 from qmqpsource.protocol import Reply, Status
 from qmqpsource.stats import RunStats
@@ -28,6 +29,8 @@ from qmqpsource.stats import RunStats
 __all__ = ["RunResult", "Runner", "printable"]
 
 PROG = "qmqp-source"
+# How far a step's deadline may lag behind its start (seconds): see _deliver.
+DEADLINE_SLACK = 0.05
 
 
 def printable(data: bytes) -> str:
@@ -91,7 +94,7 @@ class Runner:
         self._out = out if out is not None else sys.stdout
         self._err = err if err is not None else sys.stderr
         self._remaining = config.messages
-        self._limiter = trio.CapacityLimiter(config.connect_limit)
+        self._gate = Gate(config.connect_limit)
         self._counter = 0
         self._failure: str | None = None
         self._nursery: trio.Nursery | None = None
@@ -130,30 +133,39 @@ class Runner:
     async def _deliver(self, number: int) -> None:
         """One message: connect, send, read the reply, close. The hot path."""
         config = self.config
-        verbose = config.verbose
+        timeout = config.timeout
         started = time.perf_counter()
         connected: float | None = None
         doing = "connecting"
         sock = None
+        # Time queued behind other sessions' connects is the client's own, not the
+        # server's: the deadline starts once it is this session's turn.
+        await self._gate.acquire()
         try:
-            with trio.CancelScope() as scope:
-                async with self._limiter:
-                    # The deadline starts once it is our turn: time queued behind
-                    # other sessions' connects is the client's, not the server's.
-                    scope.deadline = trio.current_time() + config.timeout
+            step = time.perf_counter()
+            with trio.CancelScope(deadline=trio.current_time() + timeout) as scope:
+                try:
                     sock = await connect(self.endpoint, config.connect_attempts, self._on_retry)
+                finally:
+                    self._gate.release()
                 connected = time.perf_counter()
-                if verbose > 1:
+                if config.verbose > 1:
                     self._log(f"session {number}: connected to {self.endpoint.label}")
                 doing = "sending message"
-                scope.deadline = trio.current_time() + config.timeout
+                # Each step gets its own --timeout; moving a deadline costs, so it moves
+                # only when the last step took long enough for the difference to matter.
+                if connected - step > DEADLINE_SLACK:
+                    scope.deadline = trio.current_time() + timeout
+                    step = connected
                 await send_request(sock, self._request)
                 doing = "receiving server reply"
-                scope.deadline = trio.current_time() + config.timeout
+                now = time.perf_counter()
+                if now - step > DEADLINE_SLACK:
+                    scope.deadline = trio.current_time() + timeout
                 reply = await read_reply(sock, config.reply_limit)
             if scope.cancelled_caught:
                 raise DeliveryError(Outcome.TIMEOUT, f"timeout while {doing}")
-            if verbose:
+            if config.verbose:
                 self._err.write(f"<< {printable(reply.raw)}\n")
             if reply.status is not Status.OK:
                 raise _reply_error(reply)

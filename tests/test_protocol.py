@@ -167,3 +167,29 @@ def test_decode_request_only_raises_request_error(payload: bytes) -> None:
 
 def test_decode_netstrings_list() -> None:
     assert decode_netstrings(b"0:,1:a,2:bc,") == [b"", b"a", b"bc"]
+
+
+@given(st.binary(max_size=80), st.integers(1, 100))
+def test_whole_reply_fast_path_agrees_with_incremental(data: bytes, limit: int) -> None:
+    """Fed whole, or a byte at a time (never the fast path), the outcome is the same."""
+
+    def outcome(chunks: list[bytes]) -> object:
+        parser = ReplyParser(limit)
+        try:
+            for chunk in chunks:
+                reply = parser.feed(chunk)
+                if reply is not None:
+                    return reply
+            parser.eof()
+        except ProtocolError as exc:
+            return type(exc)
+        return None
+
+    whole = outcome([data])
+    drip = outcome([bytes([b]) for b in data])
+    assert whole == drip
+
+
+def test_fast_path_respects_limit() -> None:
+    with pytest.raises(NetstringSizeError):
+        ReplyParser(limit=2).feed(b"3:Kok,")
