@@ -1,0 +1,256 @@
+"""Side by side with Postfix's qmqp-source: the same work, alternately, as ratios.
+
+    python benchmarks/bench.py            # full run, writes benchmarks/RESULTS.md
+    python benchmarks/bench.py --tiny     # smoke run (CI): small counts, one pair, no file
+
+These machines are shared and noisy, so every case runs as pairs A B A B ... and
+the table reports medians and the ratio ours/Postfix; nothing here is asserted.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime
+import os
+import platform
+import shutil
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+POSTFIX_SOURCE = "/usr/sbin/qmqp-source"
+POSTFIX_SINK = "/usr/sbin/qmqp-sink"
+OURS = [sys.executable, "-m", "qmqpsource"]
+OUR_SINK = [sys.executable, "-m", "qmqpsource.sink_cli"]
+RESULTS = Path(__file__).with_name("RESULTS.md")
+# No single command may run longer than this: a stuck run must not hang the bench.
+COMMAND_TIMEOUT = 600
+
+
+@dataclass(frozen=True)
+class Case:
+    name: str
+    args: tuple[str, ...]
+    messages: int
+    ours_extra: tuple[str, ...] = ()
+
+
+@dataclass
+class Sample:
+    wall: float
+    cpu: float
+    max_rss_kib: int
+
+
+def cases(tiny: bool) -> list[Case]:
+    scale = 100 if tiny else 1
+
+    def m(n: int) -> int:
+        return max(10, n // scale)
+
+    return [
+        Case("-s 1 -m 20000 -l 1024", ("-s", "1", "-m", str(m(20000)), "-l", "1024"), m(20000)),
+        Case("-s 10 -m 20000 -l 1024", ("-s", "10", "-m", str(m(20000)), "-l", "1024"), m(20000)),
+        Case("-s 100 -m 20000 -l 1024", ("-s", "100", "-m", str(m(20000)), "-l", "1024"),
+             m(20000)),
+        Case("-s 10 -m 3000 -l 1048576", ("-s", "10", "-m", str(m(3000)), "-l", "1048576"),
+             m(3000)),
+        Case("-s 10 -r 100 -m 5000", ("-s", "10", "-r", "100", "-m", str(m(5000))), m(5000)),
+        Case("--workers 2 -s 10 -m 20000", ("-s", "10", "-m", str(m(20000)), "-l", "1024"),
+             m(20000), ours_extra=("--workers", "2")),
+    ]
+
+
+def run_measured(command: Sequence[str]) -> Sample:
+    """Run to completion; wall time, CPU time and peak RSS of the process tree it waited for."""
+    started = time.perf_counter()
+    process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    deadline = started + COMMAND_TIMEOUT
+    while True:
+        pid, status, usage = os.wait4(process.pid, os.WNOHANG)
+        if pid:
+            break
+        if time.perf_counter() > deadline:
+            process.kill()
+            process.wait()
+            raise RuntimeError(f"timed out: {' '.join(command)}")
+        time.sleep(0.002)
+    wall = time.perf_counter() - started
+    process.returncode = os.waitstatus_to_exitcode(status)
+    assert process.stderr is not None
+    err = process.stderr.read().decode(errors="replace")
+    process.stderr.close()
+    if process.returncode != 0:
+        raise RuntimeError(f"{' '.join(command)} exited {process.returncode}: {err.strip()}")
+    # ru_maxrss of wait4 covers the child itself; worker grandchildren report to it.
+    children = usage.ru_utime + usage.ru_stime
+    return Sample(wall, children, usage.ru_maxrss)
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+@contextmanager
+def listening(command: Sequence[str], port: int) -> Iterator[list[Sample]]:
+    """Run a server while the block runs; afterwards the list holds its own CPU and RSS."""
+    process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    usage_out: list[Sample] = []
+    try:
+        deadline = time.monotonic() + 10
+        while True:
+            try:
+                socket.create_connection(("127.0.0.1", port), timeout=1).close()
+                break
+            except OSError:
+                if time.monotonic() > deadline or process.poll() is not None:
+                    raise RuntimeError(f"server did not start: {' '.join(command)}") from None
+                time.sleep(0.02)
+        yield usage_out
+    finally:
+        process.terminate()
+        deadline = time.monotonic() + 10
+        while True:
+            pid, _, usage = os.wait4(process.pid, os.WNOHANG)
+            if pid:
+                process.returncode = 0
+                usage_out.append(Sample(0.0, usage.ru_utime + usage.ru_stime, usage.ru_maxrss))
+                break
+            if time.monotonic() > deadline:
+                process.kill()
+                deadline = time.monotonic() + 10
+            time.sleep(0.01)
+
+
+def our_workers_supported() -> bool:
+    done = subprocess.run([*OURS, "--help"], capture_output=True, text=True, check=False)
+    return "--workers" in done.stdout
+
+
+def our_sink_available() -> bool:
+    done = subprocess.run([*OUR_SINK, "--help"], capture_output=True, check=False)
+    return done.returncode == 0
+
+
+@dataclass
+class Row:
+    name: str
+    messages: int
+    ours: list[Sample]
+    theirs: list[Sample]
+    label_ours: str = "ours"
+    label_theirs: str = "Postfix"
+
+
+def median(samples: list[Sample], attr: str) -> float:
+    return statistics.median(getattr(s, attr) for s in samples)
+
+
+def bench_clients(pairs: int, tiny: bool) -> list[Row]:
+    rows: list[Row] = []
+    port = free_port()
+    target = f"127.0.0.1:{port}"
+    workers = our_workers_supported()
+    with listening([POSTFIX_SINK, target, "1024"], port):
+        for case in cases(tiny):
+            if case.ours_extra and not workers:
+                print(f"skip {case.name}: this qmqp-source has no --workers yet", flush=True)
+                continue
+            row = Row(case.name, case.messages, [], [])
+            for _ in range(pairs):
+                row.theirs.append(run_measured([POSTFIX_SOURCE, *case.args, target]))
+                row.ours.append(run_measured([*OURS, "-q", *case.args, *case.ours_extra, target]))
+            rows.append(row)
+            print(format_row(row), flush=True)
+    return rows
+
+
+def bench_sinks(pairs: int, tiny: bool) -> list[Row]:
+    if not our_sink_available():
+        print("skip sink: qmqp-sink is not there yet", flush=True)
+        return []
+    messages = 100 if tiny else 10000
+    args = ("-s", "10", "-m", str(messages))
+    row = Row(f"sink: Postfix's qmqp-source -s 10 -m {messages}", messages, [], [],
+              label_ours="our sink", label_theirs="Postfix's sink")
+    with tempfile.TemporaryDirectory():
+        for _ in range(pairs):
+            for command, samples in ((POSTFIX_SINK, row.theirs), (None, row.ours)):
+                port = free_port()
+                target = f"127.0.0.1:{port}"
+                server = [POSTFIX_SINK, target, "1024"] if command else [*OUR_SINK, target, "1024"]
+                with listening(server, port) as server_usage:
+                    client = run_measured([POSTFIX_SOURCE, *args, target])
+                # Wall time is the client's; CPU and memory are the sink's own.
+                sink = server_usage[0]
+                samples.append(Sample(client.wall, sink.cpu, sink.max_rss_kib))
+    print(format_row(row), flush=True)
+    return [row]
+
+
+def format_row(row: Row) -> str:
+    ours = row.messages / median(row.ours, "wall")
+    theirs = row.messages / median(row.theirs, "wall")
+    return (
+        f"| {row.name} | {theirs:,.0f} | {ours:,.0f} | {ours / theirs:.2f} | "
+        f"{1000 * median(row.theirs, 'cpu') / row.messages:.3f} | "
+        f"{1000 * median(row.ours, 'cpu') / row.messages:.3f} | "
+        f"{median(row.theirs, 'max_rss_kib') / 1024:.1f} | "
+        f"{median(row.ours, 'max_rss_kib') / 1024:.1f} |"
+    )
+
+
+HEADER = (
+    "| work | Postfix msg/s | ours msg/s | ratio ours/Postfix | Postfix CPU s/1000 msg | "
+    "ours CPU s/1000 msg | Postfix peak RSS MiB | ours peak RSS MiB |\n"
+    "|---|---|---|---|---|---|---|---|"
+)
+
+
+def machine() -> str:
+    return (
+        f"{platform.node()}: {platform.system()} {platform.release()} {platform.machine()}, "
+        f"{os.cpu_count()} CPUs, Python {platform.python_version()}"
+    )
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--tiny", action="store_true", help="smoke run: small, one pair, no file")
+    parser.add_argument("--pairs", type=int, default=3, help="A B pairs per case (default 3)")
+    options = parser.parse_args()
+    missing = [tool for tool in (POSTFIX_SOURCE, POSTFIX_SINK) if not shutil.which(tool)]
+    if missing:
+        print(f"bench skipped: Postfix's tools are missing ({', '.join(missing)}); "
+              "apt-get install postfix", file=sys.stderr)
+        return 0
+    pairs = 1 if options.tiny else max(1, options.pairs)
+    print(HEADER, flush=True)
+    rows = bench_clients(pairs, options.tiny) + bench_sinks(pairs, options.tiny)
+    if options.tiny:
+        return 0
+    stamp = datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%d %H:%M UTC")
+    text = (
+        "# Benchmark results\n\n"
+        f"{stamp}, {machine()}.\n\n"
+        f"Medians of {pairs} alternating runs each (A B A B ...), 1 KiB messages unless said, "
+        "against Postfix's qmqp-sink on loopback (the sink rows: Postfix's qmqp-source "
+        "against each sink). msg/s from wall time including process start-up.\n\n"
+        f"{HEADER}\n" + "\n".join(format_row(row) for row in rows) + "\n"
+    )
+    RESULTS.write_text(text)
+    print(f"wrote {RESULTS}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
