@@ -26,12 +26,17 @@ class Gate:
     def in_use(self) -> int:
         return self.size - self._free
 
-    async def acquire(self) -> None:
+    def try_acquire(self) -> bool:
+        """Take a slot if one is free now; never waits, never yields."""
         # Nobody may jump the queue: a free slot with waiters is already theirs.
         if self._free and not self._waiters:
             self._free -= 1
-            return
-        await self._waiters.park()
+            return True
+        return False
+
+    async def acquire(self) -> None:
+        if not self.try_acquire():
+            await self._waiters.park()
 
     def release(self) -> None:
         if self._waiters:

@@ -10,6 +10,7 @@ the run keeps going (-A).
 from __future__ import annotations
 
 import errno
+import math
 import random
 import sys
 import time
@@ -29,7 +30,7 @@ from qmqpsource.stats import RunStats
 __all__ = ["RunResult", "Runner", "printable"]
 
 PROG = "qmqp-source"
-# How far a step's deadline may lag behind its start (seconds): see _deliver.
+# How far a step's deadline may lag behind its start (seconds): see Runner._arm.
 DEADLINE_SLACK = 0.05
 
 
@@ -61,6 +62,20 @@ def _connect_error(exc: ConnectError) -> DeliveryError:
     else:
         outcome = Outcome.CONNECT_ERROR
     return DeliveryError(outcome, str(exc))
+
+
+class _Flight:
+    """A session's message in flight, where the timeout handler outside the scope sees it."""
+
+    __slots__ = ("armed_at", "connected", "doing", "number", "scope", "started")
+
+    def __init__(self, number: int) -> None:
+        self.number = number
+        self.scope = trio.CancelScope()
+        self.armed_at: float | None = None
+        self.started = 0.0
+        self.connected: float | None = None
+        self.doing = "connecting"
 
 
 @dataclass(slots=True)
@@ -99,6 +114,7 @@ class Runner:
         self._failure: str | None = None
         self._nursery: trio.Nursery | None = None
         self._random = random.Random()
+        self._slack = min(DEADLINE_SLACK, config.timeout / 10)
 
     async def run(self) -> RunResult:
         started = time.perf_counter()
@@ -116,55 +132,84 @@ class Runner:
         self._err.flush()
 
     async def _session(self, number: int) -> None:
+        flight = _Flight(number)
+        while self._remaining > 0:
+            # One cancel scope carries the --timeout deadlines of many messages: entering
+            # and leaving a scope per message cost more than the rest of the Python path.
+            # A deadline that fires ends the scope; the loop then opens a fresh one.
+            with trio.CancelScope() as scope:
+                flight.scope = scope
+                flight.armed_at = None
+                await self._messages(flight)
+            if scope.cancelled_caught:
+                self._failed(
+                    DeliveryError(Outcome.TIMEOUT, f"timeout while {flight.doing}"),
+                    flight.started,
+                    flight.connected,
+                )
+
+    async def _messages(self, flight: _Flight) -> None:
         config = self.config
         while self._remaining > 0:
             self._remaining -= 1
-            await self._deliver(number)
+            await self._deliver(flight)
             if self._remaining <= 0:
                 return
-            if config.fixed_delay:
-                await trio.sleep(config.fixed_delay)
-            elif config.random_delay:
-                await trio.sleep(self._random.uniform(0, config.random_delay))
+            if config.fixed_delay or config.random_delay:
+                self._disarm(flight)  # a chosen pause is no step of the server's
+                await trio.sleep(
+                    config.fixed_delay or self._random.uniform(0, config.random_delay)
+                )
+
+    def _arm(self, flight: _Flight, now: float) -> None:
+        """Give the step that starts now its --timeout, unless a recent deadline covers it.
+
+        Moving a deadline costs, so it moves at most once per slack interval: a step
+        gets between timeout - slack and timeout.
+        """
+        armed_at = flight.armed_at
+        if armed_at is None or now - armed_at > self._slack:
+            flight.scope.deadline = trio.current_time() + self.config.timeout
+            flight.armed_at = now
+
+    def _disarm(self, flight: _Flight) -> None:
+        if flight.armed_at is not None:
+            flight.scope.deadline = math.inf
+            flight.armed_at = None
 
     def _on_retry(self, exc: ConnectError) -> None:
         self._log(f"warning: {exc}")
 
-    async def _deliver(self, number: int) -> None:
+    async def _deliver(self, flight: _Flight) -> None:
         """One message: connect, send, read the reply, close. The hot path."""
         config = self.config
-        timeout = config.timeout
-        started = time.perf_counter()
-        connected: float | None = None
-        doing = "connecting"
+        gate = self._gate
+        started = flight.started = time.perf_counter()
+        connected = flight.connected = None
+        flight.doing = "connecting"
+        if not gate.try_acquire():
+            # Time queued behind other sessions' connects is the client's own, not
+            # the server's: no deadline runs while waiting for a turn.
+            self._disarm(flight)
+            await gate.acquire()
+            self._arm(flight, time.perf_counter())
+        else:
+            self._arm(flight, started)
         sock = None
-        # Time queued behind other sessions' connects is the client's own, not the
-        # server's: the deadline starts once it is this session's turn.
-        await self._gate.acquire()
         try:
-            step = time.perf_counter()
-            with trio.CancelScope(deadline=trio.current_time() + timeout) as scope:
-                try:
-                    sock = await connect(self.endpoint, config.connect_attempts, self._on_retry)
-                finally:
-                    self._gate.release()
-                connected = time.perf_counter()
-                if config.verbose > 1:
-                    self._log(f"session {number}: connected to {self.endpoint.label}")
-                doing = "sending message"
-                # Each step gets its own --timeout; moving a deadline costs, so it moves
-                # only when the last step took long enough for the difference to matter.
-                if connected - step > DEADLINE_SLACK:
-                    scope.deadline = trio.current_time() + timeout
-                    step = connected
-                await send_request(sock, self._request)
-                doing = "receiving server reply"
-                now = time.perf_counter()
-                if now - step > DEADLINE_SLACK:
-                    scope.deadline = trio.current_time() + timeout
-                reply = await read_reply(sock, config.reply_limit)
-            if scope.cancelled_caught:
-                raise DeliveryError(Outcome.TIMEOUT, f"timeout while {doing}")
+            try:
+                sock = await connect(self.endpoint, config.connect_attempts, self._on_retry)
+            finally:
+                gate.release()
+            connected = flight.connected = time.perf_counter()
+            if config.verbose > 1:
+                self._log(f"session {flight.number}: connected to {self.endpoint.label}")
+            flight.doing = "sending message"
+            self._arm(flight, connected)
+            await send_request(sock, self._request)
+            flight.doing = "receiving server reply"
+            self._arm(flight, time.perf_counter())
+            reply = await read_reply(sock, config.reply_limit)
             if config.verbose:
                 self._err.write(f"<< {printable(reply.raw)}\n")
             if reply.status is not Status.OK:

@@ -246,3 +246,31 @@ async def test_late_listener_with_connect_attempts() -> None:
         nursery.cancel_scope.cancel()
     assert result.stats.accepted == 2
     assert "warning: connect: Connection refused" in err
+
+
+async def test_timeouts_under_keep_going_count_and_the_session_goes_on() -> None:
+    async with qmqp_server(never_reply) as server:
+        result, _, _ = await run(server.target, sessions=2, messages=5, timeout=0.1,
+                                 keep_going=True)
+    assert result.failure is None
+    assert result.stats.counts[Outcome.TIMEOUT] == 5
+    assert server.connections == 5
+
+
+async def test_deadline_is_per_step_and_pauses_do_not_count() -> None:
+    # Each reply takes most of the timeout, and the pause between messages is longer than
+    # it: only a deadline that restarts per step and stops during pauses lets these pass.
+    async with qmqp_server(delay=0.3) as server:
+        result, _, _ = await run(server.target, sessions=1, messages=3, timeout=0.6,
+                                 fixed_delay=0.8)
+    assert result.failure is None
+    assert result.stats.accepted == 3
+
+
+async def test_waiting_for_a_connect_turn_is_not_a_timeout(connect_tracker: dict[str, int]) -> None:
+    # Eight sessions queue for one connect slot, each connect held ~5 ms by the tracker;
+    # a 0.02 s timeout would fire if time in the queue counted.
+    async with qmqp_server() as server:
+        result, _, _ = await run(server.target, sessions=8, messages=16, timeout=0.02)
+    assert result.failure is None
+    assert result.stats.accepted == 16
