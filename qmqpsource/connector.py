@@ -22,9 +22,9 @@ __all__ = [
     "DEFAULT_PORT",
     "ConnectError",
     "Endpoint",
+    "InetTarget",
     "TargetError",
     "UnixTarget",
-    "InetTarget",
     "connect",
     "parse_target",
     "resolve",
@@ -141,9 +141,11 @@ async def resolve(target: str, family: Family = Family.ANY) -> Endpoint:
     if not infos:
         raise TargetError(f"{target}: no address found")
     fam, _, _, _, sockaddr = infos[0]
-    host, port = sockaddr[0], sockaddr[1]
-    label = f"[{host}]:{port}" if fam == socket.AF_INET6 else f"{host}:{port}"
-    return Endpoint(int(fam), sockaddr, label)
+    host, port = str(sockaddr[0]), int(sockaddr[1])
+    if fam == socket.AF_INET6:
+        flowinfo, scope_id = int(sockaddr[2]), int(sockaddr[3])  # type: ignore[misc]
+        return Endpoint(int(fam), (host, port, flowinfo, scope_id), f"[{host}]:{port}")
+    return Endpoint(int(fam), (host, port), f"{host}:{port}")
 
 
 _POLLER = select.poll()

@@ -13,8 +13,8 @@ from tests.qmqp_server import qmqp_server
 SOURCE = [sys.executable, "-m", "qmqpsource"]
 
 
-async def source(*args: str, timeout: float = 30) -> subprocess.CompletedProcess[bytes]:
-    with trio.fail_after(timeout):
+async def source(*args: str) -> subprocess.CompletedProcess[bytes]:
+    with trio.fail_after(30):
         return await trio.run_process([*SOURCE, *args], capture_stdout=True,
                                       capture_stderr=True, check=False)
 

@@ -44,7 +44,8 @@ def test_envelopes_intact(postfix_qmqpd: PostfixInstance, family: str) -> None:
 
 
 def test_thousand_recipients(postfix_qmqpd: PostfixInstance) -> None:
-    done = source("-q", "-m", "2", "-r", "1000", "-t", "r@example.org", target(postfix_qmqpd, "ipv4"))
+    done = source("-q", "-m", "2", "-r", "1000", "-t", "r@example.org",
+                  target(postfix_qmqpd, "ipv4"))
     assert done.returncode == 0, done.stderr
     held = postfix_qmqpd.wait_held(2, timeout=30)
     for message in held:

@@ -33,7 +33,8 @@ POSTFIX_REQUEST = (
 def postfix_reference(sender: str, recipient: str, length: int, host: str, pid: int) -> bytes:
     """Postfix's loop, transcribed literally: one X line at a time, then cut."""
     buf = bytearray(
-        f"From: <{sender}>\nTo: <{recipient}>\nDate: {DATE}\nMessage-Id: <{pid}@{host}>\n\n".encode()
+        f"From: <{sender}>\nTo: <{recipient}>\nDate: {DATE}\n"
+        f"Message-Id: <{pid}@{host}>\n\n".encode()
     )
     n = 1
     while len(buf) < length:

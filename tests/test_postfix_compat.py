@@ -4,14 +4,18 @@ from __future__ import annotations
 
 import re
 import shutil
+import socket
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 import trio
 
 from qmqpsource.message import build_message, recipient_list, system_hostname
 from qmqpsource.protocol import NetstringDecoder, encode_request
+from tests.postfix_fixtures import SinkFactory
+from tests.postfix_support import free_port
 from tests.qmqp_server import qmqp_server
 
 POSTFIX_SOURCE = "/usr/sbin/qmqp-source"
@@ -86,34 +90,19 @@ def test_decoded_shape_of_a_postfix_request() -> None:
     assert NetstringDecoder(100).feed(raw) == b"2:m\n,1:s,1:r,"
 
 
-@pytest.mark.parametrize("family", ["inet", "unix"])
-async def test_run_against_postfix_sink(family: str, tmp_path: object) -> None:
-    from tests.postfix_support import free_port
-
-    if family == "unix":
-        target = f"unix:{tmp_path}/sink.sock"
-        listen = target
-    else:
-        port = free_port()
-        target = listen = f"127.0.0.1:{port}"
-    with trio.fail_after(60):
-        async with trio.open_nursery() as nursery:
-            sink = await nursery.start(
-                lambda task_status: trio.run_process(
-                    [POSTFIX_SINK, listen, "256"], check=False, task_status=task_status
-                )
-            )
-            done = None
-            for _ in range(100):  # wait, bounded, for the sink to listen
-                done = await trio.run_process(
-                    [sys.executable, "-m", "qmqpsource", "-s", "10", "-m", "2000", "-r", "3",
-                     "-c", target],
-                    capture_stdout=True, capture_stderr=True, check=False)
-                if done.returncode == 0 or b"connect:" not in done.stderr:
-                    break
-                await trio.sleep(0.05)
-            sink.kill()
-    assert done is not None
+@pytest.mark.parametrize("family", ["inet", "inet6", "unix"])
+def test_run_against_postfix_sink(family: str, tmp_path: Path, postfix_sink: SinkFactory) -> None:
+    endpoint = {
+        "inet": None,
+        "inet6": f"[::1]:{free_port(socket.AF_INET6)}",
+        "unix": f"unix:{tmp_path}/sink.sock",
+    }[family]
+    sink = postfix_sink(endpoint, backlog=256)
+    done = subprocess.run(
+        [sys.executable, "-m", "qmqpsource", "-q", "-s", "10", "-m", "2000", "-r", "3", "-c",
+         sink.endpoint],
+        capture_output=True, check=False, timeout=120,
+    )
     assert done.returncode == 0, done.stderr
     assert done.stderr == b""
     assert done.stdout.endswith(b"2000\r\n")

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import contextlib
+
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
@@ -159,10 +161,8 @@ def test_malformed_requests(payload: bytes) -> None:
 
 @given(st.binary(max_size=100))
 def test_decode_request_only_raises_request_error(payload: bytes) -> None:
-    try:
+    with contextlib.suppress(RequestError):
         decode_request(payload)
-    except RequestError:
-        pass
 
 
 def test_decode_netstrings_list() -> None:

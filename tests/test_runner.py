@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import io
 import os
-from collections.abc import AsyncIterator, Callable
+import random
+from collections.abc import Callable
 from typing import Any
 
 import pytest
 import trio
 
-import qmqpsource.runner as runner_module
+import qmqpsource.connector
 from qmqpsource.cli import build_request
 from qmqpsource.config import SourceConfig
 from qmqpsource.connector import resolve
@@ -64,7 +65,7 @@ async def test_server_receives_the_built_request_bytes() -> None:
 def connect_tracker(monkeypatch: pytest.MonkeyPatch) -> dict[str, int]:
     """Wrap connect() to see how many attempts are in flight at once."""
     seen = {"now": 0, "max": 0}
-    real = runner_module.connect
+    real = qmqpsource.connector.connect
 
     async def tracked(*args: Any, **kwargs: Any) -> Any:
         seen["now"] += 1
@@ -75,7 +76,7 @@ def connect_tracker(monkeypatch: pytest.MonkeyPatch) -> dict[str, int]:
         finally:
             seen["now"] -= 1
 
-    monkeypatch.setattr(runner_module, "connect", tracked)
+    monkeypatch.setattr("qmqpsource.runner.connect", tracked)
     return seen
 
 
@@ -103,14 +104,14 @@ async def test_fixed_delay_between_a_sessions_messages() -> None:
 
 async def test_random_delay_stays_in_range(monkeypatch: pytest.MonkeyPatch) -> None:
     drawn: list[float] = []
-    real_uniform = runner_module.random.Random.uniform
+    real_uniform = random.Random.uniform
 
-    def spy(self: Any, a: float, b: float) -> float:
+    def spy(self: random.Random, a: float, b: float) -> float:
         value = real_uniform(self, a, b)
         drawn.append(value)
         return value
 
-    monkeypatch.setattr(runner_module.random.Random, "uniform", spy)
+    monkeypatch.setattr(random.Random, "uniform", spy)
     async with qmqp_server() as server:
         result, _, _ = await run(server.target, sessions=2, messages=8, random_delay=0.05)
     assert result.stats.accepted == 8
@@ -144,7 +145,8 @@ FAILURES = [
      "netstring format error: bad length while receiving server reply"),
     (reply_with(b"99999:K"), Outcome.PROTOCOL_ERROR,
      "netstring size exceeds limit while receiving server reply"),
-    (reply_with(b"10:Kok"), Outcome.LOST_CONNECTION, "lost connection while receiving server reply"),
+    (reply_with(b"10:Kok"), Outcome.LOST_CONNECTION,
+     "lost connection while receiving server reply"),
     (close_at_once, Outcome.LOST_CONNECTION, "lost connection while receiving server reply"),
 ]
 
