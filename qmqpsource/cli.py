@@ -11,12 +11,13 @@ from __future__ import annotations
 
 import math
 import sys
-from typing import Annotated, NoReturn
+from functools import partial
+from typing import IO, Annotated, NoReturn
 
 import trio
 import typer
 
-from qmqpsource import __version__
+from qmqpsource import __version__, result
 from qmqpsource.config import ConfigError, Family, SourceConfig
 from qmqpsource.connector import TargetError, resolve
 from qmqpsource.message import (
@@ -27,15 +28,18 @@ from qmqpsource.message import (
     recipient_list,
     system_hostname,
 )
+from qmqpsource.progress import bar_wanted, run_progress
 from qmqpsource.protocol import encode_request
 from qmqpsource.runner import PROG, Runner, RunResult
 from qmqpsource.stats import RunStats
+from qmqpsource.summary import format_summary
 
 __all__ = ["app", "main", "run_source"]
 
 USAGE = (
     "usage: qmqp-source [-46Acv] [-C count] [-f from] [-l msglen] [-m msgs] [-M myhostname] "
-    "[-r rcpts] [-R delay] [-s sess] [-t to] [-w delay] [inet:]host[:port] | unix:pathname"
+    "[-r rcpts] [-R delay] [-s sess] [-t to] [-w delay] [-q] [--interval secs] [--json path] "
+    "[inet:]host[:port] | unix:pathname"
 )
 
 app = typer.Typer(
@@ -128,6 +132,17 @@ def source(
     timeout: Annotated[
         float, typer.Option("--timeout", help="Deadline in seconds for each I/O step.")
     ] = 300.0,
+    quiet: Annotated[
+        bool, typer.Option("-q", "--quiet", help="No summary or progress on stderr.")
+    ] = False,
+    interval: Annotated[
+        float | None,
+        typer.Option("--interval", help="One progress line on stderr every SECONDS."),
+    ] = None,
+    json_path: Annotated[
+        str | None,
+        typer.Option("--json", help="Write the result as JSON to PATH ('-': stdout)."),
+    ] = None,
     version: Annotated[bool, typer.Option("--version", help="Print the version.")] = False,
 ) -> None:
     if version:
@@ -141,6 +156,8 @@ def source(
         raise UsageFailure("-w and -R exclude each other")
     if not math.isfinite(timeout) or timeout <= 0:
         raise UsageFailure(f"--timeout must be a positive number of seconds, not {timeout}")
+    if interval is not None:
+        _delay("--interval", interval)
     for name, value in (("-C", connect_attempts), ("-l", length), ("-m", messages),
                         ("-r", recipients), ("-s", sessions), ("--connect-limit", connect_limit)):
         _positive(name, value)
@@ -171,7 +188,7 @@ def source(
         )
     except ConfigError as exc:
         raise UsageFailure(str(exc)) from None
-    raise typer.Exit(run_source(config))
+    raise typer.Exit(run_source(config, quiet=quiet, interval=interval, json_path=json_path))
 
 
 def build_request(config: SourceConfig) -> bytes:
@@ -188,29 +205,98 @@ def build_request(config: SourceConfig) -> bytes:
     )
 
 
-def run_source(config: SourceConfig) -> int:
-    """Run the load; print Postfix's fatal line on failure; return the exit status."""
+def run_source(
+    config: SourceConfig,
+    *,
+    quiet: bool = False,
+    interval: float | None = None,
+    json_path: str | None = None,
+) -> int:
+    """Run the load; print Postfix's fatal line on failure; return the exit status.
+
+    The JSON result (with ``json_path``) is written however the run ends: completed,
+    failed or interrupted. The summary goes to stderr unless ``quiet``, -c or -v (those
+    keep Postfix's output as it is), or the run failed: then Postfix's one fatal line
+    says it all.
+    """
     request = build_request(config)
     stats = RunStats(config.recipients, len(request))
+    summary = not (quiet or config.counter or config.verbose)
+    # Opened before the run, so that a bad path fails at once, not after a long run.
+    json_file = _open_json(json_path)
+    bar = bar_wanted(
+        quiet=quiet, counter=config.counter, verbose=config.verbose, stream=sys.stderr
+    )
 
     async def main() -> RunResult:
         endpoint = await resolve(config.target, config.family)
-        return await Runner(config, endpoint, request, stats).run()
+        stats.begin()
+        async with trio.open_nursery() as nursery:
+            if bar or interval:
+                await nursery.start(
+                    partial(run_progress, stats, config.messages, bar=bar, interval=interval)
+                )
+            # Built once the bar is up, so that its warnings go through rich's stderr.
+            run_result = await Runner(config, endpoint, request, stats).run()
+            nursery.cancel_scope.cancel()
+        return run_result
+
+    def report(status: str, failure: str | None) -> None:
+        stats.finish()
+        value = result.from_stats(
+            stats, config.as_dict(), tool_name=PROG, tool_version=__version__,
+            status=status, failure=failure,
+        )
+        if summary and status != "failed":
+            sys.stderr.write(format_summary(value))
+            sys.stderr.flush()
+        if json_file is not None:
+            _write_json(json_file, value)
 
     try:
-        result = trio.run(main)
+        run_result = trio.run(main)
     except TargetError as exc:
+        report("failed", str(exc))
         _fatal(str(exc))
-    except KeyboardInterrupt:
-        sys.stderr.write(f"{PROG}: interrupted\n")
-        return 130
-    if result.failure is not None:
-        _fatal(result.failure)
-    if result.stats.failed:
+    except BaseException as exc:
+        # Ctrl-C arrives inside the runner's nursery, so wrapped in an exception group.
+        if isinstance(exc, KeyboardInterrupt) or (
+            isinstance(exc, BaseExceptionGroup) and exc.subgroup(KeyboardInterrupt) is not None
+        ):
+            report("interrupted", None)
+            sys.stderr.write(f"{PROG}: interrupted\n")
+            return 130
+        report("failed", f"{type(exc).__name__}: {exc}")
+        raise
+    report("completed" if run_result.failure is None else "failed", run_result.failure)
+    if run_result.failure is not None:
+        _fatal(run_result.failure)
+    if run_result.stats.failed:
         sys.stderr.write(
-            f"{PROG}: {result.stats.failed} of {result.stats.attempted} messages failed\n"
+            f"{PROG}: {run_result.stats.failed} of {run_result.stats.attempted} messages failed\n"
         )
-    return result.exit_status
+    return run_result.exit_status
+
+
+def _open_json(path: str | None) -> IO[str] | None:
+    if path is None:
+        return None
+    if path == "-":
+        return sys.stdout
+    try:
+        return open(path, "w", encoding="utf-8")  # closed by _write_json
+    except OSError as exc:
+        _fatal(f"open {path}: {exc.strerror or exc}")
+
+
+def _write_json(file: IO[str], value: result.Result) -> None:
+    try:
+        result.write(value, file)
+    except OSError as exc:
+        _fatal(f"write {getattr(file, 'name', 'JSON')}: {exc.strerror or exc}")
+    finally:
+        if file is not sys.stdout:
+            file.close()
 
 
 def main(argv: list[str] | None = None) -> None:

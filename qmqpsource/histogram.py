@@ -1,0 +1,200 @@
+"""Latency histograms of integer microseconds, in HdrHistogram's layout.
+
+The counts live in a plain list laid out exactly as an ``HdrHistogram(1, HIGHEST, 3)``
+(the ``hdrhistogram`` package) lays out its counts array, so that recording is one
+index computation and one list increment (``hdrh``'s own ``record_value`` costs several
+microseconds of Python per call), while encoding, decoding and merging stay HdrHistogram's
+own: the ``hdr`` strings are the standard compressed base64 form that every HdrHistogram
+implementation reads. Percentiles, mean and max follow ``hdrh``'s definitions.
+
+hdrh is imported only to encode or decode, so that short runs do not pay for it.
+"""
+
+from __future__ import annotations
+
+from bisect import bisect_left
+from collections.abc import Iterable, Sequence
+from itertools import accumulate
+from typing import Any
+
+__all__ = [
+    "COUNTS_LEN",
+    "HIGHEST",
+    "LOWEST",
+    "SIGNIFICANT_FIGURES",
+    "Histogram",
+    "HistogramError",
+    "counts_index",
+]
+
+LOWEST = 1
+# One day in microseconds: far beyond any per-message time the timeouts allow; the list
+# actually covers up to 2**37 - 1 us (about 38 h), and larger values are clamped.
+HIGHEST = 86_400 * 1_000_000
+SIGNIFICANT_FIGURES = 3
+# The layout that LOWEST = 1 and 3 significant figures give (unit magnitude 0):
+# 2048 sub-buckets, the lower half of each bucket after the first shared with the one before.
+SUB_BUCKET_HALF_COUNT_MAGNITUDE = 10
+SUB_BUCKET_MASK = (1 << (SUB_BUCKET_HALF_COUNT_MAGNITUDE + 1)) - 1  # 2047
+BUCKET_SHIFT = SUB_BUCKET_HALF_COUNT_MAGNITUDE + 1  # 11
+
+
+def _bucket_count(highest: int) -> int:
+    smallest_untrackable = SUB_BUCKET_MASK + 1
+    buckets = 1
+    while smallest_untrackable <= highest:
+        smallest_untrackable <<= 1
+        buckets += 1
+    return buckets
+
+
+COUNTS_LEN = (_bucket_count(HIGHEST) + 1) << SUB_BUCKET_HALF_COUNT_MAGNITUDE
+
+
+class HistogramError(ValueError):
+    """An ``hdr`` string that is not a histogram this module can merge exactly."""
+
+
+def counts_index(value: int) -> int:
+    """Where ``value`` (>= 0) is counted; RunStats.record inlines this same arithmetic."""
+    bucket = (value | SUB_BUCKET_MASK).bit_length() - BUCKET_SHIFT
+    return (bucket << SUB_BUCKET_HALF_COUNT_MAGNITUDE) + (value >> bucket)
+
+
+def _bucket_of_index(index: int) -> int:
+    return max((index >> SUB_BUCKET_HALF_COUNT_MAGNITUDE) - 1, 0)
+
+
+def lowest_equivalent(index: int) -> int:
+    """The smallest value counted at ``index``."""
+    half = 1 << SUB_BUCKET_HALF_COUNT_MAGNITUDE
+    bucket = (index >> SUB_BUCKET_HALF_COUNT_MAGNITUDE) - 1
+    sub_bucket = (index & (half - 1)) + half
+    if bucket < 0:
+        sub_bucket -= half
+        bucket = 0
+    return sub_bucket << bucket
+
+
+def highest_equivalent(index: int) -> int:
+    """The largest value counted at ``index``."""
+    return lowest_equivalent(index) + (1 << _bucket_of_index(index)) - 1
+
+
+class Histogram:
+    """Counts of integer-microsecond values; ``counts`` is the live list (see the module doc)."""
+
+    __slots__ = ("counts",)
+
+    def __init__(self, counts: Iterable[int] | None = None) -> None:
+        self.counts: list[int] = [0] * COUNTS_LEN if counts is None else list(counts)
+        if len(self.counts) != COUNTS_LEN:
+            raise ValueError(f"a histogram has {COUNTS_LEN} counts, not {len(self.counts)}")
+
+    def record(self, value: int, count: int = 1) -> None:
+        """Count ``value``, clamped to 0..HIGHEST (the checked path; RunStats inlines its own)."""
+        self.counts[counts_index(min(max(value, 0), HIGHEST))] += count
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, Histogram) and self.counts == other.counts
+
+    __hash__ = None  # type: ignore[assignment]  # mutable
+
+    def __repr__(self) -> str:
+        return f"Histogram(count={self.count}, max={self.max})"
+
+    def copy(self) -> Histogram:
+        return Histogram(self.counts)
+
+    def __add__(self, other: Histogram) -> Histogram:
+        """The exact merge: counts add index by index."""
+        return Histogram(map(int.__add__, self.counts, other.counts))
+
+    def __sub__(self, earlier: Histogram) -> Histogram:
+        """What was recorded since the copy ``earlier`` was taken (for interval reports)."""
+        return Histogram(map(int.__sub__, self.counts, earlier.counts))
+
+    @property
+    def count(self) -> int:
+        return sum(self.counts)
+
+    @property
+    def max(self) -> int:
+        """hdrh's max: the highest value equivalent to the largest one recorded (0 if empty)."""
+        for index in range(COUNTS_LEN - 1, -1, -1):
+            if self.counts[index]:
+                return highest_equivalent(index)
+        return 0
+
+    @property
+    def min(self) -> int:
+        for index, n in enumerate(self.counts):
+            if n:
+                return lowest_equivalent(index)
+        return 0
+
+    @property
+    def mean(self) -> float:
+        """hdrh's mean: each count taken at the middle of its bucket's range."""
+        total = 0
+        weighted = 0
+        for index, n in enumerate(self.counts):
+            if n:
+                total += n
+                weighted += n * (lowest_equivalent(index) + ((1 << _bucket_of_index(index)) >> 1))
+        return weighted / total if total else 0.0
+
+    def percentiles(self, percentiles: Sequence[float]) -> list[int]:
+        """hdrh's get_value_at_percentile for each of ``percentiles`` (0..100), in one pass."""
+        cumulative = list(accumulate(self.counts))
+        total = cumulative[-1]
+        if not total:
+            return [0 for _ in percentiles]
+        out = []
+        for p in percentiles:
+            target = max(int(min(p, 100.0) * total / 100 + 0.5), 1)
+            index = bisect_left(cumulative, target)
+            out.append(highest_equivalent(index) if p else lowest_equivalent(index))
+        return out
+
+    def percentile(self, p: float) -> int:
+        return self.percentiles([p])[0]
+
+    def encode(self) -> str:
+        """HdrHistogram's standard compressed base64 form (V2, "HISTF...")."""
+        from hdrh.histogram import HdrHistogram
+
+        hdr: Any = HdrHistogram(LOWEST, HIGHEST, SIGNIFICANT_FIGURES)
+        hdr.counts[:COUNTS_LEN] = self.counts
+        total = self.count
+        if total:
+            # encode() sizes its output from these, as record_value would have left them.
+            hdr.total_count = total
+            hdr.min_value = self.min
+            hdr.max_value = self.max
+        return bytes(hdr.encode()).decode("ascii")
+
+    @classmethod
+    def decode(cls, text: str) -> Histogram:
+        """Read an ``hdr`` string; refuse layouts that would not merge exactly with ours."""
+        from hdrh.histogram import HdrHistogram
+
+        try:
+            hdr: Any = HdrHistogram.decode(text.encode("ascii"))
+        except Exception as exc:  # hdrh raises anything from TypeError to zlib.error
+            raise HistogramError(f"not an HdrHistogram: {exc or type(exc).__name__}") from None
+        if (
+            hdr.unit_magnitude != 0
+            or hdr.sub_bucket_half_count_magnitude != SUB_BUCKET_HALF_COUNT_MAGNITUDE
+        ):
+            raise HistogramError(
+                "histogram layout differs (lowest trackable value "
+                f"{hdr.lowest_trackable_value}, {hdr.significant_figures} significant figures)"
+            )
+        counts = [int(n) for n in hdr.counts]
+        if any(n < 0 for n in counts):
+            raise HistogramError("histogram has negative counts")
+        if any(counts[COUNTS_LEN:]):
+            raise HistogramError("histogram holds values beyond its range")
+        counts = counts[:COUNTS_LEN] + [0] * (COUNTS_LEN - len(counts))
+        return cls(counts)

@@ -1,0 +1,107 @@
+"""qmqp-report: merge qmqp-source results and summarize them.
+
+    qmqp-report [-q] [--json PATH] FILE...
+
+Reads one or more JSON results (schema qmqpsource.result/1; FILE '-' is stdin),
+merges them exactly (counts add, histograms merge, elapsed spans every run),
+prints the human summary on stdout, and with --json writes the merged result.
+This is how runs from several processes or hosts come together.
+"""
+
+from __future__ import annotations
+
+import sys
+from typing import Annotated, NoReturn
+
+import typer
+
+from qmqpsource import __version__, result
+from qmqpsource.summary import format_summary
+
+__all__ = ["PROG", "app", "main", "report"]
+
+PROG = "qmqp-report"
+
+app = typer.Typer(
+    add_completion=False,
+    context_settings={"help_option_names": ["-h", "--help"]},
+    pretty_exceptions_enable=False,
+)
+
+
+class Fatal(Exception):
+    """One line for stderr after 'qmqp-report: fatal: '; exit status 1."""
+
+
+def _read(path: str) -> result.Result:
+    try:
+        if path == "-":
+            return result.loads(sys.stdin.read())
+        return result.read(path)
+    except result.ResultError as exc:
+        raise Fatal(f"{path}: {exc}") from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise Fatal(f"{path}: {exc}") from None
+
+
+def report(paths: list[str], *, json_path: str | None = None, quiet: bool = False) -> None:
+    """Read, merge, summarize, write; raises Fatal with the line to print."""
+    results = [_read(path) for path in paths]
+    merged = (
+        results[0]
+        if len(results) == 1
+        else result.merge(results, tool_name=PROG, tool_version=__version__)
+    )
+    if not quiet:
+        # stdout is the JSON's when --json is '-'.
+        out = sys.stderr if json_path == "-" else sys.stdout
+        out.write(format_summary(merged))
+        out.flush()
+    if json_path is None:
+        return
+    if json_path == "-":
+        result.write(merged, sys.stdout)
+        return
+    try:
+        with open(json_path, "w", encoding="utf-8") as file:
+            result.write(merged, file)
+    except OSError as exc:
+        raise Fatal(f"write {json_path}: {exc.strerror or exc}") from None
+
+
+@app.command(help=__doc__)
+def command(
+    files: Annotated[list[str], typer.Argument(metavar="FILE", help="Result files ('-': stdin).")],
+    json_path: Annotated[
+        str | None, typer.Option("--json", help="Write the merged result to PATH ('-': stdout).")
+    ] = None,
+    quiet: Annotated[bool, typer.Option("-q", "--quiet", help="No summary.")] = False,
+) -> None:
+    report(files, json_path=json_path, quiet=quiet)
+
+
+def _fatal(text: str) -> NoReturn:
+    sys.stderr.write(f"{PROG}: fatal: {' '.join(text.split())}\n")
+    sys.stderr.flush()
+    raise SystemExit(1)
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Console entry point: exit 0, or one fatal line and exit 1; never a traceback."""
+    cmd = typer.main.get_command(app)
+    args = sys.argv[1:] if argv is None else argv
+    try:
+        cmd.main(args, prog_name=PROG, standalone_mode=False)
+    except Fatal as exc:
+        _fatal(str(exc))
+    except typer.Exit as exc:
+        raise SystemExit(exc.exit_code) from None
+    except (typer.Abort, KeyboardInterrupt):
+        _fatal("interrupted")
+    except BrokenPipeError:
+        raise SystemExit(1) from None
+    except typer.exceptions.TyperException as exc:  # usage errors
+        format_message = getattr(exc, "format_message", None)
+        text = format_message() if callable(format_message) else str(exc)
+        _fatal(f"{text}; usage: {PROG} [-q] [--json PATH] FILE...")
+    raise SystemExit(0)
