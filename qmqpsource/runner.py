@@ -19,8 +19,8 @@ from typing import TextIO
 
 import trio
 
-from qmqpsource.config import SourceConfig
 from qmqpsource.client import read_reply, send_request
+from qmqpsource.config import SourceConfig
 from qmqpsource.connector import ConnectError, Endpoint, connect
 from qmqpsource.gate import Gate
 from qmqpsource.outcome import DeliveryError, Outcome

@@ -76,10 +76,13 @@ async def test_fatal_reply_lines(reply: bytes, line: str) -> None:
 
 async def test_keep_going_exit_status() -> None:
     async with qmqp_server(reply=lambda i: b"Zno" if i % 2 else b"Kok") as server:
-        done = await source("-A", "-m", "6", server.target)
-    assert done.returncode == 1
-    assert one_line(done.stderr) == "qmqp-source: 3 of 6 messages failed"
-    assert len(server.requests) == 6
+        quiet = await source("-q", "-A", "-m", "6", server.target)
+        summary = await source("-A", "-m", "6", server.target)
+    assert quiet.returncode == summary.returncode == 1
+    assert one_line(quiet.stderr) == "qmqp-source: 3 of 6 messages failed"
+    assert "3 accepted, 3 tempfail" in summary.stderr.decode()
+    assert summary.stderr.decode().endswith("qmqp-source: 3 of 6 messages failed\n")
+    assert len(server.requests) == 12
 
 
 @pytest.mark.parametrize(
