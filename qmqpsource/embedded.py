@@ -1,0 +1,169 @@
+"""A qmqp-sink in a child process, for ``qmqp-source --embedded-sink``: zero-setup runs.
+
+    async with embedded_sink(["--tempfail", "0.1"]) as sink:
+        ... load against sink.target ...
+    counts = sink.result          # the sink's --json summary, as a dict
+
+The child listens on a free loopback port and tells us where over a socketpair
+(--control-fd); readiness is awaited with a deadline. Leaving the block stops
+the child with SIGTERM, waits a bounded time, then kills it; it is always
+reaped, also when the block is cancelled or Ctrl-C interrupts it. The same
+socketpair stops the child if we die without a word: it sees end-of-file.
+
+The sink runs in its own process so that the load generator and the server
+use separate cores, and the server's numbers come from the real program.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+from collections.abc import AsyncIterator, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import trio
+
+__all__ = ["EmbeddedSink", "EmbeddedSinkError", "embedded_sink"]
+
+# Python, trio and typer start in about 0.2 s; a loaded machine may take much longer.
+READY_TIMEOUT = 20.0
+# The sink writes its summary on SIGTERM and exits at once; past this, it is killed.
+STOP_TIMEOUT = 10.0
+_LOG_TAIL = 2000
+_KILL_WAIT = 5.0
+
+
+class EmbeddedSinkError(RuntimeError):
+    """The embedded sink did not start, or ended without its summary; ``str()`` says why."""
+
+
+@dataclass
+class EmbeddedSink:
+    """A running embedded sink: where to send, and once it stopped, what it counted."""
+
+    target: str  # "127.0.0.1:PORT", for qmqp-source
+    listen: list[str]  # every address the sink listens on
+    process: trio.Process
+    result: dict[str, Any] | None = None  # the --json summary, after the block
+    returncode: int | None = None
+    log: str = ""  # the tail of what the sink wrote on stderr, after the block
+
+
+def _command(python: str, control_fd: int, json_path: str, extra: Sequence[str],
+             host: str, backlog: int) -> list[str]:
+    return [
+        python, "-m", "qmqpsource.sink_cli",
+        "--control-fd", str(control_fd),
+        "--json", json_path,
+        *extra,
+        f"{host}:0", str(backlog),
+    ]
+
+
+async def _read_ready(sock: socket.socket) -> str:
+    """The child's first line: its listening addresses. EOF first means it failed."""
+    data = b""
+    while b"\n" not in data:
+        await trio.lowlevel.wait_readable(sock.fileno())
+        try:
+            chunk = sock.recv(4096)
+        except BlockingIOError:
+            continue
+        if not chunk:
+            raise EmbeddedSinkError("the sink exited before it was ready")
+        data += chunk
+    return data.split(b"\n", 1)[0].decode()
+
+
+async def _stop(process: trio.Process, grace: float) -> None:
+    """SIGTERM, a bounded wait, then SIGKILL; the child is reaped in every case."""
+    if process.returncode is None:
+        with contextlib.suppress(ProcessLookupError):
+            process.send_signal(signal.SIGTERM)
+        with trio.move_on_after(grace):
+            await process.wait()
+    if process.returncode is None:
+        with contextlib.suppress(ProcessLookupError):
+            process.kill()
+        # SIGKILL cannot be caught: the wait is short, but still bounded.
+        with trio.move_on_after(_KILL_WAIT):
+            await process.wait()
+
+
+@contextlib.asynccontextmanager
+async def embedded_sink(
+    extra_args: Sequence[str] = (),
+    *,
+    host: str = "127.0.0.1",
+    backlog: int = 1024,
+    ready_timeout: float = READY_TIMEOUT,
+    stop_timeout: float = STOP_TIMEOUT,
+    python: str = sys.executable,
+) -> AsyncIterator[EmbeddedSink]:
+    """Run qmqp-sink (with ``extra_args``) in a child process for the length of the block.
+
+    No nursery around the block on purpose: one would wrap the caller's own
+    exceptions (Ctrl-C's KeyboardInterrupt too) in ExceptionGroups. The child's
+    lifetime is bound to the block all the same, by the shielded stop below.
+    """
+    with tempfile.TemporaryDirectory(prefix="qmqp-embedded-sink-") as workdir:
+        json_path = os.path.join(workdir, "sink.json")
+        ours, theirs = socket.socketpair()
+        with ours, tempfile.TemporaryFile(dir=workdir) as log:
+            ours.setblocking(False)
+            try:
+                process = await trio.lowlevel.open_process(
+                    _command(python, theirs.fileno(), json_path, extra_args, host, backlog),
+                    stdin=subprocess.DEVNULL,
+                    stdout=subprocess.DEVNULL,
+                    stderr=log,
+                    pass_fds=(theirs.fileno(),),
+                )
+            finally:
+                theirs.close()  # the child's end lives in the child only: EOF if it dies
+            try:
+                labels: list[str] = []
+                try:
+                    with trio.move_on_after(ready_timeout):
+                        labels = (await _read_ready(ours)).split()
+                    if not labels:
+                        raise EmbeddedSinkError(f"the sink was not ready after {ready_timeout} s")
+                except EmbeddedSinkError as exc:
+                    with trio.CancelScope(shield=True):
+                        await _stop(process, stop_timeout)
+                    raise EmbeddedSinkError(f"{exc}: {_tail(log)}") from None
+                sink = EmbeddedSink(target=labels[0], listen=labels, process=process)
+                yield sink
+            finally:
+                with trio.CancelScope(shield=True):
+                    await _stop(process, stop_timeout)
+            sink.returncode = process.returncode
+            sink.log = _tail(log)
+            sink.result = _load_result(json_path)
+            if sink.result is None:
+                raise EmbeddedSinkError(
+                    f"the sink ended (status {process.returncode}) without its summary: "
+                    f"{sink.log}"
+                )
+
+
+def _tail(log: Any) -> str:
+    log.seek(0)
+    text: str = log.read().decode(errors="replace")
+    return text[-_LOG_TAIL:].strip()
+
+
+def _load_result(path: str) -> dict[str, Any] | None:
+    try:
+        with open(path) as f:
+            result: dict[str, Any] = json.load(f)
+    except (OSError, ValueError):
+        return None
+    return result

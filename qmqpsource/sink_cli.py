@@ -1,0 +1,369 @@
+"""qmqp-sink: parallelized QMQP test server that checks, counts, keeps and misbehaves.
+
+    qmqp-sink [-46cv] [-x time] [options] [inet:][host]:port backlog
+    qmqp-sink [-46cv] [-x time] [options] unix:pathname backlog
+
+Postfix's arguments, plus faults on purpose (--tempfail, --reject, --delay,
+--hang, --drop, reproducible with --seed), durable delivery (--maildir) and a
+machine-readable summary (--json). Stops on SIGINT, SIGTERM or after -x
+seconds, printing its counts.
+
+Thin by design: parse and validate, build a SinkConfig, run the Sink from
+qmqpsource.sink, print the summary. Bad arguments get one line,
+``qmqp-sink: fatal: ...``, and exit status 1, never a traceback.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import math
+import os
+import resource
+import signal
+import sys
+from typing import Annotated, Any, NoReturn
+
+import trio
+import typer
+
+from qmqpsource import __version__
+from qmqpsource.config import Family
+from qmqpsource.sink import (
+    DEFAULT_MAX_CONNECTIONS,
+    DEFAULT_MAX_SIZE,
+    DEFAULT_TIMEOUT,
+    PROG,
+    Faults,
+    ListenError,
+    Sink,
+    SinkConfig,
+    SinkError,
+    format_summary,
+    parse_endpoint,
+)
+
+__all__ = ["app", "main", "parse_delay", "parse_rate"]
+
+USAGE = (
+    "usage: qmqp-sink [-46cv] [-x time] [--max-size bytes] [--timeout seconds] "
+    "[--tempfail rate] [--reject rate] [--delay seconds|min-max] [--hang rate] [--drop rate] "
+    "[--seed n] [--maildir dir] [--json path] [inet:][host]:port backlog | unix:pathname backlog"
+)
+# Descriptors kept aside for listeners, the Maildir, logs and worker threads.
+_SPARE_FDS = 64
+
+app = typer.Typer(
+    add_completion=False,
+    context_settings={"help_option_names": ["-h", "--help"]},
+    pretty_exceptions_enable=False,
+)
+
+
+class UsageFailure(Exception):
+    """Arguments that make no run: one line on stderr, exit status 1 (as Postfix)."""
+
+
+def _fatal(text: str) -> NoReturn:
+    sys.stderr.write(f"{PROG}: fatal: {text}\n")
+    sys.stderr.flush()
+    raise SystemExit(1)
+
+
+def parse_rate(name: str, value: float) -> float:
+    if not 0.0 <= value <= 1.0:
+        raise UsageFailure(f"{name} must be a rate between 0 and 1, not {value}")
+    return value
+
+
+def parse_delay(value: str) -> tuple[float, float]:
+    """``SECONDS`` or ``MIN-MAX``: the (min, max) seconds to wait before replying."""
+    low, dash, high = value.partition("-")
+    try:
+        bounds = (float(low), float(high)) if dash else (float(low), float(low))
+    except ValueError:
+        raise UsageFailure(f"--delay wants SECONDS or MIN-MAX, not {value!r}") from None
+    if not all(math.isfinite(b) and b >= 0 for b in bounds) or bounds[0] > bounds[1]:
+        raise UsageFailure(f"--delay wants SECONDS or MIN-MAX with 0 <= MIN <= MAX, not {value!r}")
+    return bounds
+
+
+def _seconds(name: str, value: float) -> float:
+    if not math.isfinite(value) or value <= 0:
+        raise UsageFailure(f"{name} must be a positive number of seconds, not {value}")
+    return value
+
+
+def _fit_descriptors(max_connections: int) -> int:
+    """Raise the soft descriptor limit if need be; else serve fewer connections at once."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    want = max_connections + _SPARE_FDS
+    if soft != resource.RLIM_INFINITY and soft < want:
+        target = want if hard == resource.RLIM_INFINITY else min(want, hard)
+        with contextlib.suppress(ValueError, OSError):
+            resource.setrlimit(resource.RLIMIT_NOFILE, (target, hard))
+            soft = target
+        if soft < want:
+            return max(1, soft - _SPARE_FDS)
+    return max_connections
+
+
+@app.command(help=__doc__, no_args_is_help=False)
+def sink(
+    endpoint: Annotated[
+        str | None, typer.Argument(help="[inet:][host]:port or unix:pathname to listen on.")
+    ] = None,
+    backlog: Annotated[
+        str | None, typer.Argument(help="Listen queue length (the kernel may cap it).")
+    ] = None,
+    ipv4: Annotated[bool, typer.Option("-4", "--ipv4", help="Listen on IPv4 only.")] = False,
+    ipv6: Annotated[bool, typer.Option("-6", "--ipv6", help="Listen on IPv6 only.")] = False,
+    counter: Annotated[
+        bool, typer.Option("-c", "--counter", help="Running count of replies on stdout.")
+    ] = False,
+    verbose: Annotated[
+        int, typer.Option("-v", "--verbose", count=True, help="One line per connection.")
+    ] = 0,
+    duration: Annotated[
+        float | None, typer.Option("-x", help="Stop after this many seconds, with the summary.")
+    ] = None,
+    max_size: Annotated[
+        int, typer.Option("--max-size", help="Largest request accepted, in bytes.")
+    ] = DEFAULT_MAX_SIZE,
+    timeout: Annotated[
+        float, typer.Option("--timeout", help="Seconds a client gets to send; then to read.")
+    ] = DEFAULT_TIMEOUT,
+    max_connections: Annotated[
+        int, typer.Option("--max-connections", help="Connections served at once; more wait.")
+    ] = DEFAULT_MAX_CONNECTIONS,
+    tempfail: Annotated[
+        float, typer.Option("--tempfail", help="Share of messages answered Z.")
+    ] = 0.0,
+    reject: Annotated[float, typer.Option("--reject", help="Share answered D.")] = 0.0,
+    hang: Annotated[float, typer.Option("--hang", help="Share never answered.")] = 0.0,
+    drop: Annotated[
+        float, typer.Option("--drop", help="Share closed without a reply.")
+    ] = 0.0,
+    delay: Annotated[
+        str | None,
+        typer.Option("--delay", help="Wait SECONDS, or MIN-MAX at random, before replying."),
+    ] = None,
+    seed: Annotated[
+        int | None, typer.Option("--seed", help="Seed for the faults: the same run again.")
+    ] = None,
+    maildir: Annotated[
+        str | None,
+        typer.Option("--maildir", help="Keep every accepted message in this Maildir."),
+    ] = None,
+    json_path: Annotated[
+        str | None, typer.Option("--json", help="Write the summary as JSON to this file.")
+    ] = None,
+    control_fd: Annotated[
+        int | None,
+        typer.Option(
+            "--control-fd",
+            help="Write the listening addresses on this descriptor once ready; "
+            "stop when it reports end-of-file (for a parent process).",
+        ),
+    ] = None,
+    version: Annotated[bool, typer.Option("--version", help="Print the version.")] = False,
+) -> None:
+    if version:
+        print(f"qmqp-sink {__version__}")
+        raise typer.Exit(0)
+    if endpoint is None:
+        raise UsageFailure("missing endpoint")
+    if backlog is None:
+        raise UsageFailure("missing backlog")
+    if not backlog.isdigit() or int(backlog) <= 0:
+        raise UsageFailure(f"backlog must be a positive number, not {backlog!r}")
+    if ipv4 and ipv6:
+        raise UsageFailure("-4 and -6 exclude each other")
+    if max_size <= 0:
+        raise UsageFailure(f"--max-size must be a positive number of bytes, not {max_size}")
+    if max_connections <= 0:
+        raise UsageFailure(f"--max-connections must be a positive number, not {max_connections}")
+    rates = {
+        "--drop": parse_rate("--drop", drop),
+        "--hang": parse_rate("--hang", hang),
+        "--tempfail": parse_rate("--tempfail", tempfail),
+        "--reject": parse_rate("--reject", reject),
+    }
+    if sum(rates.values()) > 1.0 + 1e-9:
+        raise UsageFailure("--drop, --hang, --tempfail and --reject add up to more than 1")
+    delay_min, delay_max = parse_delay(delay) if delay is not None else (0.0, 0.0)
+    try:
+        parse_endpoint(endpoint)
+    except ListenError as exc:
+        raise UsageFailure(str(exc)) from None
+    config = SinkConfig(
+        endpoint=endpoint,
+        backlog=int(backlog),
+        family=Family.INET if ipv4 else Family.INET6 if ipv6 else Family.ANY,
+        max_size=max_size,
+        timeout=_seconds("--timeout", timeout),
+        max_connections=_fit_descriptors(max_connections),
+        faults=Faults(
+            drop=drop, hang=hang, tempfail=tempfail, reject=reject,
+            delay_min=delay_min, delay_max=delay_max, seed=seed,
+        ),
+        maildir=maildir,
+        counter=counter,
+        verbose=verbose,
+    )
+    stop_after = _seconds("-x", duration) if duration is not None else None
+    raise typer.Exit(run_sink(config, stop_after, json_path, control_fd))
+
+
+def run_sink(
+    config: SinkConfig,
+    duration: float | None = None,
+    json_path: str | None = None,
+    control_fd: int | None = None,
+) -> int:
+    """Serve until a signal, -x or the parent says stop; print the summary; exit status."""
+    server = Sink(config)
+    failure: str | None = None
+    # SIGTERM outside the signal receiver's scope: noted, never fatal (see _StopFlag).
+    previous = signal.signal(signal.SIGTERM, _stop_flag)
+    try:
+        try:
+            trio.run(_serve, server, duration, json_path, control_fd)
+        except* (SinkError, _SinkFailure) as group:
+            failure = str(group.exceptions[0])
+    except KeyboardInterrupt:
+        return 130  # a Ctrl-C before the signal receiver was up, or after the summary
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+    if failure is not None:
+        _fatal(failure)
+    return 0
+
+
+class _StopFlag:
+    """A SIGTERM handler for the edges of the run, where trio's receiver is not up.
+
+    One that comes during start-up stops the sink as soon as it listens; one that
+    comes after the summary (a parent that signals twice) must not kill the process
+    with status -15 on its way out.
+    """
+
+    requested = False
+
+    def __call__(self, signum: int, frame: object) -> None:
+        self.requested = True
+
+
+_stop_flag = _StopFlag()
+
+
+class _SinkFailure(Exception):
+    """The run ended, but its results could not be written."""
+
+
+async def _serve(
+    server: Sink, duration: float | None, json_path: str | None, control_fd: int | None
+) -> None:
+    # Signals are held for the whole run, summary included: a second SIGTERM while
+    # the JSON is being written must not kill the process halfway through it.
+    with trio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
+        async with trio.open_nursery() as nursery:
+            labels = await nursery.start(server.serve)
+            nursery.start_soon(_stop_on_signal, signals, nursery.cancel_scope)
+            if _stop_flag.requested:
+                nursery.cancel_scope.cancel()  # a SIGTERM came while we started
+            if control_fd is not None:
+                nursery.start_soon(_control, control_fd, labels, nursery.cancel_scope)
+            if duration is not None:
+                nursery.cancel_scope.deadline = trio.current_time() + duration
+        _finish(server, json_path)
+
+
+async def _stop_on_signal(signals: Any, scope: trio.CancelScope) -> None:
+    async for _ in signals:
+        scope.cancel()
+        return
+
+
+async def _control(fd: int, labels: list[str], scope: trio.CancelScope) -> None:
+    """Tell the parent where we listen; stop when it closes its end (or dies)."""
+    try:
+        os.set_blocking(fd, False)
+        os.write(fd, (" ".join(labels) + "\n").encode())
+        while True:
+            await trio.lowlevel.wait_readable(fd)
+            try:
+                if os.read(fd, 512):
+                    continue
+            except BlockingIOError:
+                continue
+            break
+    except OSError:
+        pass  # a descriptor we cannot use: no parent to follow, nothing to stop for
+    else:
+        scope.cancel()
+    finally:
+        with contextlib.suppress(OSError):
+            os.close(fd)
+
+
+def _finish(server: Sink, json_path: str | None) -> None:
+    config = server.config
+    stats = server.stats
+    if config.counter:
+        sys.stdout.write("\n")
+        sys.stdout.flush()
+    for line in format_summary(stats):
+        sys.stderr.write(f"{PROG}: {line}\n")
+    sys.stderr.flush()
+    if json_path is None:
+        return
+    result = stats.as_dict()
+    result["listen"] = server.labels
+    result["maildir"] = config.maildir
+    # Written whole, then renamed: a reader never sees half a file.
+    temporary = f"{json_path}.tmp{os.getpid()}"
+    try:
+        with open(temporary, "w") as f:
+            json.dump(result, f, indent=2)
+            f.write("\n")
+        os.replace(temporary, json_path)
+    except OSError as exc:
+        with contextlib.suppress(OSError):
+            os.unlink(temporary)
+        raise _SinkFailure(f"--json {json_path}: {exc.strerror or exc}") from None
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Console entry point: Postfix's exit statuses, never a traceback for bad input."""
+    command = typer.main.get_command(app)
+    if argv is None:
+        # The real process, not a caller in-process: SIGTERM is ours until the exit.
+        signal.signal(signal.SIGTERM, _stop_flag)
+    args = sys.argv[1:] if argv is None else argv
+    try:
+        status = command.main(args, prog_name=PROG, standalone_mode=False)
+    except UsageFailure as exc:
+        _fatal(f"{exc}; {USAGE}")
+    except typer.exceptions.TyperException as exc:
+        _fatal(f"{_click_message(exc)}; {USAGE}")
+    except typer.Exit as exc:
+        status = exc.exit_code
+    except BrokenPipeError:
+        status = 1
+    finally:
+        if argv is None:
+            # Python's finalization resets Python-level handlers to the default (fatal)
+            # one, but leaves SIG_IGN alone: a late SIGTERM then cannot kill the exit.
+            signal.signal(signal.SIGTERM, signal.SIG_IGN)
+    raise SystemExit(status if isinstance(status, int) else 0)
+
+
+def _click_message(exc: Exception) -> str:
+    format_message = getattr(exc, "format_message", None)
+    text = format_message() if callable(format_message) else str(exc)
+    return " ".join(str(text).split())
+
+
+if __name__ == "__main__":
+    main()
