@@ -20,6 +20,7 @@ import typer
 from qmqpsource import __version__, result
 from qmqpsource.config import ConfigError, Family, SourceConfig
 from qmqpsource.connector import TargetError, resolve
+from qmqpsource.limits import MAX_COUNT, MAX_SECONDS, LimitError, check_resources
 from qmqpsource.message import (
     HostnameError,
     build_message,
@@ -62,6 +63,8 @@ def _fatal(text: str) -> NoReturn:
 def _positive(name: str, value: int) -> int:
     if value <= 0:
         raise UsageFailure(f"{name} must be a positive number, not {value}")
+    if value > MAX_COUNT:
+        raise UsageFailure(f"{name} must be at most {MAX_COUNT}, not {value}")
     return value
 
 
@@ -70,6 +73,8 @@ def _delay(name: str, value: float | None) -> float:
         return 0.0
     if not math.isfinite(value) or value <= 0:
         raise UsageFailure(f"{name} must be a positive number of seconds, not {value}")
+    if value > MAX_SECONDS:
+        raise UsageFailure(f"{name} must be at most {MAX_SECONDS:.0f} seconds, not {value}")
     return value
 
 
@@ -154,8 +159,7 @@ def source(
         raise UsageFailure("-4 and -6 exclude each other")
     if fixed_delay is not None and random_delay is not None:
         raise UsageFailure("-w and -R exclude each other")
-    if not math.isfinite(timeout) or timeout <= 0:
-        raise UsageFailure(f"--timeout must be a positive number of seconds, not {timeout}")
+    _delay("--timeout", timeout)
     if interval is not None:
         _delay("--interval", interval)
     for name, value in (("-C", connect_attempts), ("-l", length), ("-m", messages),
@@ -188,6 +192,10 @@ def source(
         )
     except ConfigError as exc:
         raise UsageFailure(str(exc)) from None
+    try:
+        check_resources(config)  # before the run, not a crash in its middle
+    except LimitError as exc:
+        _fatal(str(exc))
     raise typer.Exit(run_source(config, quiet=quiet, interval=interval, json_path=json_path))
 
 

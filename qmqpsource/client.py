@@ -23,6 +23,8 @@ from qmqpsource.protocol import (
 __all__ = ["read_reply", "send_request"]
 
 _RECV_SIZE = 16384
+# How much of an early reply to look at when a send fails (any reply limit in use fits).
+_PEEK_SIZE = 65536
 _RESET_ERRNOS = frozenset({errno.ECONNRESET, errno.EPIPE, errno.ECONNABORTED})
 
 
@@ -32,8 +34,24 @@ def _io_error(exc: OSError, doing: str) -> DeliveryError:
     return DeliveryError(Outcome.LOST_CONNECTION, f"{exc.strerror or exc} while {doing}")
 
 
+def _reply_waiting(sock: socket.socket) -> bool:
+    """Whether a whole reply netstring already sits in the receive queue (left there)."""
+    try:
+        data = sock.recv(_PEEK_SIZE, socket.MSG_PEEK | socket.MSG_DONTWAIT)
+        return ReplyParser(_PEEK_SIZE).feed(data) is not None
+    except (OSError, ProtocolError):
+        return False
+
+
 async def send_request(sock: socket.socket, request: memoryview) -> None:
-    """Send all of ``request``; a large one waits for room without blocking other tasks."""
+    """Send all of ``request``; a large one waits for room without blocking other tasks.
+
+    A server may answer before it has read the whole request (a D for a message over
+    its size limit, typically) and close, so that the rest of the send fails. Its reply
+    is still the answer: when a whole one has arrived, the send error is dropped and
+    read_reply() then reads that reply. Postfix's client would report only the lost
+    connection.
+    """
     sent = 0
     total = len(request)
     try:
@@ -47,6 +65,8 @@ async def send_request(sock: socket.socket, request: memoryview) -> None:
                 return
             await trio.lowlevel.wait_writable(sock)
     except OSError as exc:
+        if _reply_waiting(sock):
+            return
         raise _io_error(exc, "sending message") from None
 
 

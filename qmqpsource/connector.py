@@ -201,6 +201,12 @@ async def connect(
         if sock is not None:
             return sock
         if attempt == attempts or err not in _RETRYABLE:
+            # A refused loopback or UNIX connect fails without ever waiting, and the
+            # runner's gate does not yield either: without this checkpoint a session
+            # would go round connect-fail-connect never seeing the cancel that the
+            # first failure sent, nor letting other tasks run. Failures only: the
+            # successful path stays as it was.
+            await trio.lowlevel.checkpoint()
             raise ConnectError(err)
         if on_retry is not None:
             on_retry(ConnectError(err))
