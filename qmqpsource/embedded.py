@@ -63,7 +63,7 @@ def _command(python: str, control_fd: int, json_path: str, extra: Sequence[str],
         "--control-fd", str(control_fd),
         "--json", json_path,
         *extra,
-        f"{host}:0", str(backlog),
+        f"[{host}]:0" if ":" in host else f"{host}:0", str(backlog),
     ]
 
 

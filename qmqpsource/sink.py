@@ -454,8 +454,11 @@ class Sink:
         self._accept_warned = -1.0
 
     def _log(self, text: str) -> None:
-        self._log_file.write(f"{PROG}: {text}\n")
-        self._log_file.flush()
+        try:
+            self._log_file.write(f"{PROG}: {text}\n")
+            self._log_file.flush()
+        except (OSError, ValueError):
+            pass  # a closed stderr must not take a connection (or the sink) down
 
     async def serve(self, *, task_status: _Started = trio.TASK_STATUS_IGNORED) -> None:
         """Listen, call ``task_status.started(labels)``, then serve until cancelled."""
@@ -616,9 +619,9 @@ class Sink:
             _check_addresses(request)
         except RequestError as exc:
             stats.malformed += 1
-            stats.replies_d += 1
             await self._send(sock, encode_reply(Status.PERMFAIL, b"5.5.4 Error: %s" % (
                 str(exc).encode())))
+            stats.replies_d += 1
             return f"warning: refused: {exc}"
         stats.messages += 1
         stats.recipients += len(request.recipients)
@@ -682,8 +685,9 @@ class Sink:
         """-c and -v bookkeeping for an answered request."""
         if self.config.counter:
             self._completed += 1
-            self._out.write(f"{self._completed}\r")
-            self._out.flush()
+            with contextlib.suppress(OSError, ValueError):
+                self._out.write(f"{self._completed}\r")
+                self._out.flush()
         if not self.config.verbose:
             return None
         text = _printable(reply[reply.index(b":") + 1 : -1])

@@ -16,7 +16,15 @@ import trio
 
 from qmqpsource.embedded import EmbeddedSinkError, embedded_sink
 from qmqpsource.protocol import Status
-from tests.test_sink_support import exchange, no_fd_leak, parse_reply, request
+from tests.test_sink_support import (
+    connect,
+    exchange,
+    ipv6_available,
+    no_fd_leak,
+    parse_reply,
+    request,
+    send_all,
+)
 
 
 @pytest.fixture(autouse=True)
@@ -51,6 +59,13 @@ async def test_load_then_counts() -> None:
     assert sink.result["listen"] == [sink.target]
     assert "100 messages" in sink.log
     assert _gone(pid)
+
+
+@pytest.mark.skipif(not ipv6_available(), reason="IPv6 loopback [::1] cannot be bound here")
+async def test_ipv6_host() -> None:
+    async with embedded_sink(host="::1") as sink:
+        assert sink.target.startswith("[::1]:")
+        assert parse_reply(await exchange(sink.target, request())).status is Status.OK
 
 
 async def test_extra_args_reach_the_sink() -> None:
@@ -159,3 +174,38 @@ def test_sink_stops_when_its_parent_dies() -> None:
             parent.wait(timeout=10)
         if parent.stdout is not None:
             parent.stdout.close()
+
+
+def _rss_kib(pid: int) -> int:
+    with open(f"/proc/{pid}/status") as f:
+        for line in f:
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1])
+    raise AssertionError("no VmRSS")
+
+
+async def test_memory_bounded_under_many_large_partial_requests() -> None:
+    # 300 clients each announce 1 MB and send 900 kB of it, then sit there. At most
+    # --max-connections of them are read at once; the rest wait in the listen queue.
+    size, held = 1_000_000, 300
+    async with embedded_sink(["--max-size", str(size), "--max-connections", "20",
+                              "--timeout", "30"]) as sink:
+        baseline = _rss_kib(sink.process.pid)
+        chunk = b"%d:" % size + b"x" * 900_000
+        socks = []
+        try:
+            with trio.fail_after(30):
+                for _ in range(held):
+                    sock = await connect(sink.target)
+                    socks.append(sock)
+                    # Past the first 20 the kernel buffers stop taking data: don't wait.
+                    with trio.move_on_after(0.01):
+                        await send_all(sock, chunk)
+                await trio.sleep(0.3)
+            grown = _rss_kib(sink.process.pid) - baseline
+        finally:
+            for sock in socks:
+                sock.close()
+    # 20 connections * ~1 MB of buffer, with room for allocator slack; not 300 MB.
+    assert grown < 80_000, f"sink grew by {grown} KiB"
+    assert sink.result is not None and sink.result["max_active"] <= 20
