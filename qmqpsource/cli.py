@@ -208,9 +208,14 @@ def build_request(config: SourceConfig) -> bytes:
     message = build_message(sender, recipient, config.length, hostname)
     return encode_request(
         message,
-        sender.encode(),
-        [r.encode() for r in recipient_list(recipient, config.recipients)],
+        _wire(sender),
+        [_wire(r) for r in recipient_list(recipient, config.recipients)],
     )
+
+
+def _wire(text: str) -> bytes:
+    """Arguments go on the wire as the bytes they were given, UTF-8 or not."""
+    return text.encode("utf-8", "surrogateescape")
 
 
 def run_source(
@@ -223,13 +228,13 @@ def run_source(
     """Run the load; print Postfix's fatal line on failure; return the exit status.
 
     The JSON result (with ``json_path``) is written however the run ends: completed,
-    failed or interrupted. The summary goes to stderr unless ``quiet``, -c or -v (those
-    keep Postfix's output as it is), or the run failed: then Postfix's one fatal line
-    says it all.
+    failed or interrupted. The summary goes to stderr after the run unless ``quiet``
+    (-c's counter is on stdout and -v's lines come before it, as in Postfix), or unless
+    the run failed: then Postfix's one fatal line says it all.
     """
     request = build_request(config)
     stats = RunStats(config.recipients, len(request))
-    summary = not (quiet or config.counter or config.verbose)
+    summary = not quiet
     # Opened before the run, so that a bad path fails at once, not after a long run.
     json_file = _open_json(json_path)
     bar = bar_wanted(

@@ -6,7 +6,7 @@ import enum
 from dataclasses import dataclass, fields
 from typing import Any
 
-__all__ = ["Family", "SourceConfig", "ConfigError"]
+__all__ = ["ConfigError", "Family", "SourceConfig"]
 
 
 class ConfigError(ValueError):

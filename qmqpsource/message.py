@@ -110,7 +110,7 @@ def build_message(
     head = (
         f"From: <{sender}>\nTo: <{recipient}>\nDate: {date or mail_date()}\n"
         f"Message-Id: <{os.getpid() if pid is None else pid}@{myhostname}>\n\n"
-    ).encode()
+    ).encode("utf-8", "surrogateescape")  # argv bytes as given, UTF-8 or not
     parts = [head]
     size = len(head)
     width = 1

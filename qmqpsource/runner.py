@@ -120,7 +120,8 @@ class Runner:
         started = time.perf_counter()
         async with trio.open_nursery() as nursery:
             self._nursery = nursery
-            for number in range(self.config.sessions):
+            # More sessions than messages would only idle: -s 1000000 -m 1 needs one task.
+            for number in range(min(self.config.sessions, self.config.messages)):
                 nursery.start_soon(self._session, number)
         if self.config.counter:
             self._out.write("\n")
@@ -153,7 +154,7 @@ class Runner:
         while self._remaining > 0:
             self._remaining -= 1
             await self._deliver(flight)
-            if self._remaining <= 0:
+            if self._remaining <= 0 or self._failure is not None:
                 return
             if config.fixed_delay or config.random_delay:
                 self._disarm(flight)  # a chosen pause is no step of the server's

@@ -131,8 +131,6 @@ def test_bad_argument(index: int, wording: str) -> None:
     assert done.stdout == b""
 
 
-@pytest.mark.xfail(strict=True, reason="cli.build_request/message.build_message encode "
-                   "addresses as strict UTF-8: a non-UTF-8 -f/-t from argv is a traceback")
 @pytest.mark.parametrize("option", ["-f", "-t"])
 def test_address_not_utf8(option: str) -> None:
     # argv bytes that are not UTF-8 reach Python as surrogate escapes.

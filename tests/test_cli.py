@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 
@@ -28,7 +29,7 @@ def one_line(data: bytes) -> str:
 
 async def test_bundled_and_attached_options() -> None:
     async with qmqp_server() as server:
-        done = await source("-cv", "-s3", "-m7", "-r", "2", "-l100", server.target)
+        done = await source("-q", "-cv", "-s3", "-m7", "-r", "2", "-l100", server.target)
     assert done.returncode == 0, done.stderr
     assert done.stdout == b"".join(b"%d\r" % i for i in range(1, 8)) + b"\n"
     assert done.stderr.decode().splitlines() == ["<< Kok"] * 7
@@ -160,3 +161,13 @@ async def test_null_sender_where_postfix_panics() -> None:
         done = await source("-f", "", server.target)
     assert done.returncode == 0, done.stderr
     assert server.requests[0].sender == b""
+
+
+async def test_non_utf8_addresses_go_out_as_given() -> None:
+    raw = b"a\xffb@example.com"
+    async with qmqp_server() as server:
+        done = await source("-q", "-f", os.fsdecode(raw), "-t", os.fsdecode(raw), server.target)
+    assert done.returncode == 0, done.stderr
+    assert server.requests[0].sender == raw
+    assert server.requests[0].recipients == (raw,)
+    assert b"From: <" + raw + b">\n" in server.requests[0].message
