@@ -29,12 +29,14 @@ from qmqpsource.config import Family
 from qmqpsource.maildir import Maildir
 from qmqpsource.protocol import (
     NetstringDecoder,
+    NetstringFormatError,
     NetstringSizeError,
     NetstringTruncatedError,
     ProtocolError,
     Request,
     RequestError,
     Status,
+    decode_netstrings,
     decode_request,
     encode_reply,
 )
@@ -574,7 +576,9 @@ class Sink:
     async def _receive(self, sock: socket.socket) -> Request | str:
         """The request, or (having dealt with the client) the note for the log."""
         stats = self.stats
-        decoder = NetstringDecoder(self.config.max_size)
+        limit = self.config.max_size
+        # Made only when the first read is not one whole request (see _whole_request).
+        decoder: NetstringDecoder | None = None
         recv = sock.recv
         deadline = -1.0
         try:
@@ -589,12 +593,20 @@ class Sink:
                     await _readable(sock.fileno(), deadline, "receiving request")
                     continue
                 except OSError:
-                    if decoder.started:
+                    if decoder is not None:
                         raise _Lost("receiving request") from None
                     data = b""  # reset before a byte came: a probe, like a plain close
-                if not data:
-                    decoder.eof()
                 stats.bytes += len(data)
+                if decoder is None:
+                    if not data:
+                        stats.empty += 1
+                        return "closed without a request"
+                    payload = _whole_request(data, limit)
+                    if payload is not None:
+                        break
+                    decoder = NetstringDecoder(limit)
+                elif not data:
+                    decoder.eof()  # it has bytes already: the client left mid-request
                 payload = decoder.feed(data)
                 if payload is not None:
                     break
@@ -604,9 +616,6 @@ class Sink:
             await self._refuse(sock, encode_reply(Status.PERMFAIL, text))
             return f"warning: refused: request of {exc.length} bytes exceeds {exc.limit}"
         except NetstringTruncatedError:
-            if not decoder.started:
-                stats.empty += 1
-                return "closed without a request"
             raise _Lost("receiving request") from None
         except ProtocolError as exc:
             # The framing is broken: nothing after this point can be trusted.
@@ -759,6 +768,21 @@ class Sink:
             if not data:
                 return
             self.stats.bytes += len(data)
+
+
+def _whole_request(data: bytes, limit: int) -> bytes | None:
+    """The common case, one whole request in the first read, without the state machine.
+
+    None for anything else (partial, trailing bytes, oversize, malformed): the
+    incremental decoder then handles it, with its precise errors.
+    """
+    try:
+        items = decode_netstrings(data)
+    except NetstringFormatError:
+        return None
+    if len(items) != 1 or len(items[0]) > limit:
+        return None
+    return items[0]
 
 
 def _check_addresses(request: Request) -> None:
