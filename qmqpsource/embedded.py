@@ -144,9 +144,11 @@ async def embedded_sink(
             finally:
                 with trio.CancelScope(shield=True):
                     await _stop(process, stop_timeout)
-            sink.returncode = process.returncode
-            sink.log = _tail(log)
-            sink.result = _load_result(json_path)
+                if labels:
+                    # Also when the block failed or was interrupted: the counts so far.
+                    sink.returncode = process.returncode
+                    sink.log = _tail(log)
+                    sink.result = _load_result(json_path)
             if sink.result is None:
                 raise EmbeddedSinkError(
                     f"the sink ended (status {process.returncode}) without its summary: "

@@ -47,8 +47,9 @@ __all__ = ["app", "main", "parse_delay", "parse_rate"]
 
 USAGE = (
     "usage: qmqp-sink [-46cv] [-x time] [--max-size bytes] [--timeout seconds] "
-    "[--tempfail rate] [--reject rate] [--delay seconds|min-max] [--hang rate] [--drop rate] "
-    "[--seed n] [--maildir dir] [--json path] [inet:][host]:port backlog | unix:pathname backlog"
+    "[--max-connections n] [--tempfail rate] [--reject rate] [--delay seconds|min-max] "
+    "[--hang rate] [--drop rate] [--seed n] [--maildir dir] [--json path] [--control-fd fd] "
+    "[inet:][host]:port backlog | unix:pathname backlog"
 )
 # Descriptors kept aside for listeners, the Maildir, logs and worker threads.
 _SPARE_FDS = 64
@@ -57,6 +58,8 @@ app = typer.Typer(
     add_completion=False,
     context_settings={"help_option_names": ["-h", "--help"]},
     pretty_exceptions_enable=False,
+    # "[inet:][host]:port" is our syntax, not rich markup.
+    rich_markup_mode=None,
 )
 
 
@@ -108,7 +111,8 @@ def _fit_descriptors(max_connections: int) -> int:
     return max_connections
 
 
-@app.command(help=__doc__, no_args_is_help=False)
+# The manual part of the module's docstring; the rest is for people reading the code.
+@app.command(help=(__doc__ or "").split("\n\nThin by design")[0], no_args_is_help=False)
 def sink(
     endpoint: Annotated[
         str | None, typer.Argument(help="[inet:][host]:port or unix:pathname to listen on.")

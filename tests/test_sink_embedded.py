@@ -87,12 +87,14 @@ async def test_cancelled_block_still_reaps_the_child() -> None:
     assert time.monotonic() - started < 15
 
 
-async def test_exception_in_block_propagates_unwrapped() -> None:
+async def test_exception_in_block_propagates_unwrapped_with_counts() -> None:
     with pytest.raises(ZeroDivisionError):
         async with embedded_sink() as sink:
             pid = sink.process.pid
+            await exchange(sink.target, request())
             _ = 1 / 0
     assert _gone(pid)
+    assert sink.result is not None and sink.result["messages"] == 1  # the counts so far
 
 
 async def test_bad_arguments_fail_with_the_sinks_words() -> None:
