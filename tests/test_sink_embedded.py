@@ -156,10 +156,12 @@ PARENT = """
 """
 
 
-def test_sink_stops_when_its_parent_dies() -> None:
+def test_sink_stops_when_its_parent_dies(tmp_path: Path) -> None:
     # The control socketpair reports end-of-file once the parent is gone, even by SIGKILL.
+    # The killed parent cannot remove its temporary folder: make it one of ours.
     parent = subprocess.Popen(
-        [sys.executable, "-c", textwrap.dedent(PARENT)], stdout=subprocess.PIPE, text=True
+        [sys.executable, "-c", textwrap.dedent(PARENT)], stdout=subprocess.PIPE, text=True,
+        env={**os.environ, "TMPDIR": str(tmp_path)},
     )
     try:
         assert parent.stdout is not None
