@@ -152,7 +152,7 @@ class Row:
 
 
 def median(samples: list[Sample], attr: str) -> float:
-    return statistics.median(getattr(s, attr) for s in samples)
+    return float(statistics.median(float(getattr(s, attr)) for s in samples))
 
 
 def bench_clients(pairs: int, tiny: bool) -> list[Row]:

@@ -11,35 +11,25 @@ from __future__ import annotations
 
 import math
 import sys
-from functools import partial
-from typing import IO, Annotated, NoReturn
+from typing import Annotated, NoReturn
 
-import trio
 import typer
 
-from qmqpsource import __version__, result
+from qmqpsource import __version__
 from qmqpsource.config import ConfigError, Family, SourceConfig
-from qmqpsource.connector import TargetError, resolve
+from qmqpsource.launch import run_source
 from qmqpsource.limits import MAX_COUNT, MAX_SECONDS, LimitError, check_resources
-from qmqpsource.message import (
-    HostnameError,
-    build_message,
-    check_myhostname,
-    default_address,
-    recipient_list,
-    system_hostname,
-)
-from qmqpsource.progress import bar_wanted, run_progress
-from qmqpsource.protocol import encode_request
-from qmqpsource.runner import PROG, Runner, RunResult
-from qmqpsource.stats import RunStats
-from qmqpsource.summary import format_summary
+from qmqpsource.message import HostnameError, check_myhostname
+from qmqpsource.request import MessageFileError, load_message_file
+from qmqpsource.runner import PROG
+from qmqpsource.shard import Shard, ShardError, parse_shard
 
 __all__ = ["app", "main", "run_source"]
 
 USAGE = (
-    "usage: qmqp-source [-46Acv] [-C count] [-f from] [-l msglen] [-m msgs] [-M myhostname] "
-    "[-r rcpts] [-R delay] [-s sess] [-t to] [-w delay] [-q] [--interval secs] [--json path] "
+    "usage: qmqp-source [-46AcNqv] [-C count] [-f from] [-F file] [-l msglen] [-m msgs] "
+    "[-M myhostname] [-r rcpts] [-R delay] [-s sess] [-S subject] [-t to] [-w delay] "
+    "[--duration secs] [--rate msgs/s] [--shard I/N] [--json path] ... "
     "[inet:]host[:port] | unix:pathname"
 )
 
@@ -104,8 +94,9 @@ def source(
         int, typer.Option("-l", "--length", help="Message size in bytes, headers included.")
     ] = 1024,
     messages: Annotated[
-        int, typer.Option("-m", "--messages", help="Messages to send, over all sessions.")
-    ] = 1,
+        int | None,
+        typer.Option("-m", "--messages", help="Messages to send, over all sessions [1]."),
+    ] = None,
     myhostname: Annotated[
         str | None,
         typer.Option("-M", "--myhostname", help="Hostname or [address] for default addresses."),
@@ -148,6 +139,35 @@ def source(
         str | None,
         typer.Option("--json", help="Write the result as JSON to PATH ('-': stdout)."),
     ] = None,
+    message_file: Annotated[
+        str | None,
+        typer.Option("-F", "--message-file", help="Send FILE as the message (CRLF -> LF)."),
+    ] = None,
+    subject: Annotated[
+        str | None, typer.Option("-S", "--subject", help="A Subject: header in the message.")
+    ] = None,
+    number_recipients: Annotated[
+        bool,
+        typer.Option("-N", "--number-recipients",
+                     help="Prepend a non-repeating number to each recipient."),
+    ] = False,
+    unique_message_id: Annotated[
+        bool,
+        typer.Option("--unique-message-id",
+                     help="Own Message-Id and X-Qmqpsource-Seq: N per message."),
+    ] = False,
+    duration: Annotated[
+        float | None,
+        typer.Option("--duration", help="Run for SECONDS (then -m, if given, only caps it)."),
+    ] = None,
+    rate: Annotated[
+        float | None,
+        typer.Option("--rate", help="Open-loop arrivals: R messages/s over all sessions."),
+    ] = None,
+    shard: Annotated[
+        str | None,
+        typer.Option("--shard", help="Do the I-th of N equal shares of the work (I from 0)."),
+    ] = None,
     version: Annotated[bool, typer.Option("--version", help="Print the version.")] = False,
 ) -> None:
     if version:
@@ -162,6 +182,13 @@ def source(
     _delay("--timeout", timeout)
     if interval is not None:
         _delay("--interval", interval)
+    if duration is not None:
+        _delay("--duration", duration)
+    if rate is not None and (not math.isfinite(rate) or rate <= 0):
+        raise UsageFailure(f"--rate must be a positive number of messages per second, not {rate}")
+    if messages is None:
+        # With --duration the clock ends the run; -m, if given, only caps it.
+        messages = MAX_COUNT if duration is not None else 1
     for name, value in (("-C", connect_attempts), ("-l", length), ("-m", messages),
                         ("-r", recipients), ("-s", sessions), ("--connect-limit", connect_limit)):
         _positive(name, value)
@@ -171,10 +198,22 @@ def source(
         except HostnameError as exc:
             _fatal(str(exc))
     try:
+        part = parse_shard(shard) if shard is not None else Shard(0, 1)
+    except ShardError as exc:
+        raise UsageFailure(str(exc)) from None
+    if messages != MAX_COUNT and part.share(messages) == 0:
+        # A shard whose share is empty (-m 3 --shard 3/4) has nothing to do.
+        raise typer.Exit(0)
+    if message_file is not None:
+        try:
+            load_message_file(message_file)  # unreadable: say so now, not mid-run
+        except MessageFileError as exc:
+            _fatal(str(exc))
+    try:
         config = SourceConfig(
             target=target,
-            sessions=sessions,
-            messages=messages,
+            sessions=part.share_at_least_one(sessions),
+            messages=messages if messages == MAX_COUNT else part.share(messages),
             length=length,
             recipients=recipients,
             sender=sender,
@@ -189,6 +228,14 @@ def source(
             counter=counter,
             verbose=verbose,
             keep_going=keep_going,
+            message_file=message_file,
+            subject=subject,
+            number_recipients=number_recipients,
+            unique_message_id=unique_message_id,
+            duration=duration,
+            rate=part.rate(rate) if rate is not None else None,
+            shard_index=part.index,
+            shard_count=part.count,
         )
     except ConfigError as exc:
         raise UsageFailure(str(exc)) from None
@@ -197,119 +244,6 @@ def source(
     except LimitError as exc:
         _fatal(str(exc))
     raise typer.Exit(run_source(config, quiet=quiet, interval=interval, json_path=json_path))
-
-
-def build_request(config: SourceConfig) -> bytes:
-    """The whole request, built once per run: every message is the same bytes."""
-    hostname = config.myhostname or system_hostname()
-    address = default_address(hostname)
-    sender = config.sender if config.sender is not None else address
-    recipient = config.recipient if config.recipient is not None else address
-    message = build_message(sender, recipient, config.length, hostname)
-    return encode_request(
-        message,
-        _wire(sender),
-        [_wire(r) for r in recipient_list(recipient, config.recipients)],
-    )
-
-
-def _wire(text: str) -> bytes:
-    """Arguments go on the wire as the bytes they were given, UTF-8 or not."""
-    return text.encode("utf-8", "surrogateescape")
-
-
-def run_source(
-    config: SourceConfig,
-    *,
-    quiet: bool = False,
-    interval: float | None = None,
-    json_path: str | None = None,
-) -> int:
-    """Run the load; print Postfix's fatal line on failure; return the exit status.
-
-    The JSON result (with ``json_path``) is written however the run ends: completed,
-    failed or interrupted. The summary goes to stderr after the run unless ``quiet``
-    (-c's counter is on stdout and -v's lines come before it, as in Postfix), or unless
-    the run failed: then Postfix's one fatal line says it all.
-    """
-    request = build_request(config)
-    stats = RunStats(config.recipients, len(request))
-    summary = not quiet
-    # Opened before the run, so that a bad path fails at once, not after a long run.
-    json_file = _open_json(json_path)
-    bar = bar_wanted(
-        quiet=quiet, counter=config.counter, verbose=config.verbose, stream=sys.stderr
-    )
-
-    async def main() -> RunResult:
-        endpoint = await resolve(config.target, config.family)
-        stats.begin()
-        async with trio.open_nursery() as nursery:
-            if bar or interval:
-                await nursery.start(
-                    partial(run_progress, stats, config.messages, bar=bar, interval=interval)
-                )
-            # Built once the bar is up, so that its warnings go through rich's stderr.
-            run_result = await Runner(config, endpoint, request, stats).run()
-            nursery.cancel_scope.cancel()
-        return run_result
-
-    def report(status: str, failure: str | None) -> None:
-        stats.finish()
-        value = result.from_stats(
-            stats, config.as_dict(), tool_name=PROG, tool_version=__version__,
-            status=status, failure=failure,
-        )
-        if summary and status != "failed":
-            sys.stderr.write(format_summary(value))
-            sys.stderr.flush()
-        if json_file is not None:
-            _write_json(json_file, value)
-
-    try:
-        run_result = trio.run(main)
-    except TargetError as exc:
-        report("failed", str(exc))
-        _fatal(str(exc))
-    except BaseException as exc:
-        # Ctrl-C arrives inside the runner's nursery, so wrapped in an exception group.
-        if isinstance(exc, KeyboardInterrupt) or (
-            isinstance(exc, BaseExceptionGroup) and exc.subgroup(KeyboardInterrupt) is not None
-        ):
-            report("interrupted", None)
-            sys.stderr.write(f"{PROG}: interrupted\n")
-            return 130
-        report("failed", f"{type(exc).__name__}: {exc}")
-        raise
-    report("completed" if run_result.failure is None else "failed", run_result.failure)
-    if run_result.failure is not None:
-        _fatal(run_result.failure)
-    if run_result.stats.failed:
-        sys.stderr.write(
-            f"{PROG}: {run_result.stats.failed} of {run_result.stats.attempted} messages failed\n"
-        )
-    return run_result.exit_status
-
-
-def _open_json(path: str | None) -> IO[str] | None:
-    if path is None:
-        return None
-    if path == "-":
-        return sys.stdout
-    try:
-        return open(path, "w", encoding="utf-8")  # closed by _write_json
-    except OSError as exc:
-        _fatal(f"open {path}: {exc.strerror or exc}")
-
-
-def _write_json(file: IO[str], value: result.Result) -> None:
-    try:
-        result.write(value, file)
-    except OSError as exc:
-        _fatal(f"write {getattr(file, 'name', 'JSON')}: {exc.strerror or exc}")
-    finally:
-        if file is not sys.stdout:
-            file.close()
 
 
 def main(argv: list[str] | None = None) -> None:

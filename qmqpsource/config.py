@@ -39,6 +39,17 @@ class SourceConfig:
     counter: bool = False
     verbose: int = 0
     keep_going: bool = False
+    # Message content and numbering.
+    message_file: str | None = None
+    subject: str | None = None
+    number_recipients: bool = False
+    unique_message_id: bool = False
+    # Load shape: stop after --duration seconds; open-loop arrivals at --rate msg/s.
+    duration: float | None = None
+    rate: float | None = None
+    # This process's share of a larger run (--shard I/N, --workers).
+    shard_index: int = 0
+    shard_count: int = 1
 
     def __post_init__(self) -> None:
         for name in ("sessions", "messages", "length", "recipients", "connect_attempts",
@@ -51,6 +62,12 @@ class SourceConfig:
             raise ConfigError("-w and -R exclude each other")
         if not self.timeout > 0:
             raise ConfigError("timeout must be positive")
+        if self.duration is not None and not self.duration > 0:
+            raise ConfigError("duration must be positive")
+        if self.rate is not None and not self.rate > 0:
+            raise ConfigError("rate must be positive")
+        if not 0 <= self.shard_index < self.shard_count:
+            raise ConfigError("shard index must be in 0..count-1")
         if not self.target:
             raise ConfigError("missing target")
 

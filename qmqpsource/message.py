@@ -18,6 +18,7 @@ __all__ = [
     "mail_date",
     "recipient_list",
     "system_hostname",
+    "x_lines",
 ]
 
 # Body lines grow X, XX, ... up to this many X's, then stay there (Postfix).
@@ -91,6 +92,24 @@ def _valid_hostname(name: str) -> bool:
     return not all(label.isdigit() for label in labels)
 
 
+def x_lines(length: int) -> bytes:
+    """Postfix's body: lines of 1, 2, ... 79, 79, ... X's, at least ``length`` bytes in all."""
+    parts: list[bytes] = []
+    size = 0
+    width = 1
+    while size < length:
+        line = b"X" * min(width, _MAX_LINE) + b"\n"
+        if width >= _MAX_LINE:
+            # The rest is all full lines: add them in one go rather than one by one.
+            repeat = (length - size + len(line) - 1) // len(line)
+            parts.append(line * repeat)
+            break
+        parts.append(line)
+        size += len(line)
+        width += 1
+    return b"".join(parts)
+
+
 def build_message(
     sender: str,
     recipient: str,
@@ -99,33 +118,24 @@ def build_message(
     *,
     date: str | None = None,
     pid: int | None = None,
+    subject: str | None = None,
 ) -> bytes:
     """Postfix's generated message: headers, then X lines, cut to exactly ``length`` bytes.
 
     ``length`` counts the headers too; a length shorter than the headers cuts
-    into them. The last byte is always LF.
+    into them. The last byte is always LF. ``subject`` adds a Subject: header
+    after Message-Id, where Postfix's smtp-source -S puts it.
     """
     if length <= 0:
         raise ValueError("message length must be positive")
+    subject_line = f"Subject: {subject}\n" if subject is not None else ""
     head = (
         f"From: <{sender}>\nTo: <{recipient}>\nDate: {date or mail_date()}\n"
-        f"Message-Id: <{os.getpid() if pid is None else pid}@{myhostname}>\n\n"
+        f"Message-Id: <{os.getpid() if pid is None else pid}@{myhostname}>\n{subject_line}\n"
     ).encode("utf-8", "surrogateescape")  # argv bytes as given, UTF-8 or not
-    parts = [head]
-    size = len(head)
-    width = 1
-    while size < length:
-        line = b"X" * min(width, _MAX_LINE) + b"\n"
-        if width >= _MAX_LINE:
-            # The rest is all full lines: add them in one go rather than one by one.
-            repeat = (length - size + len(line) - 1) // len(line)
-            parts.append(line * repeat)
-            size += len(line) * repeat
-            break
-        parts.append(line)
-        size += len(line)
-        width += 1
-    text = bytearray(b"".join(parts)[:length])
+    text = bytearray(head[:length])
+    text += x_lines(length - len(text))
+    del text[length:]
     text[-1] = ord("\n")
     return bytes(text)
 

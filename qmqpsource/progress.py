@@ -63,7 +63,7 @@ class IntervalLines:
 
 async def run_progress(
     stats: RunStats,
-    total: int,
+    total: int | None,
     *,
     bar: bool,
     interval: float | None,
@@ -88,7 +88,7 @@ async def run_progress(
 
 async def _run_bar(
     stats: RunStats,
-    total: int,
+    total: int | None,
     stream: TextIO,
     lines: IntervalLines | None,
     interval: float | None,

@@ -67,6 +67,7 @@ class Result:
     status: str = "completed"
     failure: str | None = None
     runs: int = 1
+    behind_schedule: int = 0
 
     @property
     def attempted(self) -> int:
@@ -115,6 +116,7 @@ def from_stats(
         latency={name: h.copy() for name, h in stats.histograms().items()},
         status=status,
         failure=failure,
+        behind_schedule=stats.behind_schedule,
     )
 
 
@@ -153,6 +155,7 @@ def to_dict(result: Result) -> dict[str, Any]:
         "errors": result.errors,
         "recipients": result.recipients,
         "bytes_sent": result.bytes_sent,
+        "behind_schedule": result.behind_schedule,
         "throughput": {
             "messages_per_s": round(result.rate(result.attempted), 3),
             "recipients_per_s": round(result.rate(result.recipients), 3),
@@ -255,6 +258,7 @@ def from_dict(obj: Any) -> Result:
         status=status,
         failure=failure,
         runs=runs,
+        behind_schedule=_count(obj, "behind_schedule") if "behind_schedule" in obj else 0,
     )
 
 
@@ -312,6 +316,7 @@ def merge(results: Sequence[Result], *, tool_name: str, tool_version: str) -> Re
         status=_merge_status(results),
         failure="; ".join(failures) or None,
         runs=sum(r.runs for r in results),
+        behind_schedule=sum(r.behind_schedule for r in results),
     )
 
 

@@ -25,6 +25,7 @@ from qmqpsource.connector import ConnectError, Endpoint, connect
 from qmqpsource.gate import Gate
 from qmqpsource.outcome import DeliveryError, Outcome
 from qmqpsource.protocol import Reply, Status
+from qmqpsource.request import RequestFactory
 from qmqpsource.stats import RunStats
 
 __all__ = ["RunResult", "Runner", "printable"]
@@ -32,6 +33,8 @@ __all__ = ["RunResult", "Runner", "printable"]
 PROG = "qmqp-source"
 # How far a step's deadline may lag behind its start (seconds): see Runner._arm.
 DEADLINE_SLACK = 0.05
+# --rate: a message that starts later than this after its scheduled time is behind.
+BEHIND_TOLERANCE = 0.001
 
 
 def printable(data: bytes) -> str:
@@ -67,10 +70,14 @@ def _connect_error(exc: ConnectError) -> DeliveryError:
 class _Flight:
     """A session's message in flight, where the timeout handler outside the scope sees it."""
 
-    __slots__ = ("armed_at", "connected", "doing", "number", "scope", "started")
+    __slots__ = (
+        "armed_at", "connected", "doing", "number", "scheduled", "scope", "seq", "started"
+    )
 
     def __init__(self, number: int) -> None:
         self.number = number
+        self.seq = 0
+        self.scheduled: float | None = None
         self.scope = trio.CancelScope()
         self.armed_at: float | None = None
         self.started = 0.0
@@ -96,7 +103,7 @@ class Runner:
         self,
         config: SourceConfig,
         endpoint: Endpoint,
-        request: bytes,
+        requests: RequestFactory,
         stats: RunStats,
         *,
         out: TextIO | None = None,
@@ -105,7 +112,15 @@ class Runner:
         self.config = config
         self.endpoint = endpoint
         self.stats = stats
-        self._request = memoryview(request)
+        self._requests = requests
+        # The common case: every message is the same bytes, sent from one buffer.
+        self._fixed = memoryview(requests.fixed) if requests.fixed is not None else None
+        self._taken = 0  # messages this process has started
+        self._end: float | None = None  # perf_counter() after which none starts (--duration)
+        self._t0 = 0.0  # perf_counter() of the run's start: --rate schedules from it
+        self._spacing = 1.0 / config.rate if config.rate else 0.0
+        self._stopping = False
+        self._stop_event = trio.Event()
         self._out = out if out is not None else sys.stdout
         self._err = err if err is not None else sys.stderr
         self._remaining = config.messages
@@ -117,7 +132,9 @@ class Runner:
         self._slack = min(DEADLINE_SLACK, config.timeout / 10)
 
     async def run(self) -> RunResult:
-        started = time.perf_counter()
+        started = self._t0 = time.perf_counter()
+        if self.config.duration is not None:
+            self._end = started + self.config.duration
         async with trio.open_nursery() as nursery:
             self._nursery = nursery
             # More sessions than messages would only idle: -s 1000000 -m 1 needs one task.
@@ -128,13 +145,33 @@ class Runner:
             self._out.flush()
         return RunResult(self.stats, time.perf_counter() - started, self._failure)
 
+    def stop(self, grace: float) -> None:
+        """Start no new message; cut what is still in flight after ``grace`` seconds."""
+        self._stopping = True
+        self._stop_event.set()
+        if self._nursery is not None:
+            scope = self._nursery.cancel_scope
+            scope.deadline = min(scope.deadline, trio.current_time() + grace)
+
+    def abort(self) -> None:
+        """End now: in-flight messages are cut, their sockets closed."""
+        self._stopping = True
+        self._stop_event.set()
+        if self._nursery is not None:
+            self._nursery.cancel_scope.cancel()
+
+    async def _pause(self, seconds: float) -> None:
+        """Sleep, but wake at once when the run is told to stop."""
+        with trio.move_on_after(seconds):
+            await self._stop_event.wait()
+
     def _log(self, text: str) -> None:
         self._err.write(f"{PROG}: {text}\n")
         self._err.flush()
 
     async def _session(self, number: int) -> None:
         flight = _Flight(number)
-        while self._remaining > 0:
+        while True:
             # One cancel scope carries the --timeout deadlines of many messages: entering
             # and leaving a scope per message cost more than the rest of the Python path.
             # A deadline that fires ends the scope; the loop then opens a fresh one.
@@ -142,25 +179,54 @@ class Runner:
                 flight.scope = scope
                 flight.armed_at = None
                 await self._messages(flight)
-            if scope.cancelled_caught:
-                self._failed(
-                    DeliveryError(Outcome.TIMEOUT, f"timeout while {flight.doing}"),
-                    flight.started,
-                    flight.connected,
-                )
+            if not scope.cancelled_caught:
+                return  # the session's work is done
+            self._failed(
+                DeliveryError(Outcome.TIMEOUT, f"timeout while {flight.doing}"),
+                flight.started,
+                flight.connected,
+            )
 
     async def _messages(self, flight: _Flight) -> None:
         config = self.config
-        while self._remaining > 0:
-            self._remaining -= 1
-            await self._deliver(flight)
-            if self._remaining <= 0 or self._failure is not None:
+        end = self._end
+        while self._remaining > 0 and not self._stopping and self._failure is None:
+            if end is not None and time.perf_counter() >= end:
                 return
-            if config.fixed_delay or config.random_delay:
+            self._remaining -= 1
+            local = self._taken
+            self._taken += 1
+            flight.seq = config.shard_index + config.shard_count * local
+            if self._spacing:
+                if not await self._wait_turn(flight, self._t0 + local * self._spacing):
+                    return
+            else:
+                flight.scheduled = None
+            await self._deliver(flight)
+            if (config.fixed_delay or config.random_delay) and self._remaining > 0:
                 self._disarm(flight)  # a chosen pause is no step of the server's
-                await trio.sleep(
+                await self._pause(
                     config.fixed_delay or self._random.uniform(0, config.random_delay)
                 )
+
+    async def _wait_turn(self, flight: _Flight, scheduled: float) -> bool:
+        """--rate: wait for the message's scheduled start; False if the run ends first.
+
+        Arrivals are open-loop: the schedule does not wait for replies. A message whose
+        time came while every session was busy starts late, counts as behind schedule,
+        and its latency still runs from its scheduled start (no coordinated omission).
+        """
+        if self._end is not None and scheduled >= self._end:
+            return False
+        flight.scheduled = scheduled
+        now = time.perf_counter()
+        if scheduled > now:
+            self._disarm(flight)
+            await self._pause(scheduled - now)
+            return not self._stopping
+        if now - scheduled > BEHIND_TOLERANCE:
+            self.stats.behind_schedule += 1
+        return True
 
     def _arm(self, flight: _Flight, now: float) -> None:
         """Give the step that starts now its --timeout, unless a recent deadline covers it.
@@ -185,7 +251,12 @@ class Runner:
         """One message: connect, send, read the reply, close. The hot path."""
         config = self.config
         gate = self._gate
-        started = flight.started = time.perf_counter()
+        request = self._fixed
+        if request is None:
+            request = memoryview(self._requests.build(flight.seq))
+            extra = len(request) - self.stats.bytes_per_message
+        now = time.perf_counter()
+        started = flight.started = now if flight.scheduled is None else flight.scheduled
         connected = flight.connected = None
         flight.doing = "connecting"
         if not gate.try_acquire():
@@ -195,7 +266,7 @@ class Runner:
             await gate.acquire()
             self._arm(flight, time.perf_counter())
         else:
-            self._arm(flight, started)
+            self._arm(flight, now)
         sock = None
         try:
             try:
@@ -203,11 +274,13 @@ class Runner:
             finally:
                 gate.release()
             connected = flight.connected = time.perf_counter()
+            if self._fixed is None:
+                self.stats.bytes_extra += extra
             if config.verbose > 1:
                 self._log(f"session {flight.number}: connected to {self.endpoint.label}")
             flight.doing = "sending message"
             self._arm(flight, connected)
-            await send_request(sock, self._request)
+            await send_request(sock, request)
             flight.doing = "receiving server reply"
             self._arm(flight, time.perf_counter())
             reply = await read_reply(sock, config.reply_limit)

@@ -50,6 +50,8 @@ class RunStats:
         "_reply",
         "_total",
         "accepted",
+        "behind_schedule",
+        "bytes_extra",
         "bytes_per_message",
         "connect",
         "failed",
@@ -66,6 +68,10 @@ class RunStats:
         self.accepted = 0
         self.failed = 0
         self.unconnected = 0  # messages whose connection never came up
+        self.behind_schedule = 0  # --rate: messages that started late, every session busy
+        # Requests that vary per message (--unique-message-id, -N) differ in size from
+        # bytes_per_message by a few digits: the runner adds the difference here.
+        self.bytes_extra = 0
         self._failures: Counter[Outcome] = Counter()
         self.connect = Histogram()
         self.reply = Histogram()
@@ -172,7 +178,7 @@ class RunStats:
 
     @property
     def bytes_sent(self) -> int:
-        return self.connected * self.bytes_per_message
+        return self.connected * self.bytes_per_message + self.bytes_extra
 
     def histograms(self) -> dict[str, Histogram]:
         """The live latency histograms by name (see LATENCIES)."""

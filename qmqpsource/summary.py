@@ -45,6 +45,11 @@ def format_summary(result: Result) -> str:
     errors = [f"{cause} {n}" for cause, n in result.errors.items() if n]
     if errors:
         lines.append("errors: " + ", ".join(errors))
+    if result.behind_schedule:
+        lines.append(
+            f"{result.behind_schedule} messages started behind schedule (every session busy);"
+            " their latency counts from the schedule"
+        )
     lines.append(
         f"{result.rate(result.attempted):.1f} msg/s, {result.rate(result.recipients):.1f} rcpt/s, "
         f"{result.rate(result.bytes_sent) / 1e6:.2f} MB/s"

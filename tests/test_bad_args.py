@@ -187,11 +187,13 @@ async def test_soft_descriptor_limit_is_raised_to_the_hard_one() -> None:
 def test_request_size_bounds_the_real_request(
     length: int, recipients: int, recipient: str | None, sender: str | None
 ) -> None:
-    from qmqpsource.cli import build_request
+    from qmqpsource.request import RequestFactory
 
     config = SourceConfig(target="x", length=length, recipients=recipients,
                           recipient=recipient, sender=sender)
-    real = len(build_request(config))
+    fixed = RequestFactory(config).fixed
+    assert fixed is not None
+    real = len(fixed)
     default = default_address(system_hostname())
     bound = limits.request_size(length, recipients, len(recipient or default),
                                 len(sender if sender is not None else default))

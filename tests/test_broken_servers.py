@@ -27,11 +27,11 @@ from typing import Any
 import pytest
 import trio
 
-from qmqpsource.cli import build_request
 from qmqpsource.config import SourceConfig
 from qmqpsource.connector import resolve
 from qmqpsource.outcome import Outcome
 from qmqpsource.protocol import netstring
+from qmqpsource.request import RequestFactory
 from qmqpsource.runner import Runner, RunResult
 from qmqpsource.stats import RunStats
 from tests.qmqp_server import Handler, ServerState, qmqp_server, read_request
@@ -224,12 +224,14 @@ def cli_args(options: dict[str, Any]) -> list[str]:
 
 async def run_in_process(target: str, **options: Any) -> tuple[RunResult, str, str]:
     config = SourceConfig(target=target, **options)
-    request = build_request(config)
+    requests = RequestFactory(config)
+    assert requests.fixed is not None
+    request = requests.fixed
     out, err = io.StringIO(), io.StringIO()
     endpoint = await resolve(config.target, config.family)
     with trio.fail_after(RUN_LIMIT):
         result = await Runner(
-            config, endpoint, request, RunStats(config.recipients, len(request)),
+            config, endpoint, requests, RunStats(config.recipients, len(request)),
             out=out, err=err,
         ).run()
     return result, out.getvalue(), err.getvalue()

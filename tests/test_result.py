@@ -24,8 +24,8 @@ import trio
 from hdrh.histogram import HdrHistogram
 
 from qmqpsource import __version__
-from qmqpsource.cli import run_source
 from qmqpsource.config import SourceConfig
+from qmqpsource.launch import run_source
 from qmqpsource.result import ERROR_CAUSES, SCHEMA
 from tests.qmqp_server import ServerState, qmqp_server, read_request
 

@@ -12,10 +12,10 @@ import pytest
 import trio
 
 import qmqpsource.connector
-from qmqpsource.cli import build_request
 from qmqpsource.config import SourceConfig
 from qmqpsource.connector import resolve
 from qmqpsource.outcome import Outcome
+from qmqpsource.request import RequestFactory
 from qmqpsource.runner import Runner, RunResult
 from qmqpsource.stats import RunStats
 from tests.qmqp_server import ServerState, qmqp_server, read_request
@@ -23,12 +23,15 @@ from tests.qmqp_server import ServerState, qmqp_server, read_request
 
 async def run(target: str, **options: Any) -> tuple[RunResult, str, str]:
     config = SourceConfig(target=target, **options)
-    request = build_request(config)
+    requests = RequestFactory(config)
+    assert requests.fixed is not None
+    request = requests.fixed
     out, err = io.StringIO(), io.StringIO()
     endpoint = await resolve(config.target, config.family)
     with trio.fail_after(30):
         result = await Runner(
-            config, endpoint, request, RunStats(config.recipients, len(request)), out=out, err=err
+            config, endpoint, requests, RunStats(config.recipients, len(request)),
+            out=out, err=err,
         ).run()
     return result, out.getvalue(), err.getvalue()
 
@@ -49,7 +52,8 @@ async def test_server_receives_the_built_request_bytes() -> None:
                               recipient="c@d", recipients=5)
         result, _, _ = await run(server.target, messages=3, length=500, sender="a@b",
                                  recipient="c@d", recipients=5)
-    expected = build_request(config)
+    expected = RequestFactory(config).fixed
+    assert expected is not None
     assert result.stats.accepted == 3
     # Only Message-Id's pid and the Date may differ between two builds: same process, same
     # second is not guaranteed, so compare everything but the Date line.

@@ -1,0 +1,156 @@
+"""One qmqp-source run from a config: trio loop, progress, signals, summary, JSON, exit status.
+
+The CLI parses; this runs; the runner knows nothing of terminals or signals.
+SIGINT and SIGTERM stop new messages, give those in flight a short grace, then
+report as usual (exit 130 or 143); a second signal ends the run at once.
+"""
+
+from __future__ import annotations
+
+import signal
+import sys
+import threading
+from functools import partial
+from typing import IO, NoReturn
+
+import trio
+
+from qmqpsource import __version__, result
+from qmqpsource.config import SourceConfig
+from qmqpsource.connector import TargetError, resolve
+from qmqpsource.progress import bar_wanted, run_progress
+from qmqpsource.request import RequestFactory
+from qmqpsource.runner import PROG, Runner, RunResult
+from qmqpsource.stats import RunStats
+from qmqpsource.summary import format_summary
+
+__all__ = ["GRACE_SECONDS", "fatal", "open_json", "run_source", "write_json"]
+
+# After the first SIGINT/SIGTERM, messages in flight get this long to finish.
+GRACE_SECONDS = 2.0
+_SIGNAL_EXIT = {signal.SIGINT: 130, signal.SIGTERM: 143}
+_SIGNAL_WORD = {signal.SIGINT: "interrupted", signal.SIGTERM: "terminated"}
+
+
+def fatal(text: str) -> NoReturn:
+    sys.stderr.write(f"{PROG}: fatal: {text}\n")
+    sys.stderr.flush()
+    raise SystemExit(1)
+
+
+async def _watch_signals(runner: Runner, received: list[int]) -> None:
+    with trio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
+        async for signum in signals:
+            if received:
+                runner.abort()  # the second one: no more grace
+            else:
+                received.append(signum)
+                runner.stop(GRACE_SECONDS)
+
+
+def run_source(
+    config: SourceConfig,
+    *,
+    quiet: bool = False,
+    interval: float | None = None,
+    json_path: str | None = None,
+) -> int:
+    """Run the load; print Postfix's fatal line on failure; return the exit status.
+
+    The JSON result (with ``json_path``) is written however the run ends: completed,
+    failed or interrupted. The summary goes to stderr after the run unless ``quiet``
+    (-c's counter is on stdout and -v's lines come before it, as in Postfix), or unless
+    the run failed: then Postfix's one fatal line says it all.
+    """
+    requests = RequestFactory(config)
+    sample = requests.fixed if requests.fixed is not None else requests.build(0)
+    stats = RunStats(config.recipients, len(sample))
+    del sample
+    # Opened before the run, so that a bad path fails at once, not after a long run.
+    json_file = open_json(json_path)
+    bar = bar_wanted(
+        quiet=quiet, counter=config.counter, verbose=config.verbose, stream=sys.stderr
+    )
+    # Signals can only be caught in the main thread (tests run this in others).
+    catch_signals = threading.current_thread() is threading.main_thread()
+    received: list[int] = []
+
+    async def main() -> RunResult:
+        endpoint = await resolve(config.target, config.family)
+        stats.begin()
+        async with trio.open_nursery() as nursery:
+            if bar or interval:
+                total = config.messages if config.duration is None else None
+                await nursery.start(
+                    partial(run_progress, stats, total, bar=bar, interval=interval)
+                )
+            # Built once the bar is up, so that its warnings go through rich's stderr.
+            runner = Runner(config, endpoint, requests, stats)
+            if catch_signals:
+                nursery.start_soon(_watch_signals, runner, received)
+            run_result = await runner.run()
+            nursery.cancel_scope.cancel()
+        return run_result
+
+    def report(status: str, failure: str | None) -> None:
+        stats.finish()
+        value = result.from_stats(
+            stats, config.as_dict(), tool_name=PROG, tool_version=__version__,
+            status=status, failure=failure,
+        )
+        if not quiet and status != "failed":
+            sys.stderr.write(format_summary(value))
+            sys.stderr.flush()
+        if json_file is not None:
+            write_json(json_file, value)
+
+    try:
+        run_result = trio.run(main)
+    except TargetError as exc:
+        report("failed", str(exc))
+        fatal(str(exc))
+    except BaseException as exc:
+        # A Ctrl-C before the signal watcher is up arrives as KeyboardInterrupt, maybe
+        # wrapped in an exception group by the nursery it crossed.
+        if isinstance(exc, KeyboardInterrupt) or (
+            isinstance(exc, BaseExceptionGroup) and exc.subgroup(KeyboardInterrupt) is not None
+        ):
+            report("interrupted", None)
+            sys.stderr.write(f"{PROG}: interrupted\n")
+            return 130
+        report("failed", f"{type(exc).__name__}: {exc}")
+        raise
+    if received:
+        signum = received[0]
+        report("interrupted", run_result.failure)
+        sys.stderr.write(f"{PROG}: {_SIGNAL_WORD[signal.Signals(signum)]}\n")
+        return _SIGNAL_EXIT[signal.Signals(signum)]
+    report("completed" if run_result.failure is None else "failed", run_result.failure)
+    if run_result.failure is not None:
+        fatal(run_result.failure)
+    if run_result.stats.failed:
+        sys.stderr.write(
+            f"{PROG}: {run_result.stats.failed} of {run_result.stats.attempted} messages failed\n"
+        )
+    return run_result.exit_status
+
+
+def open_json(path: str | None) -> IO[str] | None:
+    if path is None:
+        return None
+    if path == "-":
+        return sys.stdout
+    try:
+        return open(path, "w", encoding="utf-8")  # closed by write_json
+    except OSError as exc:
+        fatal(f"open {path}: {exc.strerror or exc}")
+
+
+def write_json(file: IO[str], value: result.Result) -> None:
+    try:
+        result.write(value, file)
+    except OSError as exc:
+        fatal(f"write {getattr(file, 'name', 'JSON')}: {exc.strerror or exc}")
+    finally:
+        if file is not sys.stdout:
+            file.close()
