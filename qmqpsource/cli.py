@@ -10,6 +10,7 @@ frozen config to the runner, map the result to Postfix's messages and exit codes
 from __future__ import annotations
 
 import math
+import shlex
 import sys
 from typing import Annotated, NoReturn
 
@@ -32,6 +33,9 @@ USAGE = (
     "[--duration secs] [--rate msgs/s] [--shard I/N] [--json path] ... "
     "[inet:]host[:port] | unix:pathname"
 )
+
+# What the config records as the target of an --embedded-sink run.
+EMBEDDED_TARGET = "embedded-sink"
 
 app = typer.Typer(
     add_completion=False,
@@ -168,11 +172,31 @@ def source(
         str | None,
         typer.Option("--shard", help="Do the I-th of N equal shares of the work (I from 0)."),
     ] = None,
+    embedded: Annotated[
+        bool,
+        typer.Option("--embedded-sink",
+                     help="No target: start a qmqp-sink on loopback, load it, stop it."),
+    ] = False,
+    sink_options: Annotated[
+        str | None,
+        typer.Option("--sink-options",
+                     help="Options for the embedded sink, e.g. '--tempfail 0.1 --seed 1'."),
+    ] = None,
     version: Annotated[bool, typer.Option("--version", help="Print the version.")] = False,
 ) -> None:
     if version:
         print(f"qmqp-source {__version__}")
         raise typer.Exit(0)
+    if embedded and target is not None:
+        raise UsageFailure("--embedded-sink brings its own target; give none")
+    if sink_options is not None and not embedded:
+        raise UsageFailure("--sink-options goes with --embedded-sink")
+    try:
+        sink_args = shlex.split(sink_options or "")
+    except ValueError as exc:
+        raise UsageFailure(f"--sink-options: {exc}") from None
+    if embedded:
+        target = EMBEDDED_TARGET
     if target is None:
         raise UsageFailure("missing target")
     if ipv4 and ipv6:
@@ -243,7 +267,10 @@ def source(
         check_resources(config)  # before the run, not a crash in its middle
     except LimitError as exc:
         _fatal(str(exc))
-    raise typer.Exit(run_source(config, quiet=quiet, interval=interval, json_path=json_path))
+    raise typer.Exit(run_source(
+        config, quiet=quiet, interval=interval, json_path=json_path,
+        embedded_sink_args=sink_args if embedded else None,
+    ))
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -125,6 +125,9 @@ async def embedded_sink(
                     stdout=subprocess.DEVNULL,
                     stderr=log,
                     pass_fds=(theirs.fileno(),),
+                    # Out of the terminal's process group: Ctrl-C is the source's to
+                    # handle (it finishes in-flight messages, then stops the sink).
+                    start_new_session=True,
                 )
             finally:
                 theirs.close()  # the child's end lives in the child only: EOF if it dies

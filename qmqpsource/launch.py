@@ -10,14 +10,16 @@ from __future__ import annotations
 import signal
 import sys
 import threading
+from collections.abc import Mapping, Sequence
 from functools import partial
-from typing import IO, NoReturn
+from typing import IO, Any, NoReturn
 
 import trio
 
 from qmqpsource import __version__, result
 from qmqpsource.config import SourceConfig
 from qmqpsource.connector import TargetError, resolve
+from qmqpsource.embedded import EmbeddedSinkError, embedded_sink
 from qmqpsource.progress import bar_wanted, run_progress
 from qmqpsource.request import RequestFactory
 from qmqpsource.runner import PROG, Runner, RunResult
@@ -54,6 +56,7 @@ def run_source(
     quiet: bool = False,
     interval: float | None = None,
     json_path: str | None = None,
+    embedded_sink_args: Sequence[str] | None = None,
 ) -> int:
     """Run the load; print Postfix's fatal line on failure; return the exit status.
 
@@ -61,6 +64,10 @@ def run_source(
     failed or interrupted. The summary goes to stderr after the run unless ``quiet``
     (-c's counter is on stdout and -v's lines come before it, as in Postfix), or unless
     the run failed: then Postfix's one fatal line says it all.
+
+    With ``embedded_sink_args`` (a list, maybe empty) the target is a qmqp-sink that
+    this run starts in a child process and stops afterwards; its counts are reported
+    beside ours (and under "sink" in the JSON).
     """
     requests = RequestFactory(config)
     sample = requests.fixed if requests.fixed is not None else requests.build(0)
@@ -75,8 +82,21 @@ def run_source(
     catch_signals = threading.current_thread() is threading.main_thread()
     received: list[int] = []
 
+    sink_counts: dict[str, Any] = {}
+
     async def main() -> RunResult:
-        endpoint = await resolve(config.target, config.family)
+        if embedded_sink_args is None:
+            return await load(config.target)
+        try:
+            async with embedded_sink(embedded_sink_args) as sink:
+                run_result = await load(sink.target)
+        except EmbeddedSinkError as exc:
+            raise TargetError(f"embedded sink: {exc}") from None
+        sink_counts.update(sink.result or {})
+        return run_result
+
+    async def load(target: str) -> RunResult:
+        endpoint = await resolve(target, config.family)
         stats.begin()
         async with trio.open_nursery() as nursery:
             if bar or interval:
@@ -100,9 +120,11 @@ def run_source(
         )
         if not quiet and status != "failed":
             sys.stderr.write(format_summary(value))
+            if sink_counts:
+                sys.stderr.write(_sink_line(sink_counts, stats.accepted))
             sys.stderr.flush()
         if json_file is not None:
-            write_json(json_file, value)
+            write_json(json_file, value, {"sink": sink_counts} if sink_counts else None)
 
     try:
         run_result = trio.run(main)
@@ -146,9 +168,23 @@ def open_json(path: str | None) -> IO[str] | None:
         fatal(f"open {path}: {exc.strerror or exc}")
 
 
-def write_json(file: IO[str], value: result.Result) -> None:
+def _sink_line(counts: dict[str, Any], accepted: int) -> str:
+    replies = counts.get("replies", {})
+    seen = replies.get("K", 0)
+    verdict = "agrees" if seen == accepted else f"DISAGREES: source counted {accepted} accepted"
+    return (
+        f"sink: {counts.get('connections', 0)} connections, {counts.get('messages', 0)} "
+        f"messages, {counts.get('recipients', 0)} recipients; replies K {seen}, "
+        f"Z {replies.get('Z', 0)}, D {replies.get('D', 0)}; malformed "
+        f"{counts.get('malformed', 0)} ({verdict})\n"
+    )
+
+
+def write_json(
+    file: IO[str], value: result.Result, extra: Mapping[str, Any] | None = None
+) -> None:
     try:
-        result.write(value, file)
+        result.write(value, file, extra)
     except OSError as exc:
         fatal(f"write {getattr(file, 'name', 'JSON')}: {exc.strerror or exc}")
     finally:

@@ -320,9 +320,9 @@ def merge(results: Sequence[Result], *, tool_name: str, tool_version: str) -> Re
     )
 
 
-def write(result: Result, file: IO[str]) -> None:
-    """Write ``result`` as one JSON document to an open text file."""
-    json.dump(to_dict(result), file, indent=2)
+def write(result: Result, file: IO[str], extra: Mapping[str, Any] | None = None) -> None:
+    """Write ``result`` as one JSON document to an open text file (``extra``: more keys)."""
+    json.dump({**to_dict(result), **(extra or {})}, file, indent=2)
     file.write("\n")
     file.flush()
 
