@@ -10,6 +10,7 @@ frozen config to the runner, map the result to Postfix's messages and exit codes
 from __future__ import annotations
 
 import math
+import os
 import shlex
 import sys
 from typing import Annotated, NoReturn
@@ -24,6 +25,7 @@ from qmqpsource.message import HostnameError, check_myhostname
 from qmqpsource.request import MessageFileError, load_message_file
 from qmqpsource.runner import PROG
 from qmqpsource.shard import Shard, ShardError, parse_shard
+from qmqpsource.workers import WORKER_TARGET_PLACEHOLDER, run_workers
 
 __all__ = ["app", "main", "run_source"]
 
@@ -36,6 +38,8 @@ USAGE = (
 
 # What the config records as the target of an --embedded-sink run.
 EMBEDDED_TARGET = "embedded-sink"
+# More worker processes than this on one host is a typo; spread over hosts with --shard.
+MAX_WORKERS = 256
 
 app = typer.Typer(
     add_completion=False,
@@ -182,8 +186,15 @@ def source(
         typer.Option("--sink-options",
                      help="Options for the embedded sink, e.g. '--tempfail 0.1 --seed 1'."),
     ] = None,
+    workers: Annotated[
+        str,
+        typer.Option("--workers",
+                     help="N processes, each with its share of -m, -s and --rate; 'auto': "
+                          "one per CPU. Results merged exactly."),
+    ] = "1",
     version: Annotated[bool, typer.Option("--version", help="Print the version.")] = False,
 ) -> None:
+    given = dict(locals())  # every option as parsed: --workers rebuilds the workers' argv
     if version:
         print(f"qmqp-source {__version__}")
         raise typer.Exit(0)
@@ -267,10 +278,61 @@ def source(
         check_resources(config)  # before the run, not a crash in its middle
     except LimitError as exc:
         _fatal(str(exc))
+    worker_count = _worker_count(workers)
+    if worker_count > 1:
+        if counter:
+            raise UsageFailure("-c shows one process's count; it does not go with --workers")
+        if interval is not None:
+            raise UsageFailure("--interval does not go with --workers")
+        raise typer.Exit(run_workers(
+            [_worker_argv(given, Shard(part.index + part.count * w, part.count * worker_count))
+             for w in range(worker_count)],
+            keep_going=keep_going, quiet=quiet, json_path=json_path,
+            embedded_sink_args=sink_args if embedded else None,
+        ))
     raise typer.Exit(run_source(
         config, quiet=quiet, interval=interval, json_path=json_path,
         embedded_sink_args=sink_args if embedded else None,
     ))
+
+
+# The options a worker gets as given to the parent; the rest (target, -q, --json, --shard,
+# --workers, the embedded sink) the parent sets for it.
+_WORKER_FLAGS = {
+    "ipv4": "-4", "ipv6": "-6", "keep_going": "-A", "connect_attempts": "-C",
+    "sender": "-f", "length": "-l", "messages": "-m", "myhostname": "-M",
+    "recipients": "-r", "random_delay": "-R", "sessions": "-s", "recipient": "-t",
+    "verbose": "-v", "fixed_delay": "-w", "connect_limit": "--connect-limit",
+    "timeout": "--timeout", "message_file": "-F", "subject": "-S",
+    "number_recipients": "-N", "unique_message_id": "--unique-message-id",
+    "duration": "--duration", "rate": "--rate",
+}
+
+
+def _worker_count(text: str) -> int:
+    if text == "auto":
+        return os.cpu_count() or 1
+    if not text.isdigit() or not 0 < int(text) <= MAX_WORKERS:
+        raise UsageFailure(f"--workers wants a number from 1 to {MAX_WORKERS} or 'auto', "
+                           f"not {text!r}")
+    return int(text)
+
+
+def _worker_argv(given: dict[str, object], shard: Shard) -> list[str]:
+    argv = [sys.executable, "-m", "qmqpsource", "-q", "--shard", str(shard)]
+    for name, flag in _WORKER_FLAGS.items():
+        value = given[name]
+        if value is None or value is False:
+            continue
+        if value is True:
+            argv.append(flag)
+        elif name == "verbose":
+            argv.extend([flag] * int(str(value)))
+        else:
+            argv.extend([flag, repr(value) if isinstance(value, float) else str(value)])
+    target = given["target"]
+    argv.append(str(target) if target is not None else WORKER_TARGET_PLACEHOLDER)
+    return argv
 
 
 def main(argv: list[str] | None = None) -> None:

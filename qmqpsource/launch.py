@@ -121,7 +121,7 @@ def run_source(
         if not quiet and status != "failed":
             sys.stderr.write(format_summary(value))
             if sink_counts:
-                sys.stderr.write(_sink_line(sink_counts, stats.accepted))
+                sys.stderr.write(sink_line(sink_counts, stats.accepted))
             sys.stderr.flush()
         if json_file is not None:
             write_json(json_file, value, {"sink": sink_counts} if sink_counts else None)
@@ -168,7 +168,7 @@ def open_json(path: str | None) -> IO[str] | None:
         fatal(f"open {path}: {exc.strerror or exc}")
 
 
-def _sink_line(counts: dict[str, Any], accepted: int) -> str:
+def sink_line(counts: dict[str, Any], accepted: int) -> str:
     replies = counts.get("replies", {})
     seen = replies.get("K", 0)
     verdict = "agrees" if seen == accepted else f"DISAGREES: source counted {accepted} accepted"

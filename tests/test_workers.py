@@ -1,0 +1,144 @@
+"""--workers: several processes, one merged result; signals and deaths handled (issue 6)."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import signal
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import trio
+
+from qmqpsource.request import SEQ_HEADER
+from tests.qmqp_server import ServerState, qmqp_server, read_request
+
+SOURCE = [sys.executable, "-m", "qmqpsource"]
+
+
+async def source(*args: str) -> subprocess.CompletedProcess[bytes]:
+    with trio.fail_after(60):
+        return await trio.run_process([*SOURCE, *args], capture_stdout=True,
+                                      capture_stderr=True, check=False)
+
+
+def children_of(pid: int) -> list[int]:
+    found = []
+    for entry in filter(str.isdigit, os.listdir("/proc")):
+        try:
+            with open(f"/proc/{entry}/stat") as file:
+                fields = file.read().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        if int(fields[1]) == pid:
+            found.append(int(entry))
+    return found
+
+
+async def test_two_workers_merge_exactly(tmp_path: Path) -> None:
+    out = tmp_path / "r.json"
+    async with qmqp_server() as server:
+        done = await source("--workers", "2", "-s", "4", "-m", "101", "-r", "2",
+                            "--unique-message-id", "--json", str(out), server.target)
+    assert done.returncode == 0, done.stderr
+    value = json.loads(out.read_text())
+    assert value["workers"] == 2 and value["runs"] == 2
+    assert value["counts"]["accepted"] == 101 == len(server.requests)
+    assert value["recipients"] == 202
+    assert value["latency_ms"]["total"]["count"] == 101
+    seqs = sorted(
+        int(re.search(rb"^%s: (\d+)$" % SEQ_HEADER.encode(), r.message, re.M).group(1))  # type: ignore[union-attr]
+        for r in server.requests
+    )
+    assert seqs == list(range(101))  # the shards never collide
+    assert "101 messages: 101 accepted" in done.stderr.decode()
+
+
+async def test_fatal_failure_in_a_worker_ends_the_run() -> None:
+    async with qmqp_server(reply=b"Dgo away") as server:
+        done = await source("--workers", "2", "-s", "2", "-m", "100000", server.target)
+    assert done.returncode == 1
+    lines = done.stderr.decode().splitlines()
+    assert lines and all(line == "qmqp-source: fatal: unrecoverable error: go away"
+                         for line in lines)
+    assert len(server.requests) < 1000
+
+
+async def slow(stream: trio.SocketStream, state: ServerState) -> None:
+    raw = await read_request(stream)
+    await trio.sleep(0.2)
+    await stream.send_all(b"3:Kok,")
+    if raw is not None:
+        state.raw.append(raw)
+
+
+async def start_parent(server: ServerState, out: Path) -> trio.Process:
+    return await trio.lowlevel.open_process(
+        [*SOURCE, "--workers", "2", "-s", "4", "--duration", "60", "--json", str(out),
+         server.target],
+        stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+    )
+
+
+async def wait_for(condition: Any) -> None:
+    with trio.fail_after(30):
+        while not condition():  # noqa: ASYNC110 - polls plain state, bounded above
+            await trio.sleep(0.05)
+
+
+async def test_sigint_reaches_every_worker(tmp_path: Path) -> None:
+    out = tmp_path / "r.json"
+    async with qmqp_server(slow) as server:
+        parent = await start_parent(server, out)
+        await wait_for(lambda: server.connections >= 8)
+        workers = children_of(parent.pid)
+        assert len(workers) == 2
+        parent.send_signal(signal.SIGINT)
+        with trio.fail_after(30):
+            await parent.wait()
+    assert parent.returncode == 130
+    assert not any(os.path.exists(f"/proc/{pid}") for pid in workers)
+    value = json.loads(out.read_text())
+    assert value["status"] == "interrupted"
+    assert value["counts"]["accepted"] == len(server.raw)
+
+
+async def test_a_dead_worker_is_reported_and_the_others_kept(tmp_path: Path) -> None:
+    out = tmp_path / "r.json"
+    async with qmqp_server(slow) as server:
+        parent = await start_parent(server, out)
+        await wait_for(lambda: server.connections >= 8)
+        workers = children_of(parent.pid)
+        os.kill(workers[0], signal.SIGKILL)
+        await trio.sleep(0.5)
+        parent.send_signal(signal.SIGTERM)
+        with trio.fail_after(30):
+            await parent.wait()
+        assert parent.stderr is not None
+        errors = (await parent.stderr.receive_some(65536)).decode()
+    assert parent.returncode == 143
+    assert "was killed by signal SIGKILL without a result; the others' results are kept" in errors
+    value = json.loads(out.read_text())
+    assert value["runs"] == 1
+    assert value["counts"]["accepted"] > 0
+
+
+async def test_workers_refuse_counter_and_bad_counts() -> None:
+    for args, wording in [(["--workers", "2", "-c"], "-c shows one process's count"),
+                          (["--workers", "0"], "--workers wants a number"),
+                          (["--workers", "lots"], "--workers wants a number")]:
+        done = await source(*args, "127.0.0.1:9")
+        assert done.returncode == 1
+        assert wording in done.stderr.decode()
+
+
+async def test_workers_with_embedded_sink(tmp_path: Path) -> None:
+    out = tmp_path / "r.json"
+    done = await source("--workers", "2", "--embedded-sink", "-s", "4", "-m", "300",
+                        "--json", str(out))
+    assert done.returncode == 0, done.stderr
+    value = json.loads(out.read_text())
+    assert value["counts"]["accepted"] == 300 == value["sink"]["replies"]["K"]
