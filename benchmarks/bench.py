@@ -65,6 +65,11 @@ def cases(tiny: bool) -> list[Case]:
         Case("-s 10 -r 100 -m 5000", ("-s", "10", "-r", "100", "-m", str(m(5000))), m(5000)),
         Case("--workers 2 -s 10 -m 20000", ("-s", "10", "-m", str(m(20000)), "-l", "1024"),
              m(20000), ours_extra=("--workers", "2")),
+        # Memory: 500 sessions of 4 MiB messages share one buffer (goal: peak RSS < 120 MiB).
+        Case("-s 500 -m 500 -l 4194304", ("-s", "500", "-m", str(m(500)), "-l", "4194304"),
+             m(500)),
+        Case("-s 10000 -m 20000 -l 1024", ("-s", "10000", "-m", str(m(20000)), "-l", "1024"),
+             m(20000)),
     ]
 
 
