@@ -43,6 +43,7 @@ MAX_WORKERS = 256
 
 app = typer.Typer(
     add_completion=False,
+    rich_markup_mode=None,  # "[inet:]host[:port]" is syntax, not markup
     context_settings={"help_option_names": ["-h", "--help"]},
     pretty_exceptions_enable=False,
 )
@@ -76,7 +77,17 @@ def _delay(name: str, value: float | None) -> float:
     return value
 
 
-@app.command(help=__doc__, no_args_is_help=False)
+HELP = """Send QMQP messages in parallel sessions (Postfix's qmqp-source, remade) and
+report outcomes, latency percentiles and throughput.
+
+\b
+qmqp-source [options] [inet:]host[:port]
+qmqp-source [options] unix:pathname
+qmqp-source [options] --embedded-sink
+"""
+
+
+@app.command(help=HELP, no_args_is_help=False)
 def source(
     target: Annotated[
         str | None,

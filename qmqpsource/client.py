@@ -34,7 +34,7 @@ def _io_error(exc: OSError, doing: str) -> DeliveryError:
     return DeliveryError(Outcome.LOST_CONNECTION, f"{exc.strerror or exc} while {doing}")
 
 
-def _reply_waiting(sock: socket.socket) -> bool:
+def _reply_waiting(sock: socket.SocketType) -> bool:
     """Whether a whole reply netstring already sits in the receive queue (left there)."""
     try:
         data = sock.recv(_PEEK_SIZE, socket.MSG_PEEK | socket.MSG_DONTWAIT)
@@ -43,7 +43,7 @@ def _reply_waiting(sock: socket.socket) -> bool:
         return False
 
 
-async def send_request(sock: socket.socket, request: memoryview) -> None:
+async def send_request(sock: socket.SocketType, request: memoryview) -> None:
     """Send all of ``request``; a large one waits for room without blocking other tasks.
 
     A server may answer before it has read the whole request (a D for a message over
@@ -70,7 +70,7 @@ async def send_request(sock: socket.socket, request: memoryview) -> None:
         raise _io_error(exc, "sending message") from None
 
 
-async def read_reply(sock: socket.socket, limit: int) -> Reply:
+async def read_reply(sock: socket.SocketType, limit: int) -> Reply:
     """Read and parse one reply netstring."""
     parser = ReplyParser(limit)
     try:

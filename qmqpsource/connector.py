@@ -160,15 +160,23 @@ def _writable_now(fd: int) -> bool:
         _POLLER.unregister(fd)
 
 
-def _new_socket(endpoint: Endpoint) -> socket.socket:
-    sock = socket.socket(endpoint.family, socket.SOCK_STREAM)
-    sock.setblocking(False)
+# The C socket type, not socket.socket: that subclass's Python __init__ and close()
+# cost more per message than they give (io wrappers, reference counting of makefile).
+# SOCK_NONBLOCK makes it non-blocking in the socket() call itself.
+_SOCKET = socket.SocketType
+_NONBLOCKING_STREAM = socket.SOCK_STREAM | getattr(socket, "SOCK_NONBLOCK", 0)
+
+
+def _new_socket(endpoint: Endpoint) -> socket.SocketType:
+    sock = _SOCKET(endpoint.family, _NONBLOCKING_STREAM)
+    if not _NONBLOCKING_STREAM & getattr(socket, "SOCK_NONBLOCK", 0):
+        sock.setblocking(False)
     if endpoint.is_tcp:
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, LINGER_ABORT)
     return sock
 
 
-async def _connect_once(endpoint: Endpoint) -> tuple[socket.socket | None, int]:
+async def _connect_once(endpoint: Endpoint) -> tuple[socket.SocketType | None, int]:
     """One attempt: the connected socket, or None and the errno."""
     sock = _new_socket(endpoint)
     try:
@@ -193,7 +201,7 @@ async def connect(
     endpoint: Endpoint,
     attempts: int = 1,
     on_retry: Callable[[ConnectError], None] | None = None,
-) -> socket.socket:
+) -> socket.SocketType:
     """Connect, retrying refused or reset attempts up to ``attempts`` times in all."""
     delay = RETRY_FIRST_DELAY
     for attempt in range(1, attempts + 1):

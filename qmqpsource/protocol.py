@@ -56,7 +56,8 @@ class NetstringSizeError(ProtocolError):
     """A netstring announced a length over the limit; refused before it is read."""
 
     def __init__(self, length: int, limit: int) -> None:
-        super().__init__(f"netstring size {length} exceeds limit {limit}")
+        # ``length`` is a lower bound: the digits are refused as soon as they pass the limit.
+        super().__init__(f"netstring size exceeds limit {limit}")
         self.length = length
         self.limit = limit
 

@@ -68,6 +68,7 @@ class Result:
     failure: str | None = None
     runs: int = 1
     behind_schedule: int = 0
+    cut_off: int = 0
 
     @property
     def attempted(self) -> int:
@@ -117,6 +118,7 @@ def from_stats(
         status=status,
         failure=failure,
         behind_schedule=stats.behind_schedule,
+        cut_off=stats.cut_off,
     )
 
 
@@ -156,6 +158,7 @@ def to_dict(result: Result) -> dict[str, Any]:
         "recipients": result.recipients,
         "bytes_sent": result.bytes_sent,
         "behind_schedule": result.behind_schedule,
+        "cut_off": result.cut_off,
         "throughput": {
             "messages_per_s": round(result.rate(result.attempted), 3),
             "recipients_per_s": round(result.rate(result.recipients), 3),
@@ -259,6 +262,7 @@ def from_dict(obj: Any) -> Result:
         failure=failure,
         runs=runs,
         behind_schedule=_count(obj, "behind_schedule") if "behind_schedule" in obj else 0,
+        cut_off=_count(obj, "cut_off") if "cut_off" in obj else 0,
     )
 
 
@@ -317,6 +321,7 @@ def merge(results: Sequence[Result], *, tool_name: str, tool_version: str) -> Re
         failure="; ".join(failures) or None,
         runs=sum(r.runs for r in results),
         behind_schedule=sum(r.behind_schedule for r in results),
+        cut_off=sum(r.cut_off for r in results),
     )
 
 

@@ -71,11 +71,13 @@ class _Flight:
     """A session's message in flight, where the timeout handler outside the scope sees it."""
 
     __slots__ = (
-        "armed_at", "connected", "doing", "number", "scheduled", "scope", "seq", "started"
+        "armed_at", "connected", "doing", "in_flight", "number", "scheduled", "scope", "seq",
+        "started",
     )
 
     def __init__(self, number: int) -> None:
         self.number = number
+        self.in_flight = False
         self.seq = 0
         self.scheduled: float | None = None
         self.scope = trio.CancelScope()
@@ -171,6 +173,16 @@ class Runner:
 
     async def _session(self, number: int) -> None:
         flight = _Flight(number)
+        try:
+            await self._session_loop(flight)
+        except trio.Cancelled:
+            # The run was stopped (grace over, a second signal, another session's fatal
+            # failure) with this message in flight: it has no outcome, but it is counted.
+            if flight.in_flight:
+                self.stats.cut_off += 1
+            raise
+
+    async def _session_loop(self, flight: _Flight) -> None:
         while True:
             # One cancel scope carries the --timeout deadlines of many messages: entering
             # and leaving a scope per message cost more than the rest of the Python path.
@@ -268,6 +280,7 @@ class Runner:
         else:
             self._arm(flight, now)
         sock = None
+        flight.in_flight = True
         try:
             try:
                 sock = await connect(self.endpoint, config.connect_attempts, self._on_retry)
@@ -301,6 +314,8 @@ class Runner:
         finally:
             if sock is not None:
                 sock.close()
+        # Not in the finally: a cancelled message must still look in flight to _session.
+        flight.in_flight = False
 
     def _failed(self, exc: DeliveryError, started: float, connected: float | None) -> None:
         self.stats.record(exc.outcome, started, connected, time.perf_counter())

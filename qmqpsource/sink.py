@@ -612,7 +612,9 @@ class Sink:
                     break
         except NetstringSizeError as exc:
             stats.malformed += 1
-            text = b"5.3.4 Error: message too large: %d bytes, limit %d" % (exc.length, exc.limit)
+            # The length is refused as soon as its digits pass the limit, so only a
+            # lower bound of the size is known.
+            text = b"5.3.4 Error: message too large: over %d bytes" % exc.limit
             await self._refuse(sock, encode_reply(Status.PERMFAIL, text))
             return f"warning: refused: request of {exc.length} bytes exceeds {exc.limit}"
         except NetstringTruncatedError:

@@ -54,6 +54,7 @@ class RunStats:
         "bytes_extra",
         "bytes_per_message",
         "connect",
+        "cut_off",
         "failed",
         "recipients_per_message",
         "reply",
@@ -72,6 +73,8 @@ class RunStats:
         # Requests that vary per message (--unique-message-id, -N) differ in size from
         # bytes_per_message by a few digits: the runner adds the difference here.
         self.bytes_extra = 0
+        # Messages in flight when the run was stopped: no outcome, so not in attempted.
+        self.cut_off = 0
         self._failures: Counter[Outcome] = Counter()
         self.connect = Histogram()
         self.reply = Histogram()

@@ -45,6 +45,11 @@ def format_summary(result: Result) -> str:
     errors = [f"{cause} {n}" for cause, n in result.errors.items() if n]
     if errors:
         lines.append("errors: " + ", ".join(errors))
+    if result.cut_off:
+        lines.append(
+            f"{result.cut_off} messages were in flight when the run was stopped (cut off,"
+            " no outcome)"
+        )
     if result.behind_schedule:
         lines.append(
             f"{result.behind_schedule} messages started behind schedule (every session busy);"

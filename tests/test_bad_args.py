@@ -121,7 +121,7 @@ def one_line(done: subprocess.CompletedProcess[bytes] | None) -> str:
     return text.rstrip("\n")
 
 
-@pytest.mark.parametrize(("index", "wording"), enumerate(w for _, w in CASES), ids=IDS)
+@pytest.mark.parametrize(("index", "wording"), list(enumerate(w for _, w in CASES)), ids=IDS)
 def test_bad_argument(index: int, wording: str) -> None:
     done = all_runs()[index]
     line = one_line(done)

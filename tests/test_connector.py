@@ -8,6 +8,7 @@ import re
 import socket
 import struct
 import tempfile
+from contextlib import closing
 
 import pytest
 import trio
@@ -98,7 +99,7 @@ async def test_connect_sets_linger_zero(family: int) -> None:
         host, port = listener.getsockname()[:2]
         target = f"[{host}]:{port}" if family == socket.AF_INET6 else f"{host}:{port}"
         endpoint = await resolve(target)
-        with await connect(endpoint) as sock:
+        with closing(await connect(endpoint)) as sock:
             linger = sock.getsockopt(socket.SOL_SOCKET, socket.SO_LINGER, 8)
             assert struct.unpack("ii", linger) == (1, 0)
             assert sock.getblocking() is False
@@ -113,7 +114,7 @@ async def test_connect_unix() -> None:
             listener.listen(1)
             endpoint = await resolve(f"unix:{path}")
             assert not endpoint.is_tcp
-            with await connect(endpoint) as sock:
+            with closing(await connect(endpoint)) as sock:
                 assert sock.getpeername() == path
 
 

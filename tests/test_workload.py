@@ -243,6 +243,10 @@ async def test_grace_ends_a_hung_run(tmp_path: Path) -> None:
     done, value, took, _ = await run_and_signal(never_reply, [signal.SIGINT], tmp_path)
     assert done.returncode == 130
     assert value["status"] == "interrupted"
+    # Three sessions each had a message out that never got a reply: counted, not lost.
+    assert value["cut_off"] == 3
+    assert value["counts"]["attempted"] == 0
+    assert "3 messages were in flight when the run was stopped" in done.stderr.decode()
     assert 1.5 <= took < 10  # the 2 s grace, not the 300 s timeout
 
 
