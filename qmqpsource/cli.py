@@ -25,7 +25,7 @@ from qmqpsource.message import HostnameError, check_myhostname
 from qmqpsource.request import MessageFileError, load_message_file
 from qmqpsource.runner import PROG
 from qmqpsource.shard import Shard, ShardError, parse_shard
-from qmqpsource.workers import WORKER_TARGET_PLACEHOLDER, run_workers
+from qmqpsource.workers import run_workers
 
 __all__ = ["app", "main", "run_source"]
 
@@ -205,7 +205,6 @@ def source(
     ] = "1",
     version: Annotated[bool, typer.Option("--version", help="Print the version.")] = False,
 ) -> None:
-    given = dict(locals())  # every option as parsed: --workers rebuilds the workers' argv
     if version:
         print(f"qmqp-source {__version__}")
         raise typer.Exit(0)
@@ -255,36 +254,41 @@ def source(
             load_message_file(message_file)  # unreadable: say so now, not mid-run
         except MessageFileError as exc:
             _fatal(str(exc))
-    try:
-        config = SourceConfig(
-            target=target,
-            sessions=part.share_at_least_one(sessions),
-            messages=messages if messages == MAX_COUNT else part.share(messages),
-            length=length,
-            recipients=recipients,
-            sender=sender,
-            recipient=recipient,
-            myhostname=myhostname,
-            family=Family.INET if ipv4 else Family.INET6 if ipv6 else Family.ANY,
-            connect_attempts=connect_attempts,
-            connect_limit=connect_limit,
-            fixed_delay=_delay("-w", fixed_delay),
-            random_delay=_delay("-R", random_delay),
-            timeout=timeout,
-            counter=counter,
-            verbose=verbose,
-            keep_going=keep_going,
-            message_file=message_file,
-            subject=subject,
-            number_recipients=number_recipients,
-            unique_message_id=unique_message_id,
-            duration=duration,
-            rate=part.rate(rate) if rate is not None else None,
-            shard_index=part.index,
-            shard_count=part.count,
-        )
-    except ConfigError as exc:
-        raise UsageFailure(str(exc)) from None
+    def make_config(share: Shard) -> SourceConfig:
+        """The config of one share of the run (this process's, or a worker's)."""
+        assert target is not None and messages is not None
+        try:
+            return SourceConfig(
+                target=target,
+                sessions=share.share_at_least_one(sessions),
+                messages=messages if messages == MAX_COUNT else share.share(messages),
+                length=length,
+                recipients=recipients,
+                sender=sender,
+                recipient=recipient,
+                myhostname=myhostname,
+                family=Family.INET if ipv4 else Family.INET6 if ipv6 else Family.ANY,
+                connect_attempts=connect_attempts,
+                connect_limit=connect_limit,
+                fixed_delay=_delay("-w", fixed_delay),
+                random_delay=_delay("-R", random_delay),
+                timeout=timeout,
+                counter=counter,
+                verbose=verbose,
+                keep_going=keep_going,
+                message_file=message_file,
+                subject=subject,
+                number_recipients=number_recipients,
+                unique_message_id=unique_message_id,
+                duration=duration,
+                rate=share.rate(rate) if rate is not None else None,
+                shard_index=share.index,
+                shard_count=share.count,
+            )
+        except ConfigError as exc:
+            raise UsageFailure(str(exc)) from None
+
+    config = make_config(part)
     try:
         check_resources(config)  # before the run, not a crash in its middle
     except LimitError as exc:
@@ -295,9 +299,11 @@ def source(
             raise UsageFailure("-c shows one process's count; it does not go with --workers")
         if interval is not None:
             raise UsageFailure("--interval does not go with --workers")
+        shares = [Shard(part.index + part.count * w, part.count * worker_count)
+                  for w in range(worker_count)]
         raise typer.Exit(run_workers(
-            [_worker_argv(given, Shard(part.index + part.count * w, part.count * worker_count))
-             for w in range(worker_count)],
+            [make_config(share) for share in shares
+             if messages == MAX_COUNT or share.share(messages) > 0],
             keep_going=keep_going, quiet=quiet, json_path=json_path,
             embedded_sink_args=sink_args if embedded else None,
         ))
@@ -307,19 +313,6 @@ def source(
     ))
 
 
-# The options a worker gets as given to the parent; the rest (target, -q, --json, --shard,
-# --workers, the embedded sink) the parent sets for it.
-_WORKER_FLAGS = {
-    "ipv4": "-4", "ipv6": "-6", "keep_going": "-A", "connect_attempts": "-C",
-    "sender": "-f", "length": "-l", "messages": "-m", "myhostname": "-M",
-    "recipients": "-r", "random_delay": "-R", "sessions": "-s", "recipient": "-t",
-    "verbose": "-v", "fixed_delay": "-w", "connect_limit": "--connect-limit",
-    "timeout": "--timeout", "message_file": "-F", "subject": "-S",
-    "number_recipients": "-N", "unique_message_id": "--unique-message-id",
-    "duration": "--duration", "rate": "--rate",
-}
-
-
 def _worker_count(text: str) -> int:
     if text == "auto":
         return os.cpu_count() or 1
@@ -327,23 +320,6 @@ def _worker_count(text: str) -> int:
         raise UsageFailure(f"--workers wants a number from 1 to {MAX_WORKERS} or 'auto', "
                            f"not {text!r}")
     return int(text)
-
-
-def _worker_argv(given: dict[str, object], shard: Shard) -> list[str]:
-    argv = [sys.executable, "-m", "qmqpsource", "-q", "--shard", str(shard)]
-    for name, flag in _WORKER_FLAGS.items():
-        value = given[name]
-        if value is None or value is False:
-            continue
-        if value is True:
-            argv.append(flag)
-        elif name == "verbose":
-            argv.extend([flag] * int(str(value)))
-        else:
-            argv.extend([flag, repr(value) if isinstance(value, float) else str(value)])
-    target = given["target"]
-    argv.append(str(target) if target is not None else WORKER_TARGET_PLACEHOLDER)
-    return argv
 
 
 def main(argv: list[str] | None = None) -> None:

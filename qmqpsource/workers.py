@@ -1,10 +1,15 @@
 """--workers N: N qmqp-source processes on this host, each doing its shard, merged exactly.
 
 One Python process tops out at one core; the load, like Postfix's C tool, is
-mostly kernel work per connection, so a second process on a second core nearly
-doubles what the client can offer. Each worker is this same program with
---shard j/N (the same sharding that spreads a run over hosts) and its own
---json; the parent merges those results with qmqp-report's merge.
+mostly kernel work per connection, so a second process on a second core adds
+what the client can offer. Each worker runs this same program's run_source with
+its shard of the config (the same sharding that spreads a run over hosts) and
+its own JSON; the parent merges those with qmqp-report's merge.
+
+Workers are forked before any trio loop or thread exists, so that they start
+without paying for Python's start-up and imports again. Each waits on a pipe for
+its target, which the parent sends once it is known (an embedded sink comes up
+inside the parent's loop, after the fork).
 
 Signals: workers run in their own sessions, so that a terminal's Ctrl-C reaches
 the parent only; the parent passes each SIGINT/SIGTERM on to every worker (the
@@ -14,76 +19,145 @@ fails fatally (without -A) ends the run for all, as one process would.
 
 from __future__ import annotations
 
+import contextlib
+import dataclasses
 import os
 import signal
-import subprocess
 import sys
 import tempfile
 import threading
 from collections.abc import Sequence
-from dataclasses import dataclass
 from typing import Any
 
 import trio
 
 from qmqpsource import __version__, result
+from qmqpsource.config import SourceConfig
 from qmqpsource.embedded import EmbeddedSinkError, embedded_sink
 from qmqpsource.outcome import Outcome
 from qmqpsource.summary import format_summary
 
-__all__ = ["WORKER_TARGET_PLACEHOLDER", "WorkerRun", "run_workers"]
+__all__ = ["WorkerRun", "run_workers"]
 
 PROG = "qmqp-source"
-# Stands for the embedded sink's address in the workers' argv until the sink is up.
-WORKER_TARGET_PLACEHOLDER = "{embedded-sink}"
 # A worker asked to stop gets this long (beyond its own 2 s grace) before it is killed.
 STOP_TIMEOUT = 10.0
+# Without pidfd_open (Linux < 5.3), how often to look whether a worker has ended.
+_POLL_INTERVAL = 0.02
 _SIGNAL_EXIT = {signal.SIGINT: 130, signal.SIGTERM: 143}
 _SIGNAL_WORD = {signal.SIGINT: "interrupted", signal.SIGTERM: "terminated"}
 
 
-@dataclass
+@dataclasses.dataclass
 class WorkerRun:
-    """One worker: its command, JSON file, and how it ended."""
+    """One worker: its config, JSON file, process, and how it ended."""
 
     index: int
-    argv: list[str]
+    config: SourceConfig
     json_path: str
+    pid: int = 0
+    target_pipe: int = -1  # the parent's end: the target goes through it, then EOF
     returncode: int | None = None
-    process: trio.Process | None = None
     # Whether this run signalled it: a worker that had not yet set up its own handling
     # dies of the signal, which is then no news to report.
     signalled: bool = False
 
 
-async def _run_one(worker: WorkerRun, failed: trio.Event) -> None:
-    process = await trio.lowlevel.open_process(
-        worker.argv, stdin=subprocess.DEVNULL, start_new_session=True
-    )
-    worker.process = process
+def _worker_main(worker: WorkerRun, target_pipe: int) -> int:
+    """In the forked worker: wait for the target, run the shard, return the exit status."""
+    from qmqpsource.launch import run_source
+
+    os.setsid()  # out of the terminal's process group: signals come via the parent
+    chunks = []
+    while chunk := os.read(target_pipe, 4096):
+        chunks.append(chunk)
+    os.close(target_pipe)
+    target = b"".join(chunks).decode("utf-8", "surrogateescape")
+    if not target:
+        return 1  # the parent gave up before the run started; it says why
+    config = dataclasses.replace(worker.config, target=target)
+    return run_source(config, quiet=True, json_path=worker.json_path)
+
+
+def _fork(worker: WorkerRun) -> None:
+    read_end, write_end = os.pipe()
+    pid = os.fork()
+    if pid == 0:
+        status = 1
+        try:
+            os.close(write_end)
+            status = _worker_main(worker, read_end)
+        except SystemExit as exc:
+            status = exc.code if isinstance(exc.code, int) else 1
+        except BaseException as exc:  # a worker must never return into the parent's code
+            sys.stderr.write(f"{PROG}: fatal: worker {worker.index}: {exc!r}\n")
+        finally:
+            with contextlib.suppress(Exception):
+                sys.stdout.flush()
+                sys.stderr.flush()
+            os._exit(status)
+    os.close(read_end)
+    worker.pid = pid
+    worker.target_pipe = write_end
+
+
+def _send_target(workers: Sequence[WorkerRun], target: str | None) -> None:
+    """Start the workers (a target) or release them (None: they exit quietly)."""
+    for worker in workers:
+        if worker.target_pipe < 0:
+            continue
+        with contextlib.suppress(OSError):  # a worker that already died
+            if target is not None:
+                os.write(worker.target_pipe, target.encode("utf-8", "surrogateescape"))
+        os.close(worker.target_pipe)
+        worker.target_pipe = -1
+
+
+async def _wait_exit(pid: int) -> int:
+    """Wait for a worker to end; its exit status as subprocess gives it (-N: signal N)."""
     try:
-        await process.wait()
+        pidfd = os.pidfd_open(pid)
+    except (AttributeError, OSError):
+        pidfd = -1
+    try:
+        while True:
+            done, status = os.waitpid(pid, os.WNOHANG)  # noqa: ASYNC222 - WNOHANG: never blocks
+            if done:
+                return os.waitstatus_to_exitcode(status)
+            if pidfd >= 0:
+                await trio.lowlevel.wait_readable(pidfd)
+            else:
+                await trio.sleep(_POLL_INTERVAL)
     finally:
-        # Cancelled (the parent is going down hard): never leave a worker behind.
-        with trio.CancelScope(shield=True):
-            if process.returncode is None:
-                process.terminate()
+        if pidfd >= 0:
+            os.close(pidfd)
+
+
+async def _supervise(worker: WorkerRun, failed: trio.Event) -> None:
+    try:
+        worker.returncode = await _wait_exit(worker.pid)
+    finally:
+        if worker.returncode is None:
+            # Cancelled (the parent is going down hard): never leave a worker behind.
+            with trio.CancelScope(shield=True):
+                with contextlib.suppress(ProcessLookupError):
+                    os.kill(worker.pid, signal.SIGTERM)
                 with trio.move_on_after(STOP_TIMEOUT):
-                    await process.wait()
-                if process.returncode is None:
-                    process.kill()
-                    await process.wait()
-    worker.returncode = process.returncode
-    if process.returncode == 1:
+                    worker.returncode = await _wait_exit(worker.pid)
+                if worker.returncode is None:
+                    with contextlib.suppress(ProcessLookupError):
+                        os.kill(worker.pid, signal.SIGKILL)
+                    worker.returncode = await _wait_exit(worker.pid)
+    if worker.returncode == 1:
         failed.set()
 
 
 def _signal_all(workers: Sequence[WorkerRun], signum: int) -> None:
     for worker in workers:
-        process = worker.process
-        if process is not None and process.returncode is None:
+        if worker.returncode is None:
             worker.signalled = True
-            process.send_signal(signum)
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(worker.pid, signum)
 
 
 async def _stop_on_failure(
@@ -103,53 +177,57 @@ async def _forward_signals(workers: Sequence[WorkerRun], received: list[int]) ->
 
 
 def run_workers(
-    argvs: Sequence[list[str]],
+    configs: Sequence[SourceConfig],
     *,
     keep_going: bool,
     quiet: bool,
     json_path: str | None,
     embedded_sink_args: Sequence[str] | None = None,
 ) -> int:
-    """Run one worker per argv (each without --json, which is added here); merge; report."""
+    """One worker per config (each a shard); merge their results; report; exit status."""
     from qmqpsource.launch import fatal, open_json, sink_line, write_json
 
-    json_file = open_json(json_path)
     received: list[int] = []
+    sink_counts: dict[str, Any] = {}
     with tempfile.TemporaryDirectory(prefix="qmqp-workers-") as tmp:
         workers = [
-            WorkerRun(n, [*argv, "--json", os.path.join(tmp, f"{n}.json")],
-                      os.path.join(tmp, f"{n}.json"))
-            for n, argv in enumerate(argvs)
+            WorkerRun(n, config, os.path.join(tmp, f"{n}.json"))
+            for n, config in enumerate(configs)
         ]
+        for worker in workers:
+            _fork(worker)
+        # Opened after the fork, so that no worker holds the file.
+        json_file = open_json(json_path)
 
-        sink_counts: dict[str, Any] = {}
+        async def supervise_all(failed: trio.Event) -> None:
+            async with trio.open_nursery() as runs:
+                for worker in workers:
+                    runs.start_soon(_supervise, worker, failed)
 
         async def main() -> None:
-            if embedded_sink_args is None:
-                await run_all()
-                return
-            async with embedded_sink(embedded_sink_args) as sink:
-                for worker in workers:
-                    worker.argv = [sink.target if a == WORKER_TARGET_PLACEHOLDER else a
-                                   for a in worker.argv]
-                await run_all()
-            sink_counts.update(sink.result or {})
-
-        async def run_all() -> None:
             failed = trio.Event()
             async with trio.open_nursery() as nursery:
                 if threading.current_thread() is threading.main_thread():
                     nursery.start_soon(_forward_signals, workers, received)
                 nursery.start_soon(_stop_on_failure, workers, failed, keep_going)
-                async with trio.open_nursery() as runs:
-                    for worker in workers:
-                        runs.start_soon(_run_one, worker, failed)
+                if embedded_sink_args is None:
+                    _send_target(workers, configs[0].target)
+                    await supervise_all(failed)
+                else:
+                    # The sink stays up until every worker has ended.
+                    async with embedded_sink(embedded_sink_args) as sink:
+                        _send_target(workers, sink.target)
+                        await supervise_all(failed)
+                    sink_counts.update(sink.result or {})
                 nursery.cancel_scope.cancel()
 
         try:
             trio.run(main)
         except EmbeddedSinkError as exc:
+            _reap(workers)
             fatal(f"embedded sink: {exc}")
+        finally:
+            _reap(workers)
         results: list[result.Result] = []
         lost: list[str] = []
         for worker in workers:
@@ -165,9 +243,9 @@ def run_workers(
     merged = result.merge(results, tool_name=PROG, tool_version=__version__)
     statuses = [w.returncode for w in workers]
     if received:
-        merged = _with_status(merged, "interrupted")
+        merged = dataclasses.replace(merged, status="interrupted")
     elif lost or any(code not in (0, 1) for code in statuses):
-        merged = _with_status(merged, "failed")
+        merged = dataclasses.replace(merged, status="failed")
     failed_fatally = merged.status == "failed"
     if not quiet and not failed_fatally:
         sys.stderr.write(format_summary(merged))
@@ -191,6 +269,16 @@ def run_workers(
     return 1 if failures or any(code != 0 for code in statuses) else 0
 
 
+def _reap(workers: Sequence[WorkerRun]) -> None:
+    """Release workers still waiting for a target and make sure every one has ended."""
+    _send_target(workers, None)  # waiting ones read EOF and exit at once
+    for worker in workers:
+        if worker.returncode is None and worker.pid:
+            with contextlib.suppress(ChildProcessError):
+                _, status = os.waitpid(worker.pid, 0)
+                worker.returncode = os.waitstatus_to_exitcode(status)
+
+
 def _describe(worker: WorkerRun) -> str:
     code = worker.returncode
     if code is not None and code < 0:
@@ -198,9 +286,3 @@ def _describe(worker: WorkerRun) -> str:
     else:
         how = f"exited with status {code}"
     return f"worker {worker.index} {how} without a result; the others' results are kept"
-
-
-def _with_status(value: result.Result, status: str) -> result.Result:
-    from dataclasses import replace
-
-    return replace(value, status=status)
