@@ -12,12 +12,12 @@ from __future__ import annotations
 import math
 import os
 import shlex
-import sys
 from typing import Annotated, NoReturn
 
 import typer
 
 from qmqpsource import __version__
+from qmqpsource.commandline import UsageFailure, fatal, make_app, run_command
 from qmqpsource.config import ConfigError, Family, SourceConfig
 from qmqpsource.launch import run_source
 from qmqpsource.limits import MAX_COUNT, MAX_SECONDS, LimitError, check_resources
@@ -41,22 +41,11 @@ EMBEDDED_TARGET = "embedded-sink"
 # More worker processes than this on one host is a typo; spread over hosts with --shard.
 MAX_WORKERS = 256
 
-app = typer.Typer(
-    add_completion=False,
-    rich_markup_mode=None,  # "[inet:]host[:port]" is syntax, not markup
-    context_settings={"help_option_names": ["-h", "--help"]},
-    pretty_exceptions_enable=False,
-)
-
-
-class UsageFailure(Exception):
-    """Arguments that make no run: one line on stderr, exit status 1 (as Postfix)."""
+app = make_app()
 
 
 def _fatal(text: str) -> NoReturn:
-    sys.stderr.write(f"{PROG}: fatal: {text}\n")
-    sys.stderr.flush()
-    raise SystemExit(1)
+    fatal(PROG, text)
 
 
 def _positive(name: str, value: int) -> int:
@@ -324,22 +313,4 @@ def _worker_count(text: str) -> int:
 
 def main(argv: list[str] | None = None) -> None:
     """Console entry point: Postfix's exit statuses, never a traceback for bad input."""
-    command = typer.main.get_command(app)
-    args = sys.argv[1:] if argv is None else argv
-    try:
-        status = command.main(args, prog_name=PROG, standalone_mode=False)
-    except UsageFailure as exc:
-        _fatal(f"{exc}; {USAGE}")
-    except typer.exceptions.TyperException as exc:
-        _fatal(f"{_click_message(exc)}; {USAGE}")
-    except typer.Exit as exc:
-        status = exc.exit_code
-    except BrokenPipeError:
-        status = 1
-    raise SystemExit(status if isinstance(status, int) else 0)
-
-
-def _click_message(exc: Exception) -> str:
-    format_message = getattr(exc, "format_message", None)
-    text = format_message() if callable(format_message) else str(exc)
-    return " ".join(str(text).split())
+    raise SystemExit(run_command(app, PROG, USAGE, argv))

@@ -11,22 +11,19 @@ This is how runs from several processes or hosts come together.
 from __future__ import annotations
 
 import sys
-from typing import Annotated, NoReturn
+from typing import Annotated
 
 import typer
 
 from qmqpsource import __version__, result
+from qmqpsource.commandline import fatal, make_app, run_command
 from qmqpsource.summary import format_summary
 
 __all__ = ["PROG", "app", "main", "report"]
 
 PROG = "qmqp-report"
 
-app = typer.Typer(
-    add_completion=False,
-    context_settings={"help_option_names": ["-h", "--help"]},
-    pretty_exceptions_enable=False,
-)
+app = make_app()
 
 
 class Fatal(Exception):
@@ -80,28 +77,15 @@ def command(
     report(files, json_path=json_path, quiet=quiet)
 
 
-def _fatal(text: str) -> NoReturn:
-    sys.stderr.write(f"{PROG}: fatal: {' '.join(text.split())}\n")
-    sys.stderr.flush()
-    raise SystemExit(1)
+USAGE = f"usage: {PROG} [-q] [--json PATH] FILE..."
 
 
 def main(argv: list[str] | None = None) -> None:
     """Console entry point: exit 0, or one fatal line and exit 1; never a traceback."""
-    cmd = typer.main.get_command(app)
-    args = sys.argv[1:] if argv is None else argv
     try:
-        cmd.main(args, prog_name=PROG, standalone_mode=False)
+        status = run_command(app, PROG, USAGE, argv)
     except Fatal as exc:
-        _fatal(str(exc))
-    except typer.Exit as exc:
-        raise SystemExit(exc.exit_code) from None
+        fatal(PROG, " ".join(str(exc).split()))
     except (typer.Abort, KeyboardInterrupt):
-        _fatal("interrupted")
-    except BrokenPipeError:
-        raise SystemExit(1) from None
-    except typer.exceptions.TyperException as exc:  # usage errors
-        format_message = getattr(exc, "format_message", None)
-        text = format_message() if callable(format_message) else str(exc)
-        _fatal(f"{text}; usage: {PROG} [-q] [--json PATH] FILE...")
-    raise SystemExit(0)
+        fatal(PROG, "interrupted")
+    raise SystemExit(status)

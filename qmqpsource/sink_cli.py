@@ -28,6 +28,7 @@ import trio
 import typer
 
 from qmqpsource import __version__
+from qmqpsource.commandline import UsageFailure, fatal, make_app, run_command
 from qmqpsource.config import Family
 from qmqpsource.sink import (
     DEFAULT_MAX_CONNECTIONS,
@@ -54,23 +55,11 @@ USAGE = (
 # Descriptors kept aside for listeners, the Maildir, logs and worker threads.
 _SPARE_FDS = 64
 
-app = typer.Typer(
-    add_completion=False,
-    context_settings={"help_option_names": ["-h", "--help"]},
-    pretty_exceptions_enable=False,
-    # "[inet:][host]:port" is our syntax, not rich markup.
-    rich_markup_mode=None,
-)
-
-
-class UsageFailure(Exception):
-    """Arguments that make no run: one line on stderr, exit status 1 (as Postfix)."""
+app = make_app()
 
 
 def _fatal(text: str) -> NoReturn:
-    sys.stderr.write(f"{PROG}: fatal: {text}\n")
-    sys.stderr.flush()
-    raise SystemExit(1)
+    fatal(PROG, text)
 
 
 def parse_rate(name: str, value: float) -> float:
@@ -340,33 +329,17 @@ def _finish(server: Sink, json_path: str | None) -> None:
 
 def main(argv: list[str] | None = None) -> None:
     """Console entry point: Postfix's exit statuses, never a traceback for bad input."""
-    command = typer.main.get_command(app)
     if argv is None:
         # The real process, not a caller in-process: SIGTERM is ours until the exit.
         signal.signal(signal.SIGTERM, _stop_flag)
-    args = sys.argv[1:] if argv is None else argv
     try:
-        status = command.main(args, prog_name=PROG, standalone_mode=False)
-    except UsageFailure as exc:
-        _fatal(f"{exc}; {USAGE}")
-    except typer.exceptions.TyperException as exc:
-        _fatal(f"{_click_message(exc)}; {USAGE}")
-    except typer.Exit as exc:
-        status = exc.exit_code
-    except BrokenPipeError:
-        status = 1
+        status = run_command(app, PROG, USAGE, argv)
     finally:
         if argv is None:
             # Python's finalization resets Python-level handlers to the default (fatal)
             # one, but leaves SIG_IGN alone: a late SIGTERM then cannot kill the exit.
             signal.signal(signal.SIGTERM, signal.SIG_IGN)
-    raise SystemExit(status if isinstance(status, int) else 0)
-
-
-def _click_message(exc: Exception) -> str:
-    format_message = getattr(exc, "format_message", None)
-    text = format_message() if callable(format_message) else str(exc)
-    return " ".join(str(text).split())
+    raise SystemExit(status)
 
 
 if __name__ == "__main__":
