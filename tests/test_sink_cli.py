@@ -15,7 +15,8 @@ import pytest
 import trio
 
 from qmqpsource.protocol import Status
-from qmqpsource.sink_cli import UsageFailure, main, parse_delay, parse_rate
+from qmqpsource.commandline import UsageFailure
+from qmqpsource.sink_cli import main, parse_delay, parse_rate
 from tests.test_sink_support import connect, exchange, parse_reply, request
 
 SINK = [sys.executable, "-m", "qmqpsource.sink_cli"]
