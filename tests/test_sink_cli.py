@@ -14,8 +14,8 @@ from pathlib import Path
 import pytest
 import trio
 
-from qmqpsource.protocol import Status
 from qmqpsource.commandline import UsageFailure
+from qmqpsource.protocol import Status
 from qmqpsource.sink_cli import main, parse_delay, parse_rate
 from tests.test_sink_support import connect, exchange, parse_reply, request
 
