@@ -18,6 +18,7 @@ from qmqpsource.protocol import (
     ProtocolError,
     Reply,
     ReplyParser,
+    whole_reply,
 )
 
 __all__ = ["read_reply", "send_request"]
@@ -72,7 +73,7 @@ async def send_request(sock: socket.SocketType, request: memoryview) -> None:
 
 async def read_reply(sock: socket.SocketType, limit: int) -> Reply:
     """Read and parse one reply netstring."""
-    parser = ReplyParser(limit)
+    parser: ReplyParser | None = None  # only when the reply does not come whole at once
     try:
         while True:
             # The reply cannot be there yet right after sending: wait first, saving a recv.
@@ -81,6 +82,11 @@ async def read_reply(sock: socket.SocketType, limit: int) -> Reply:
                 data = sock.recv(_RECV_SIZE)
             except BlockingIOError:
                 continue
+            if parser is None:
+                reply = whole_reply(data, limit)
+                if reply is not None:
+                    return reply
+                parser = ReplyParser(limit)
             if not data:
                 parser.eof()
             reply = parser.feed(data)

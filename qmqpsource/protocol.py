@@ -33,6 +33,7 @@ __all__ = [
     "encode_reply",
     "encode_request",
     "netstring",
+    "whole_reply",
 ]
 
 # Postfix's qmqp-source reads at most this many reply bytes (var_line_limit).
@@ -248,7 +249,7 @@ class ReplyParser:
     def feed(self, data: bytes) -> Reply | None:
         decoder = self._decoder
         if not decoder.started:
-            reply = _whole_reply(data, self.limit)
+            reply = whole_reply(data, self.limit)
             if reply is not None:
                 return reply
         payload = decoder.feed(data)
@@ -262,7 +263,7 @@ class ReplyParser:
         self._decoder.eof()
 
 
-def _whole_reply(data: bytes, limit: int) -> Reply | None:
+def whole_reply(data: bytes, limit: int) -> Reply | None:
     """The common case, a whole well-formed reply in one read, without the state machine.
 
     Returns None for anything else (partial, oversize, malformed, empty), which the
