@@ -58,3 +58,12 @@ def postfix_sink() -> Iterator[SinkFactory]:
     yield start
     for sink in reversed(sinks):
         sink.close()
+
+
+def qmqpd_target(instance: PostfixInstance, family: str) -> str:
+    """The instance's qmqpd address for "ipv4" or "ipv6" (skips where ::1 is missing)."""
+    if family == "ipv4":
+        return f"127.0.0.1:{instance.port}"
+    if instance.port6 is None:
+        pytest.skip("IPv6 loopback is not available here")
+    return f"[::1]:{instance.port6}"

@@ -21,7 +21,15 @@ import trio
 
 from qmqpsource.protocol import NetstringDecoder, Request, decode_request, netstring
 
-__all__ = ["Handler", "ServerState", "qmqp_server", "read_request"]
+__all__ = [
+    "Handler",
+    "ServerState",
+    "close_after_request",
+    "never_reply",
+    "qmqp_server",
+    "read_request",
+    "reply_with",
+]
 
 Handler = Callable[[trio.SocketStream, "ServerState"], Awaitable[None]]
 # Tests send at most tens of MiB.
@@ -70,6 +78,27 @@ async def _default_handler(stream: trio.SocketStream, state: ServerState) -> Non
         await trio.sleep(delay)
     reply = state.reply(index) if callable(state.reply) else state.reply
     await stream.send_all(netstring(reply))
+
+
+def reply_with(raw: bytes) -> Handler:
+    """Read the whole request, send ``raw`` (anything: it is the server's whole answer)."""
+
+    async def handler(stream: trio.SocketStream, state: ServerState) -> None:
+        await read_request(stream)
+        await stream.send_all(raw)
+
+    return handler
+
+
+async def close_after_request(stream: trio.SocketStream, state: ServerState) -> None:
+    """Read the request, then close without a word."""
+    await read_request(stream)
+
+
+async def never_reply(stream: trio.SocketStream, state: ServerState) -> None:
+    """Read the request, then say nothing until the client gives up."""
+    await read_request(stream)
+    await trio.sleep_forever()
 
 
 @asynccontextmanager

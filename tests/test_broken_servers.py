@@ -34,7 +34,15 @@ from qmqpsource.protocol import netstring
 from qmqpsource.request import RequestFactory
 from qmqpsource.runner import Runner, RunResult
 from qmqpsource.stats import RunStats
-from tests.qmqp_server import Handler, ServerState, qmqp_server, read_request
+from tests.qmqp_server import (
+    Handler,
+    ServerState,
+    close_after_request,
+    never_reply,
+    qmqp_server,
+    read_request,
+    reply_with,
+)
 
 SOURCE = [sys.executable, "-m", "qmqpsource"]
 # The JSON result is another part's work; its checks run once it is there.
@@ -52,25 +60,6 @@ def open_fds() -> int:
 
 
 # -- the servers -------------------------------------------------------------------------
-
-
-def reply_with(raw: bytes) -> Handler:
-    """Read the whole request, send ``raw`` (anything: it is the server's whole answer)."""
-
-    async def handler(stream: trio.SocketStream, state: ServerState) -> None:
-        await read_request(stream)
-        await stream.send_all(raw)
-
-    return handler
-
-
-async def close_after_request(stream: trio.SocketStream, state: ServerState) -> None:
-    await read_request(stream)
-
-
-async def never_reply(stream: trio.SocketStream, state: ServerState) -> None:
-    await read_request(stream)
-    await trio.sleep_forever()
 
 
 async def reset_at_once(stream: trio.SocketStream, state: ServerState) -> None:

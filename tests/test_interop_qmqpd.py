@@ -8,6 +8,7 @@ from collections import Counter
 
 import pytest
 
+from tests.postfix_fixtures import qmqpd_target
 from tests.postfix_support import PostfixInstance
 
 pytestmark = pytest.mark.postfix
@@ -19,19 +20,11 @@ def source(*args: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run([*SOURCE, *args], capture_output=True, text=True, timeout=120)
 
 
-def target(instance: PostfixInstance, family: str) -> str:
-    if family == "ipv4":
-        return f"127.0.0.1:{instance.port}"
-    if instance.port6 is None:
-        pytest.skip("IPv6 loopback is not available here")
-    return f"[::1]:{instance.port6}"
-
-
 @pytest.mark.parametrize("family", ["ipv4", "ipv6"])
 def test_envelopes_intact(postfix_qmqpd: PostfixInstance, family: str) -> None:
     flag = "-4" if family == "ipv4" else "-6"
     done = source(flag, "-q", "-s", "5", "-m", "40", "-r", "4", "-f", "from@example.org",
-                  "-t", "to@example.org", "-l", "3000", target(postfix_qmqpd, family))
+                  "-t", "to@example.org", "-l", "3000", qmqpd_target(postfix_qmqpd, family))
     assert done.returncode == 0, done.stderr
     held = postfix_qmqpd.wait_held(40, timeout=30)
     assert len(held) == 40, "nothing lost, nothing doubled"
@@ -45,7 +38,7 @@ def test_envelopes_intact(postfix_qmqpd: PostfixInstance, family: str) -> None:
 
 def test_thousand_recipients(postfix_qmqpd: PostfixInstance) -> None:
     done = source("-q", "-m", "2", "-r", "1000", "-t", "r@example.org",
-                  target(postfix_qmqpd, "ipv4"))
+                  qmqpd_target(postfix_qmqpd, "ipv4"))
     assert done.returncode == 0, done.stderr
     held = postfix_qmqpd.wait_held(2, timeout=30)
     for message in held:
@@ -56,7 +49,8 @@ def test_thousand_recipients(postfix_qmqpd: PostfixInstance) -> None:
 
 def test_ten_mib_messages(postfix_qmqpd: PostfixInstance) -> None:
     length = 10 * 1024 * 1024
-    done = source("-q", "-s", "2", "-m", "2", "-l", str(length), target(postfix_qmqpd, "ipv4"))
+    done = source("-q", "-s", "2", "-m", "2", "-l", str(length),
+                  qmqpd_target(postfix_qmqpd, "ipv4"))
     assert done.returncode == 0, done.stderr
     held = postfix_qmqpd.wait_held(2, timeout=60)
     assert len(held) == 2

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 import trio
 
-from tests.postfix_fixtures import SinkFactory
+from tests.postfix_fixtures import SinkFactory, qmqpd_target
 from tests.postfix_support import (
     QMQP_SOURCE,
     PostfixInstance,
@@ -29,14 +29,6 @@ RECIPIENTS = ["0rcpt@example.org", "1rcpt@example.org", "2rcpt@example.org"]
 
 def qmqp_source(*args: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run([str(QMQP_SOURCE), *args], capture_output=True, text=True, timeout=60)
-
-
-def qmqpd_target(instance: PostfixInstance, family: str) -> str:
-    if family == "ipv4":
-        return f"127.0.0.1:{instance.port}"
-    if instance.port6 is None:
-        pytest.skip("IPv6 loopback is not available here")
-    return f"[::1]:{instance.port6}"
 
 
 @pytest.mark.parametrize("family", ["ipv4", "ipv6"])

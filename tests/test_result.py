@@ -27,7 +27,7 @@ from qmqpsource import __version__
 from qmqpsource.config import SourceConfig
 from qmqpsource.launch import run_source
 from qmqpsource.result import ERROR_CAUSES, SCHEMA
-from tests.qmqp_server import ServerState, qmqp_server, read_request
+from tests.qmqp_server import ServerState, never_reply, qmqp_server, read_request
 
 RUN_LIMIT = 60  # seconds for any one run: a hang fails the test instead of the suite
 
@@ -61,11 +61,6 @@ async def close_without_reply(stream: trio.SocketStream, state: ServerState) -> 
 async def reset_after_request(stream: trio.SocketStream, state: ServerState) -> None:
     await read_request(stream)
     stream.socket.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
-
-
-async def never_reply(stream: trio.SocketStream, state: ServerState) -> None:
-    await read_request(stream)
-    await trio.sleep_forever()
 
 
 Handler = Callable[[trio.SocketStream, ServerState], Awaitable[None]]

@@ -5,7 +5,6 @@ from __future__ import annotations
 import io
 import os
 import random
-from collections.abc import Callable
 from typing import Any
 
 import pytest
@@ -18,7 +17,13 @@ from qmqpsource.outcome import Outcome
 from qmqpsource.request import RequestFactory
 from qmqpsource.runner import Runner, RunResult
 from qmqpsource.stats import RunStats
-from tests.qmqp_server import ServerState, qmqp_server, read_request
+from tests.qmqp_server import (
+    close_after_request,
+    never_reply,
+    qmqp_server,
+    read_request,
+    reply_with,
+)
 
 
 async def run(target: str, **options: Any) -> tuple[RunResult, str, str]:
@@ -123,22 +128,6 @@ async def test_random_delay_stays_in_range(monkeypatch: pytest.MonkeyPatch) -> N
     assert all(0 <= d <= 0.05 for d in drawn)
 
 
-def reply_with(raw_reply: bytes) -> Callable[[trio.SocketStream, ServerState], Any]:
-    async def handler(stream: trio.SocketStream, state: ServerState) -> None:
-        await read_request(stream)
-        await stream.send_all(raw_reply)
-    return handler
-
-
-async def close_at_once(stream: trio.SocketStream, state: ServerState) -> None:
-    await read_request(stream)
-
-
-async def never_reply(stream: trio.SocketStream, state: ServerState) -> None:
-    await read_request(stream)
-    await trio.sleep_forever()
-
-
 FAILURES = [
     (reply_with(b"5:Zbusy,"), Outcome.TEMPFAIL, "recoverable error: busy"),
     (reply_with(b"8:Dno such,"), Outcome.PERMFAIL, "unrecoverable error: no such"),
@@ -151,7 +140,7 @@ FAILURES = [
      "netstring size exceeds limit while receiving server reply"),
     (reply_with(b"10:Kok"), Outcome.LOST_CONNECTION,
      "lost connection while receiving server reply"),
-    (close_at_once, Outcome.LOST_CONNECTION, "lost connection while receiving server reply"),
+    (close_after_request, Outcome.LOST_CONNECTION, "lost connection while receiving server reply"),
 ]
 
 

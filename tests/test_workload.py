@@ -14,7 +14,7 @@ import pytest
 import trio
 
 from qmqpsource.request import SEQ_HEADER
-from tests.qmqp_server import ServerState, qmqp_server, read_request
+from tests.qmqp_server import ServerState, never_reply, qmqp_server, read_request
 
 SOURCE = [sys.executable, "-m", "qmqpsource"]
 
@@ -180,11 +180,6 @@ async def slow_reply(stream: trio.SocketStream, state: ServerState) -> None:
     await stream.send_all(b"3:Kok,")
     if raw is not None:
         state.raw.append(raw)  # counted once the K is out
-
-
-async def never_reply(stream: trio.SocketStream, state: ServerState) -> None:
-    await read_request(stream)
-    await trio.sleep_forever()
 
 
 async def run_and_signal(
