@@ -164,12 +164,13 @@ def _writable_now(fd: int) -> bool:
 # cost more per message than they give (io wrappers, reference counting of makefile).
 # SOCK_NONBLOCK makes it non-blocking in the socket() call itself.
 _SOCKET = socket.SocketType
-_NONBLOCKING_STREAM = socket.SOCK_STREAM | getattr(socket, "SOCK_NONBLOCK", 0)
+_SOCK_NONBLOCK: int = getattr(socket, "SOCK_NONBLOCK", 0)
+_NONBLOCKING_STREAM = socket.SOCK_STREAM | _SOCK_NONBLOCK
 
 
 def _new_socket(endpoint: Endpoint) -> socket.SocketType:
     sock = _SOCKET(endpoint.family, _NONBLOCKING_STREAM)
-    if not _NONBLOCKING_STREAM & getattr(socket, "SOCK_NONBLOCK", 0):
+    if not _SOCK_NONBLOCK:  # a platform without it: one more call
         sock.setblocking(False)
     if endpoint.is_tcp:
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, LINGER_ABORT)

@@ -10,7 +10,6 @@ a hang is a failure, not a stuck test run.
 from __future__ import annotations
 
 import importlib.util
-import io
 import json
 import os
 import socket
@@ -27,13 +26,8 @@ from typing import Any
 import pytest
 import trio
 
-from qmqpsource.config import SourceConfig
-from qmqpsource.connector import resolve
 from qmqpsource.outcome import Outcome
 from qmqpsource.protocol import netstring
-from qmqpsource.request import RequestFactory
-from qmqpsource.runner import Runner, RunResult
-from qmqpsource.stats import RunStats
 from tests.qmqp_server import (
     Handler,
     ServerState,
@@ -43,6 +37,7 @@ from tests.qmqp_server import (
     read_request,
     reply_with,
 )
+from tests.source_support import run_in_process
 
 SOURCE = [sys.executable, "-m", "qmqpsource"]
 # The JSON result is another part's work; its checks run once it is there.
@@ -211,19 +206,6 @@ def cli_args(options: dict[str, Any]) -> list[str]:
     return [arg for key, value in options.items() for arg in (_FLAGS[key], str(value))]
 
 
-async def run_in_process(target: str, **options: Any) -> tuple[RunResult, str, str]:
-    config = SourceConfig(target=target, **options)
-    requests = RequestFactory(config)
-    assert requests.fixed is not None
-    request = requests.fixed
-    out, err = io.StringIO(), io.StringIO()
-    endpoint = await resolve(config.target, config.family)
-    with trio.fail_after(RUN_LIMIT):
-        result = await Runner(
-            config, endpoint, requests, RunStats(config.recipients, len(request)),
-            out=out, err=err,
-        ).run()
-    return result, out.getvalue(), err.getvalue()
 
 
 async def run_cli(*args: str) -> subprocess.CompletedProcess[bytes]:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import io
 import os
 import random
 from typing import Any
@@ -12,11 +11,8 @@ import trio
 
 import qmqpsource.connector
 from qmqpsource.config import SourceConfig
-from qmqpsource.connector import resolve
 from qmqpsource.outcome import Outcome
 from qmqpsource.request import RequestFactory
-from qmqpsource.runner import Runner, RunResult
-from qmqpsource.stats import RunStats
 from tests.qmqp_server import (
     close_after_request,
     never_reply,
@@ -24,21 +20,7 @@ from tests.qmqp_server import (
     read_request,
     reply_with,
 )
-
-
-async def run(target: str, **options: Any) -> tuple[RunResult, str, str]:
-    config = SourceConfig(target=target, **options)
-    requests = RequestFactory(config)
-    assert requests.fixed is not None
-    request = requests.fixed
-    out, err = io.StringIO(), io.StringIO()
-    endpoint = await resolve(config.target, config.family)
-    with trio.fail_after(30):
-        result = await Runner(
-            config, endpoint, requests, RunStats(config.recipients, len(request)),
-            out=out, err=err,
-        ).run()
-    return result, out.getvalue(), err.getvalue()
+from tests.source_support import run_in_process as run
 
 
 async def test_exactly_m_messages_never_more_than_s_at_once() -> None:
