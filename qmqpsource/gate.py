@@ -22,10 +22,6 @@ class Gate:
         self._free = size
         self._waiters = trio.lowlevel.ParkingLot()
 
-    @property
-    def in_use(self) -> int:
-        return self.size - self._free
-
     def try_acquire(self) -> bool:
         """Take a slot if one is free now; never waits, never yields."""
         # Nobody may jump the queue: a free slot with waiters is already theirs.

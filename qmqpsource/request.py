@@ -115,10 +115,6 @@ class RequestFactory:
         if not varies:
             self.fixed = encode_request(message, wire(sender), recipients)
 
-    @property
-    def recipients_per_message(self) -> int:
-        return self.config.recipients
-
     def build(self, seq: int) -> bytes:
         """The request of the message numbered ``seq`` (run-wide, from 0)."""
         if self.fixed is not None:
