@@ -1,4 +1,4 @@
-"""One QMQP exchange over a connected non-blocking socket: send the request, read the reply.
+"""One QMQP exchange over a connected non-blocking socket, as generators of waits (waits.py).
 
 Failures come out as DeliveryError with Postfix's wording ("lost connection
 while receiving server reply", ...), so that callers only decide what to do.
@@ -9,8 +9,6 @@ from __future__ import annotations
 import errno
 import socket
 
-import trio
-
 from qmqpsource.outcome import DeliveryError, Outcome
 from qmqpsource.protocol import (
     NetstringSizeError,
@@ -20,6 +18,7 @@ from qmqpsource.protocol import (
     ReplyParser,
     whole_reply,
 )
+from qmqpsource.waits import READABLE, WRITABLE, Steps
 
 __all__ = ["read_reply", "send_request"]
 
@@ -44,8 +43,8 @@ def _reply_waiting(sock: socket.SocketType) -> bool:
         return False
 
 
-async def send_request(sock: socket.SocketType, request: memoryview) -> None:
-    """Send all of ``request``; a large one waits for room without blocking other tasks.
+def send_request(sock: socket.SocketType, request: memoryview, sent: int = 0) -> Steps[None]:
+    """Send ``request`` from byte ``sent`` on; a large one waits for room, never blocking.
 
     A server may answer before it has read the whole request (a D for a message over
     its size limit, typically) and close, so that the rest of the send fails. Its reply
@@ -53,31 +52,30 @@ async def send_request(sock: socket.SocketType, request: memoryview) -> None:
     read_reply() then reads that reply. Postfix's client would report only the lost
     connection.
     """
-    sent = 0
     total = len(request)
     try:
-        while True:
+        while sent < total:
             try:
                 sent += sock.send(request[sent:] if sent else request)
             except BlockingIOError:
-                await trio.lowlevel.wait_writable(sock)
+                yield WRITABLE, sock.fileno()
                 continue
-            if sent >= total:
-                return
-            await trio.lowlevel.wait_writable(sock)
+            if sent < total:
+                yield WRITABLE, sock.fileno()
     except OSError as exc:
         if _reply_waiting(sock):
             return
         raise _io_error(exc, "sending message") from None
 
 
-async def read_reply(sock: socket.SocketType, limit: int) -> Reply:
+def read_reply(sock: socket.SocketType, limit: int) -> Steps[Reply]:
     """Read and parse one reply netstring."""
     parser: ReplyParser | None = None  # only when the reply does not come whole at once
+    fd = sock.fileno()
     try:
         while True:
             # The reply cannot be there yet right after sending: wait first, saving a recv.
-            await trio.lowlevel.wait_readable(sock)
+            yield READABLE, fd
             try:
                 data = sock.recv(_RECV_SIZE)
             except BlockingIOError:

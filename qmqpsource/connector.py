@@ -1,22 +1,23 @@
 """Where to connect and how: target syntax, resolution, connect with RESET retry.
 
-Sockets here are plain non-blocking sockets driven by trio's wait_writable:
-on the per-message path that costs about half of what trio's stream classes do.
+Sockets here are plain non-blocking sockets, and connecting is a generator of waits
+(waits.py) that the engine multiplexes; connect() runs it in a plain trio task.
 """
 
 from __future__ import annotations
 
 import errno
 import os
-import select
 import socket
 import struct
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
 import trio
 
 from qmqpsource.config import Family
+from qmqpsource.waits import SLEEP, WRITABLE, Steps, drive
 
 __all__ = [
     "DEFAULT_PORT",
@@ -26,6 +27,7 @@ __all__ = [
     "TargetError",
     "UnixTarget",
     "connect",
+    "connect_steps",
     "parse_target",
     "resolve",
 ]
@@ -148,24 +150,15 @@ async def resolve(target: str, family: Family = Family.ANY) -> Endpoint:
     return Endpoint(int(fam), (host, port), f"{host}:{port}")
 
 
-_POLLER = select.poll()
-
-
-def _writable_now(fd: int) -> bool:
-    # register/unregister only touch the poll object's dict; poll(0) is the one syscall.
-    _POLLER.register(fd, select.POLLOUT)
-    try:
-        return bool(_POLLER.poll(0))
-    finally:
-        _POLLER.unregister(fd)
-
-
 # The C socket type, not socket.socket: that subclass's Python __init__ and close()
 # cost more per message than they give (io wrappers, reference counting of makefile).
 # SOCK_NONBLOCK makes it non-blocking in the socket() call itself.
 _SOCKET = socket.SocketType
 _SOCK_NONBLOCK: int = getattr(socket, "SOCK_NONBLOCK", 0)
 _NONBLOCKING_STREAM = socket.SOCK_STREAM | _SOCK_NONBLOCK
+# A first send that fails with these found the connection up and already lost: the
+# send path reports it (and looks for an early reply), not the connect path.
+_LOST_AFTER_CONNECT = frozenset({errno.ECONNRESET, errno.EPIPE})
 
 
 def _new_socket(endpoint: Endpoint) -> socket.SocketType:
@@ -177,25 +170,62 @@ def _new_socket(endpoint: Endpoint) -> socket.SocketType:
     return sock
 
 
-async def _connect_once(endpoint: Endpoint) -> tuple[socket.SocketType | None, int]:
-    """One attempt: the connected socket, or None and the errno."""
+def _attempt(
+    endpoint: Endpoint, first: memoryview | None
+) -> Steps[tuple[socket.SocketType | None, int, int, float]]:
+    """One attempt: (socket or None, errno, bytes of ``first`` sent, perf_counter() when up)."""
     sock = _new_socket(endpoint)
+    sent = 0
     try:
         err = sock.connect_ex(endpoint.address)
+        up = time.perf_counter()
+        if err == errno.EINPROGRESS and first is not None:
+            # On loopback the handshake is over by the time connect() returns: sending
+            # at once finds out for no extra syscall; "would block" means still connecting.
+            try:
+                sent = sock.send(first)
+                err = 0
+            except BlockingIOError:
+                pass
+            except OSError as exc:
+                err = 0 if exc.errno in _LOST_AFTER_CONNECT else (exc.errno or errno.EIO)
         if err == errno.EINPROGRESS:
-            # A loopback handshake is usually complete by now: one poll() syscall
-            # finds out for less than a trip through trio's scheduler would cost.
-            # (The caller yields anyway while it waits for the server's reply.)
-            if not _writable_now(sock.fileno()):
-                await trio.lowlevel.wait_writable(sock)
+            yield WRITABLE, sock.fileno()
             err = sock.getsockopt(socket.SOL_SOCKET, socket.SO_ERROR)
+            up = time.perf_counter()
     except BaseException:
         sock.close()
         raise
     if err:
         sock.close()
-        return None, err
-    return sock, 0
+        return None, err, 0, up
+    return sock, 0, sent, up
+
+
+def connect_steps(
+    endpoint: Endpoint,
+    attempts: int = 1,
+    on_retry: Callable[[ConnectError], None] | None = None,
+    first: memoryview | None = None,
+) -> Steps[tuple[socket.SocketType, int, float]]:
+    """Connect, retrying refused or reset attempts up to ``attempts`` times in all.
+
+    With ``first`` (the request), as much of it as the socket takes at once is sent
+    as soon as the connection is up. Returns (socket, bytes of ``first`` sent,
+    perf_counter() time the connection came up); raises ConnectError.
+    """
+    delay = RETRY_FIRST_DELAY
+    for attempt in range(1, attempts + 1):
+        sock, err, sent, up = yield from _attempt(endpoint, first)
+        if sock is not None:
+            return sock, sent, up
+        if attempt == attempts or err not in _RETRYABLE:
+            raise ConnectError(err)
+        if on_retry is not None:
+            on_retry(ConnectError(err))
+        yield SLEEP, time.perf_counter() + delay
+        delay = min(delay * 2, RETRY_MAX_DELAY)
+    raise AssertionError("unreachable")  # pragma: no cover
 
 
 async def connect(
@@ -203,22 +233,6 @@ async def connect(
     attempts: int = 1,
     on_retry: Callable[[ConnectError], None] | None = None,
 ) -> socket.SocketType:
-    """Connect, retrying refused or reset attempts up to ``attempts`` times in all."""
-    delay = RETRY_FIRST_DELAY
-    for attempt in range(1, attempts + 1):
-        sock, err = await _connect_once(endpoint)
-        if sock is not None:
-            return sock
-        if attempt == attempts or err not in _RETRYABLE:
-            # A refused loopback or UNIX connect fails without ever waiting, and the
-            # runner's gate does not yield either: without this checkpoint a session
-            # would go round connect-fail-connect never seeing the cancel that the
-            # first failure sent, nor letting other tasks run. Failures only: the
-            # successful path stays as it was.
-            await trio.lowlevel.checkpoint()
-            raise ConnectError(err)
-        if on_retry is not None:
-            on_retry(ConnectError(err))
-        await trio.sleep(delay)
-        delay = min(delay * 2, RETRY_MAX_DELAY)
-    raise AssertionError("unreachable")  # pragma: no cover
+    """connect_steps() in this trio task: the connected socket."""
+    sock, _, _ = await drive(connect_steps(endpoint, attempts, on_retry))
+    return sock

@@ -1,10 +1,12 @@
-"""The load itself: a trio nursery of sessions sharing one message budget.
+"""The load itself: sessions sharing one message budget, multiplexed by the engine.
 
-Each session loops connect, send, reply, close; a CapacityLimiter keeps the
-number of connection attempts in flight small (1 by default, as Postfix does,
-so that a burst of SYNs does not make the server back off and skew the run).
-Every I/O step has a deadline; the first failure cancels every session unless
-the run keeps going (-A).
+Each session loops connect, send, reply, close; a gate keeps the number of
+connection attempts in flight small (1 by default, as Postfix does, so that a
+burst of SYNs does not make the server back off and skew the run). Every I/O
+step has a deadline; the first failure closes every session unless the run keeps
+going (-A). Sessions are generators of waits (waits.py) that the engine drives
+from one trio task: a trio task per session cost more than the rest of the
+per-message path put together.
 """
 
 from __future__ import annotations
@@ -17,22 +19,19 @@ import time
 from dataclasses import dataclass
 from typing import TextIO
 
-import trio
-
 from qmqpsource.client import read_reply, send_request
 from qmqpsource.config import SourceConfig
-from qmqpsource.connector import ConnectError, Endpoint, connect
-from qmqpsource.gate import Gate
+from qmqpsource.connector import ConnectError, Endpoint, connect_steps
+from qmqpsource.engine import Engine, Gate, StepTimeout, Task
 from qmqpsource.outcome import DeliveryError, Outcome
 from qmqpsource.protocol import Reply, Status
 from qmqpsource.request import RequestFactory
 from qmqpsource.stats import RunStats
+from qmqpsource.waits import GATE, PAUSE, SLEEP, Steps
 
 __all__ = ["RunResult", "Runner", "printable"]
 
 PROG = "qmqp-source"
-# How far a step's deadline may lag behind its start (seconds): see Runner._arm.
-DEADLINE_SLACK = 0.05
 # --rate: a message that starts later than this after its scheduled time is behind.
 BEHIND_TOLERANCE = 0.001
 
@@ -68,20 +67,15 @@ def _connect_error(exc: ConnectError) -> DeliveryError:
 
 
 class _Flight:
-    """A session's message in flight, where the timeout handler outside the scope sees it."""
+    """One session's message in flight: what a timeout or a stop needs to know of it."""
 
-    __slots__ = (
-        "armed_at", "connected", "doing", "in_flight", "number", "scheduled", "scope", "seq",
-        "started",
-    )
+    __slots__ = ("connected", "doing", "in_flight", "number", "scheduled", "started", "task")
 
     def __init__(self, number: int) -> None:
         self.number = number
+        self.task: Task | None = None
         self.in_flight = False
-        self.seq = 0
         self.scheduled: float | None = None
-        self.scope = trio.CancelScope()
-        self.armed_at: float | None = None
         self.started = 0.0
         self.connected: float | None = None
         self.doing = "connecting"
@@ -122,26 +116,24 @@ class Runner:
         self._t0 = 0.0  # perf_counter() of the run's start: --rate schedules from it
         self._spacing = 1.0 / config.rate if config.rate else 0.0
         self._stopping = False
-        self._stop_event = trio.Event()
         self._out = out if out is not None else sys.stdout
         self._err = err if err is not None else sys.stderr
         self._remaining = config.messages
+        self._engine = Engine()
         self._gate = Gate(config.connect_limit)
         self._counter = 0
         self._failure: str | None = None
-        self._nursery: trio.Nursery | None = None
         self._random = random.Random()
-        self._slack = min(DEADLINE_SLACK, config.timeout / 10)
 
     async def run(self) -> RunResult:
         started = self._t0 = time.perf_counter()
         if self.config.duration is not None:
             self._end = started + self.config.duration
-        async with trio.open_nursery() as nursery:
-            self._nursery = nursery
-            # More sessions than messages would only idle: -s 1000000 -m 1 needs one task.
-            for number in range(min(self.config.sessions, self.config.messages)):
-                nursery.start_soon(self._session, number)
+        # More sessions than messages would only idle: -s 1000000 -m 1 needs one.
+        for number in range(min(self.config.sessions, self.config.messages)):
+            flight = _Flight(number)
+            flight.task = self._engine.spawn(self._session(flight))
+        await self._engine.run()
         if self.config.counter:
             self._out.write("\n")
             self._out.flush()
@@ -150,78 +142,50 @@ class Runner:
     def stop(self, grace: float) -> None:
         """Start no new message; cut what is still in flight after ``grace`` seconds."""
         self._stopping = True
-        self._stop_event.set()
-        if self._nursery is not None:
-            scope = self._nursery.cancel_scope
-            scope.deadline = min(scope.deadline, trio.current_time() + grace)
+        self._engine.wake_pauses()
+        self._engine.cancel_at(time.perf_counter() + grace)
 
     def abort(self) -> None:
         """End now: in-flight messages are cut, their sockets closed."""
         self._stopping = True
-        self._stop_event.set()
-        if self._nursery is not None:
-            self._nursery.cancel_scope.cancel()
-
-    async def _pause(self, seconds: float) -> None:
-        """Sleep, but wake at once when the run is told to stop."""
-        with trio.move_on_after(seconds):
-            await self._stop_event.wait()
+        self._engine.cancel()
 
     def _log(self, text: str) -> None:
         self._err.write(f"{PROG}: {text}\n")
         self._err.flush()
 
-    async def _session(self, number: int) -> None:
-        flight = _Flight(number)
+    def _session(self, flight: _Flight) -> Steps[None]:
         try:
-            await self._session_loop(flight)
-        except trio.Cancelled:
+            yield from self._messages(flight)
+        except GeneratorExit:
             # The run was stopped (grace over, a second signal, another session's fatal
             # failure) with this message in flight: it has no outcome, but it is counted.
             if flight.in_flight:
                 self.stats.cut_off += 1
             raise
 
-    async def _session_loop(self, flight: _Flight) -> None:
-        while True:
-            # One cancel scope carries the --timeout deadlines of many messages: entering
-            # and leaving a scope per message cost more than the rest of the Python path.
-            # A deadline that fires ends the scope; the loop then opens a fresh one.
-            with trio.CancelScope() as scope:
-                flight.scope = scope
-                flight.armed_at = None
-                await self._messages(flight)
-            if not scope.cancelled_caught:
-                return  # the session's work is done
-            self._failed(
-                DeliveryError(Outcome.TIMEOUT, f"timeout while {flight.doing}"),
-                flight.started,
-                flight.connected,
-            )
-
-    async def _messages(self, flight: _Flight) -> None:
+    def _messages(self, flight: _Flight) -> Steps[None]:
         config = self.config
         end = self._end
+        delays = config.fixed_delay or config.random_delay
         while self._remaining > 0 and not self._stopping and self._failure is None:
             if end is not None and time.perf_counter() >= end:
                 return
             self._remaining -= 1
             local = self._taken
             self._taken += 1
-            flight.seq = config.shard_index + config.shard_count * local
+            seq = config.shard_index + config.shard_count * local
             if self._spacing:
-                if not await self._wait_turn(flight, self._t0 + local * self._spacing):
+                if not (yield from self._wait_turn(flight, self._t0 + local * self._spacing)):
                     return
             else:
                 flight.scheduled = None
-            await self._deliver(flight)
-            if (config.fixed_delay or config.random_delay) and self._remaining > 0:
-                self._disarm(flight)  # a chosen pause is no step of the server's
-                await self._pause(
-                    config.fixed_delay or self._random.uniform(0, config.random_delay)
-                )
+            yield from self._deliver(flight, seq)
+            if delays and self._remaining > 0:
+                pause = config.fixed_delay or self._random.uniform(0, config.random_delay)
+                yield PAUSE, time.perf_counter() + pause  # no step of the server's: no deadline
 
-    async def _wait_turn(self, flight: _Flight, scheduled: float) -> bool:
+    def _wait_turn(self, flight: _Flight, scheduled: float) -> Steps[bool]:
         """--rate: wait for the message's scheduled start; False if the run ends first.
 
         Arrivals are open-loop: the schedule does not wait for replies. A message whose
@@ -233,39 +197,25 @@ class Runner:
         flight.scheduled = scheduled
         now = time.perf_counter()
         if scheduled > now:
-            self._disarm(flight)
-            await self._pause(scheduled - now)
+            yield PAUSE, scheduled
             return not self._stopping
         if now - scheduled > BEHIND_TOLERANCE:
             self.stats.behind_schedule += 1
         return True
 
-    def _arm(self, flight: _Flight, now: float) -> None:
-        """Give the step that starts now its --timeout, unless a recent deadline covers it.
-
-        Moving a deadline costs, so it moves at most once per slack interval: a step
-        gets between timeout - slack and timeout.
-        """
-        armed_at = flight.armed_at
-        if armed_at is None or now - armed_at > self._slack:
-            flight.scope.deadline = trio.current_time() + self.config.timeout
-            flight.armed_at = now
-
-    def _disarm(self, flight: _Flight) -> None:
-        if flight.armed_at is not None:
-            flight.scope.deadline = math.inf
-            flight.armed_at = None
-
     def _on_retry(self, exc: ConnectError) -> None:
         self._log(f"warning: {exc}")
 
-    async def _deliver(self, flight: _Flight) -> None:
+    def _deliver(self, flight: _Flight, seq: int) -> Steps[None]:
         """One message: connect, send, read the reply, close. The hot path."""
         config = self.config
+        task = flight.task
+        assert task is not None
+        timeout = config.timeout
         gate = self._gate
         request = self._fixed
         if request is None:
-            request = memoryview(self._requests.build(flight.seq))
+            request = memoryview(self._requests.build(seq))
             extra = len(request) - self.stats.bytes_per_message
         now = time.perf_counter()
         started = flight.started = now if flight.scheduled is None else flight.scheduled
@@ -274,36 +224,47 @@ class Runner:
         if not gate.try_acquire():
             # Time queued behind other sessions' connects is the client's own, not
             # the server's: no deadline runs while waiting for a turn.
-            self._disarm(flight)
-            await gate.acquire()
-            self._arm(flight, time.perf_counter())
-        else:
-            self._arm(flight, now)
+            yield GATE, gate
+            now = time.perf_counter()
+        task.deadline = now + timeout
         sock = None
+        unconnected = False
         flight.in_flight = True
         try:
             try:
-                sock = await connect(self.endpoint, config.connect_attempts, self._on_retry)
+                sock, sent, connected = yield from connect_steps(
+                    self.endpoint, config.connect_attempts, self._on_retry, request
+                )
             finally:
-                gate.release()
-            connected = flight.connected = time.perf_counter()
+                self._engine.release(gate)
+            flight.connected = connected
             if self._fixed is None:
                 self.stats.bytes_extra += extra
             if config.verbose > 1:
                 self._log(f"session {flight.number}: connected to {self.endpoint.label}")
-            flight.doing = "sending message"
-            self._arm(flight, connected)
-            await send_request(sock, request)
+            if sent < len(request):
+                flight.doing = "sending message"
+                task.deadline = time.perf_counter() + timeout
+                yield from send_request(sock, request, sent)
             flight.doing = "receiving server reply"
-            self._arm(flight, time.perf_counter())
-            reply = await read_reply(sock, config.reply_limit)
+            task.deadline = time.perf_counter() + timeout
+            reply = yield from read_reply(sock, config.reply_limit)
+            task.deadline = math.inf
             if config.verbose:
                 self._err.write(f"<< {printable(reply.raw)}\n")
             if reply.status is not Status.OK:
                 raise _reply_error(reply)
+        except StepTimeout:
+            self._failed(
+                DeliveryError(Outcome.TIMEOUT, f"timeout while {flight.doing}"),
+                started, connected,
+            )
         except ConnectError as exc:
+            task.deadline = math.inf
             self._failed(_connect_error(exc), started, connected)
+            unconnected = True
         except DeliveryError as exc:
+            task.deadline = math.inf
             self._failed(exc, started, connected)
         else:
             self.stats.record(Outcome.ACCEPTED, started, connected, time.perf_counter())
@@ -313,9 +274,13 @@ class Runner:
                 self._out.flush()
         finally:
             if sock is not None:
-                sock.close()
-        # Not in the finally: a cancelled message must still look in flight to _session.
+                self._engine.close_socket(sock)
+        # Not in the finally: a cut message must still look in flight to _session.
         flight.in_flight = False
+        if unconnected:
+            # A refused loopback or UNIX connect fails without ever waiting: let the
+            # engine go round (signals, other sessions) before the next attempt.
+            yield SLEEP, 0.0
 
     def _failed(self, exc: DeliveryError, started: float, connected: float | None) -> None:
         self.stats.record(exc.outcome, started, connected, time.perf_counter())
@@ -325,5 +290,4 @@ class Runner:
             return
         if self._failure is None:
             self._failure = str(exc)
-            assert self._nursery is not None
-            self._nursery.cancel_scope.cancel()
+            self._engine.cancel()

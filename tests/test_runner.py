@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import random
+import time
 from typing import Any
 
 import pytest
@@ -13,6 +14,7 @@ import qmqpsource.connector
 from qmqpsource.config import SourceConfig
 from qmqpsource.outcome import Outcome
 from qmqpsource.request import RequestFactory
+from qmqpsource.waits import SLEEP, Steps
 from tests.qmqp_server import (
     close_after_request,
     never_reply,
@@ -54,20 +56,20 @@ async def test_server_receives_the_built_request_bytes() -> None:
 
 @pytest.fixture
 def connect_tracker(monkeypatch: pytest.MonkeyPatch) -> dict[str, int]:
-    """Wrap connect() to see how many attempts are in flight at once."""
+    """Wrap the runner's connect steps to see how many attempts are in flight at once."""
     seen = {"now": 0, "max": 0}
-    real = qmqpsource.connector.connect
+    real = qmqpsource.connector.connect_steps
 
-    async def tracked(*args: Any, **kwargs: Any) -> Any:
+    def tracked(*args: Any, **kwargs: Any) -> Steps[Any]:
         seen["now"] += 1
         seen["max"] = max(seen["max"], seen["now"])
         try:
-            await trio.sleep(0.005)  # widen the window in which overlap would show
-            return await real(*args, **kwargs)
+            yield SLEEP, time.perf_counter() + 0.005  # widen the window overlap would show in
+            return (yield from real(*args, **kwargs))
         finally:
             seen["now"] -= 1
 
-    monkeypatch.setattr("qmqpsource.runner.connect", tracked)
+    monkeypatch.setattr("qmqpsource.runner.connect_steps", tracked)
     return seen
 
 
