@@ -191,8 +191,8 @@ class Histogram:
                 "histogram layout differs (lowest trackable value "
                 f"{hdr.lowest_trackable_value}, {hdr.significant_figures} significant figures)"
             )
-        counts = [int(n) for n in hdr.counts]
-        if any(n < 0 for n in counts):
+        counts: list[int] = hdr.counts[:]  # a ctypes array's slice is a list of ints, in C
+        if counts and min(counts) < 0:
             raise HistogramError("histogram has negative counts")
         if any(counts[COUNTS_LEN:]):
             raise HistogramError("histogram holds values beyond its range")
