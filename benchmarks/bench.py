@@ -2,6 +2,7 @@
 
     python benchmarks/bench.py            # full run, writes benchmarks/RESULTS.md
     python benchmarks/bench.py --tiny     # smoke run (CI): small counts, one pair, no file
+    python benchmarks/bench.py --only "-s 10 " --only workers   # some cases, no file
 
 These machines are shared and noisy, so every case runs as pairs A B A B ... and
 the table reports medians and the ratio ours/Postfix; nothing here is asserted.
@@ -160,13 +161,15 @@ def median(samples: list[Sample], attr: str) -> float:
     return float(statistics.median(float(getattr(s, attr)) for s in samples))
 
 
-def bench_clients(pairs: int, tiny: bool) -> list[Row]:
+def bench_clients(pairs: int, tiny: bool, only: Sequence[str]) -> list[Row]:
     rows: list[Row] = []
     port = free_port()
     target = f"127.0.0.1:{port}"
     workers = our_workers_supported()
     with listening([POSTFIX_SINK, target, "1024"], port):
         for case in cases(tiny):
+            if only and not any(part in case.name for part in only):
+                continue
             if case.ours_extra and not workers:
                 print(f"skip {case.name}: this qmqp-source has no --workers yet", flush=True)
                 continue
@@ -179,7 +182,9 @@ def bench_clients(pairs: int, tiny: bool) -> list[Row]:
     return rows
 
 
-def bench_sinks(pairs: int, tiny: bool) -> list[Row]:
+def bench_sinks(pairs: int, tiny: bool, only: Sequence[str]) -> list[Row]:
+    if only and not any(part in "sink" for part in only):
+        return []
     if not our_sink_available():
         print("skip sink: qmqp-sink is not there yet", flush=True)
         return []
@@ -232,6 +237,8 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--tiny", action="store_true", help="smoke run: small, one pair, no file")
     parser.add_argument("--pairs", type=int, default=3, help="A B pairs per case (default 3)")
+    parser.add_argument("--only", action="append", default=[], metavar="TEXT",
+                        help="only the cases whose name contains TEXT (repeatable; no file)")
     options = parser.parse_args()
     missing = [tool for tool in (POSTFIX_SOURCE, POSTFIX_SINK) if not shutil.which(tool)]
     if missing:
@@ -240,8 +247,10 @@ def main() -> int:
         return 0
     pairs = 1 if options.tiny else max(1, options.pairs)
     print(HEADER, flush=True)
-    rows = bench_clients(pairs, options.tiny) + bench_sinks(pairs, options.tiny)
-    if options.tiny:
+    rows = bench_clients(pairs, options.tiny, options.only) + bench_sinks(
+        pairs, options.tiny, options.only
+    )
+    if options.tiny or options.only:
         return 0
     stamp = datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%d %H:%M UTC")
     text = (
