@@ -40,10 +40,14 @@ Session: TypeAlias = Generator[Wait, None, None]
 # tasks (signals, progress) waiting.
 CHECKPOINT_INTERVAL = 0.001
 CHECKPOINT_STEPS = 64
+# A timer due sooner than this is waited for in select(), blocking trio's other tasks
+# for at most this long, because trio's own waits would wake up to 1 ms late.
+SHORT_WAIT = 0.002
 # Deadlines are checked this often at most: a step's timeout fires up to this late.
 SCAN_INTERVAL = 0.05
 
 _perf_counter = time.perf_counter
+_select = select.select
 _IN = select.EPOLLIN | select.EPOLLONESHOT
 _OUT = select.EPOLLOUT | select.EPOLLONESHOT
 
@@ -122,6 +126,7 @@ class Engine:
         self._cancel_at = math.inf
         self._idle: trio.CancelScope | None = None
         self._steps = 0  # session steps since trio's other tasks last ran
+        self._next_scan = _perf_counter() + SCAN_INTERVAL  # when deadlines are next checked
 
     # Called by sessions, synchronously, from inside a step.
 
@@ -185,12 +190,26 @@ class Engine:
                 self._epoll.close()
 
     async def _loop(self) -> None:
+        # One cancel scope serves many idle waits: a scope per wait doubled its cost. Its
+        # deadline is the next wake-up (timer, deadline scan, cancel_at); when that
+        # fires, or _wake() cancels it, the scope ends and the loop opens a fresh one.
+        while self._tasks and not self._finished():
+            with trio.CancelScope() as self._idle:
+                await self._serve()
+            self._idle = None
+
+    def _finished(self) -> bool:
+        return self._cancelled or _perf_counter() >= self._cancel_at
+
+    async def _serve(self) -> None:
         poll = self._epoll.poll
         ready = self._ready
         by_fd = self._by_fd
         resume = self._resume
         tasks = self._tasks
-        next_scan = _perf_counter() + SCAN_INTERVAL
+        scope = self._idle
+        assert scope is not None
+        scope_wake = math.inf  # the perf_counter() time the scope's deadline stands for
         yielded_at = _perf_counter()
         while tasks:
             while ready:
@@ -204,9 +223,9 @@ class Engine:
                 return
             if self._timers and self._timers[0][0] <= now:
                 self._fire_timers(now)
-            if now >= next_scan:
+            if now >= self._next_scan:
                 self._expire(now)
-                next_scan = now + SCAN_INTERVAL
+                self._next_scan = now + SCAN_INTERVAL
             events = poll(0) if by_fd else ()
             for fd, _ in events:
                 woken = by_fd.pop(fd, None)
@@ -223,15 +242,22 @@ class Engine:
                     self._steps = 0
                 continue
             if not tasks:
-                break
+                return
             # Idle: sleep in trio until a descriptor is ready, a timer is due, the next
             # deadline scan, or another task calls spawn(), cancel() or wake_pauses().
-            wake_at = min(next_scan, self._cancel_at)
+            wake_at = min(self._next_scan, self._cancel_at)
             if self._timers:
                 wake_at = min(wake_at, self._timers[0][0])
-            with trio.move_on_after(max(0.0, wake_at - now)) as self._idle:
-                await trio.lowlevel.wait_readable(self._epoll.fileno())
-            self._idle = None
+                if self._timers[0][0] - now < SHORT_WAIT:
+                    # trio's (and epoll's) timeouts count whole milliseconds, rounded up:
+                    # a --rate schedule would start every message up to 1 ms late. A wait
+                    # this short blocks here, in select()'s microseconds, instead.
+                    _select((self._epoll,), (), (), max(0.0, self._timers[0][0] - now))
+                    continue
+            if wake_at != scope_wake:
+                scope.deadline = trio.current_time() + max(0.0, wake_at - now)
+                scope_wake = wake_at
+            await trio.lowlevel.wait_readable(self._epoll.fileno())
             yielded_at = _perf_counter()
             self._steps = 0
 
