@@ -81,6 +81,22 @@ def highest_equivalent(index: int) -> int:
     return lowest_equivalent(index) + (1 << _bucket_of_index(index)) - 1
 
 
+# Most of the list is empty at the top (latencies are far below a day): _used() skips
+# empty blocks a comparison in C at a time, where a Python loop took ~0.7 ms a histogram.
+_BLOCK = 1024
+_ZERO_BLOCK = [0] * _BLOCK
+
+
+def _used(counts: list[int]) -> int:
+    """One past the last nonzero count; 0 if there is none."""
+    top = len(counts)
+    while top >= _BLOCK and counts[top - _BLOCK:top] == _ZERO_BLOCK:
+        top -= _BLOCK
+    while top and not counts[top - 1]:
+        top -= 1
+    return top
+
+
 class Histogram:
     """Counts of integer-microsecond values; ``counts`` is the live list (see the module doc)."""
 
@@ -121,10 +137,8 @@ class Histogram:
     @property
     def max(self) -> int:
         """hdrh's max: the highest value equivalent to the largest one recorded (0 if empty)."""
-        for index in range(COUNTS_LEN - 1, -1, -1):
-            if self.counts[index]:
-                return highest_equivalent(index)
-        return 0
+        used = _used(self.counts)
+        return highest_equivalent(used - 1) if used else 0
 
     @property
     def min(self) -> int:
@@ -138,7 +152,7 @@ class Histogram:
         """hdrh's mean: each count taken at the middle of its bucket's range."""
         total = 0
         weighted = 0
-        for index, n in enumerate(self.counts):
+        for index, n in enumerate(self.counts[:_used(self.counts)]):
             if n:
                 total += n
                 weighted += n * (lowest_equivalent(index) + ((1 << _bucket_of_index(index)) >> 1))
