@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import math
 import os
-import shlex
 from typing import Annotated, NoReturn
 
 import typer
@@ -25,7 +24,6 @@ from qmqpsource.message import HostnameError, check_myhostname
 from qmqpsource.request import MessageFileError, load_message_file
 from qmqpsource.runner import PROG
 from qmqpsource.shard import Shard, ShardError, parse_shard
-from qmqpsource.workers import run_workers
 
 __all__ = ["app", "main", "run_source"]
 
@@ -201,10 +199,14 @@ def source(
         raise UsageFailure("--embedded-sink brings its own target; give none")
     if sink_options is not None and not embedded:
         raise UsageFailure("--sink-options goes with --embedded-sink")
-    try:
-        sink_args = shlex.split(sink_options or "")
-    except ValueError as exc:
-        raise UsageFailure(f"--sink-options: {exc}") from None
+    sink_args: list[str] = []
+    if sink_options is not None:
+        import shlex  # here: only --sink-options needs it
+
+        try:
+            sink_args = shlex.split(sink_options)
+        except ValueError as exc:
+            raise UsageFailure(f"--sink-options: {exc}") from None
     if embedded:
         target = EMBEDDED_TARGET
     if target is None:
@@ -288,6 +290,8 @@ def source(
             raise UsageFailure("-c shows one process's count; it does not go with --workers")
         if interval is not None:
             raise UsageFailure("--interval does not go with --workers")
+        from qmqpsource.workers import run_workers  # here: only --workers needs it
+
         shares = [Shard(part.index + part.count * w, part.count * worker_count)
                   for w in range(worker_count)]
         raise typer.Exit(run_workers(

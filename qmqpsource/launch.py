@@ -12,19 +12,20 @@ import sys
 import threading
 from collections.abc import Mapping, Sequence
 from functools import partial
-from typing import IO, Any, NoReturn
+from typing import IO, TYPE_CHECKING, Any, NoReturn
 
 import trio
 
-from qmqpsource import __version__, result
+from qmqpsource import __version__
 from qmqpsource.config import SourceConfig
 from qmqpsource.connector import TargetError, resolve
-from qmqpsource.embedded import EmbeddedSinkError, embedded_sink
 from qmqpsource.progress import bar_wanted, run_progress
 from qmqpsource.request import RequestFactory
 from qmqpsource.runner import PROG, Runner, RunResult
 from qmqpsource.stats import RunStats
-from qmqpsource.summary import format_summary
+
+if TYPE_CHECKING:
+    from qmqpsource import result
 
 __all__ = ["GRACE_SECONDS", "fatal", "open_json", "run_source", "write_json"]
 
@@ -87,6 +88,9 @@ def run_source(
     async def main() -> RunResult:
         if embedded_sink_args is None:
             return await load(config.target)
+        # Imported here: only --embedded-sink runs need the child process machinery.
+        from qmqpsource.embedded import EmbeddedSinkError, embedded_sink
+
         try:
             async with embedded_sink(embedded_sink_args) as sink:
                 run_result = await load(sink.target)
@@ -114,6 +118,12 @@ def run_source(
 
     def report(status: str, failure: str | None) -> None:
         stats.finish()
+        if quiet and json_file is None:
+            return  # nothing to print or write
+        # Imported here: a quiet run without --json needs neither.
+        from qmqpsource import result
+        from qmqpsource.summary import format_summary
+
         value = result.from_stats(
             stats, config.as_dict(), tool_name=PROG, tool_version=__version__,
             status=status, failure=failure,
@@ -183,6 +193,8 @@ def sink_line(counts: dict[str, Any], accepted: int) -> str:
 def write_json(
     file: IO[str], value: result.Result, extra: Mapping[str, Any] | None = None
 ) -> None:
+    from qmqpsource import result  # imported already: the caller made ``value`` with it
+
     try:
         result.write(value, file, extra)
     except OSError as exc:

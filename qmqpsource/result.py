@@ -8,12 +8,12 @@ earliest start to the latest end; throughput is recomputed over that span.
 Throughput counts every message that ended (``attempted``), failures included: the
 counts by outcome say what became of them.
 
-No I/O here beyond ``read`` and ``write`` of the files given.
+No I/O here beyond ``read`` and ``write`` of the files given. json is imported only
+by those, so that a run without --json does not pay for it.
 """
 
 from __future__ import annotations
 
-import json
 import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -327,6 +327,8 @@ def merge(results: Sequence[Result], *, tool_name: str, tool_version: str) -> Re
 
 def write(result: Result, file: IO[str], extra: Mapping[str, Any] | None = None) -> None:
     """Write ``result`` as one JSON document to an open text file (``extra``: more keys)."""
+    import json
+
     json.dump({**to_dict(result), **(extra or {})}, file, indent=2)
     file.write("\n")
     file.flush()
@@ -346,6 +348,8 @@ def read(path: str) -> Result:
 
 def loads(text: str) -> Result:
     """Parse one result from JSON text; problems are ResultErrors."""
+    import json
+
     try:
         obj = json.loads(text)
     except json.JSONDecodeError as exc:
