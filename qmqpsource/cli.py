@@ -7,7 +7,10 @@ Thin by design: parse and validate the options, build the message once, hand a
 frozen config to the runner, map the result to Postfix's messages and exit codes.
 """
 
-from __future__ import annotations
+# No `from __future__ import annotations` here: typer reads source()'s 31 annotations
+# four times a start (inspect.signature and get_type_hints, twice each). As strings,
+# each read evaluated them all again (~6 ms in all); as objects, they are made once
+# (~2.5 ms).
 
 import math
 import os

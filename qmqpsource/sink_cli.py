@@ -13,7 +13,8 @@ qmqpsource.sink, print the summary. Bad arguments get one line,
 ``qmqp-sink: fatal: ...``, and exit status 1, never a traceback.
 """
 
-from __future__ import annotations
+# No `from __future__ import annotations` here: typer reads sink()'s annotations four
+# times a start, and as strings each read would evaluate them all again (see cli.py).
 
 import contextlib
 import json
