@@ -12,21 +12,24 @@ frozen config to the runner, map the result to Postfix's messages and exit codes
 # each read evaluated them all again (~6 ms in all); as objects, they are made once
 # (~2.5 ms).
 
-import math
-import os
-from typing import Annotated, NoReturn
+from qmqpsource.startup import freeze_for_good, imports_uncollected
 
-import typer
+with imports_uncollected():  # and main() freezes: see startup.py
+    import math
+    import os
+    from typing import Annotated, NoReturn
 
-from qmqpsource import __version__
-from qmqpsource.commandline import UsageFailure, fatal, make_app, run_command
-from qmqpsource.config import ConfigError, Family, SourceConfig
-from qmqpsource.launch import run_source
-from qmqpsource.limits import MAX_COUNT, MAX_SECONDS, LimitError, check_resources
-from qmqpsource.message import HostnameError, check_myhostname
-from qmqpsource.request import MessageFileError, load_message_file
-from qmqpsource.runner import PROG
-from qmqpsource.shard import Shard, ShardError, parse_shard
+    import typer
+
+    from qmqpsource import __version__
+    from qmqpsource.commandline import UsageFailure, fatal, make_app, run_command
+    from qmqpsource.config import ConfigError, Family, SourceConfig
+    from qmqpsource.launch import run_source
+    from qmqpsource.limits import MAX_COUNT, MAX_SECONDS, LimitError, check_resources
+    from qmqpsource.message import HostnameError, check_myhostname
+    from qmqpsource.request import MessageFileError, load_message_file
+    from qmqpsource.runner import PROG
+    from qmqpsource.shard import Shard, ShardError, parse_shard
 
 __all__ = ["app", "main", "run_source"]
 
@@ -320,4 +323,6 @@ def _worker_count(text: str) -> int:
 
 def main(argv: list[str] | None = None) -> None:
     """Console entry point: Postfix's exit statuses, never a traceback for bad input."""
+    if argv is None:
+        freeze_for_good()  # the command's own process, not a caller in-process
     raise SystemExit(run_command(app, PROG, USAGE, argv))

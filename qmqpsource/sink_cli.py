@@ -16,34 +16,37 @@ qmqpsource.sink, print the summary. Bad arguments get one line,
 # No `from __future__ import annotations` here: typer reads sink()'s annotations four
 # times a start, and as strings each read would evaluate them all again (see cli.py).
 
-import contextlib
-import json
-import math
-import os
-import resource
-import signal
-import sys
-from typing import Annotated, Any, NoReturn
+from qmqpsource.startup import freeze_for_good, imports_uncollected
 
-import trio
-import typer
+with imports_uncollected():  # and main() freezes: see startup.py
+    import contextlib
+    import json
+    import math
+    import os
+    import resource
+    import signal
+    import sys
+    from typing import Annotated, Any, NoReturn
 
-from qmqpsource import __version__
-from qmqpsource.commandline import UsageFailure, fatal, make_app, run_command
-from qmqpsource.config import Family
-from qmqpsource.sink import (
-    DEFAULT_MAX_CONNECTIONS,
-    DEFAULT_MAX_SIZE,
-    DEFAULT_TIMEOUT,
-    PROG,
-    Faults,
-    ListenError,
-    Sink,
-    SinkConfig,
-    SinkError,
-    format_summary,
-    parse_endpoint,
-)
+    import trio
+    import typer
+
+    from qmqpsource import __version__
+    from qmqpsource.commandline import UsageFailure, fatal, make_app, run_command
+    from qmqpsource.config import Family
+    from qmqpsource.sink import (
+        DEFAULT_MAX_CONNECTIONS,
+        DEFAULT_MAX_SIZE,
+        DEFAULT_TIMEOUT,
+        PROG,
+        Faults,
+        ListenError,
+        Sink,
+        SinkConfig,
+        SinkError,
+        format_summary,
+        parse_endpoint,
+    )
 
 __all__ = ["app", "main", "parse_delay", "parse_rate"]
 
@@ -333,6 +336,7 @@ def main(argv: list[str] | None = None) -> None:
     if argv is None:
         # The real process, not a caller in-process: SIGTERM is ours until the exit.
         signal.signal(signal.SIGTERM, _stop_flag)
+        freeze_for_good()
     try:
         status = run_command(app, PROG, USAGE, argv)
     finally:
