@@ -19,6 +19,7 @@ into the generator.
 
 from __future__ import annotations
 
+import contextlib
 import heapq
 import math
 import select
@@ -30,7 +31,7 @@ from typing import TypeAlias
 
 import trio
 
-from qmqpsource.waits import GATE, PAUSE, READABLE, WRITABLE, Wait
+from qmqpsource.waits import GATE, PAUSE, READABLE, SLEEP, WRITABLE, Wait
 
 __all__ = ["Engine", "Gate", "Session", "StepTimeout", "Task"]
 
@@ -75,7 +76,7 @@ class Task:
         self.fd = -1  # the descriptor waited on, while place is _ON_FD
         self.timer = 0  # the live timer entry's sequence number, while _ON_TIMER
         self.pausing = False  # a PAUSE, which wake_pauses() ends, while _ON_TIMER
-        self.gate: Gate | None = None  # the gate queued at, while _ON_GATE
+        self.gate: Gate | None = None  # queued at, or handed a slot of (until it runs)
 
 
 class Gate:
@@ -134,8 +135,9 @@ class Engine:
         """Give back a slot of ``gate``; its next waiter, if any, runs next."""
         task = gate._release()
         if task is not None:
+            # Runnable, and task.gate stays set until it runs: a task closed before
+            # then passes the slot on (see _unpark).
             task.place = _RUNNABLE
-            task.gate = None
             self._ready.append(task)
 
     def close_socket(self, sock: socket.SocketType) -> None:
@@ -215,6 +217,7 @@ class Engine:
             while ready:
                 task = ready.popleft()
                 if task.place == _RUNNABLE:
+                    task.gate = None  # a slot handed over is the task's own from now on
                     resume(task, None)
                 if self._cancelled:
                     return
@@ -226,6 +229,8 @@ class Engine:
             if now >= self._next_scan:
                 self._expire(now)
                 self._next_scan = now + SCAN_INTERVAL
+                if self._cancelled:
+                    return
             events = poll(0) if by_fd else ()
             for fd, _ in events:
                 woken = by_fd.pop(fd, None)
@@ -273,7 +278,7 @@ class Engine:
             task.place = _DONE
             self._tasks.discard(task)
             return
-        if kind <= WRITABLE:
+        if kind == READABLE or kind == WRITABLE:
             flags = _IN if kind == READABLE else _OUT
             if arg in self._registered:
                 try:
@@ -286,16 +291,19 @@ class Engine:
             task.place = _ON_FD
             task.fd = arg
             self._by_fd[arg] = task
-        elif kind <= PAUSE:
+        elif kind == SLEEP or kind == PAUSE:
             self._timer_seq += 1
             task.timer = self._timer_seq
             task.pausing = kind == PAUSE
             task.place = _ON_TIMER
             heapq.heappush(self._timers, (arg, self._timer_seq, task))
         elif kind == GATE:
-            task.place = _ON_GATE
             task.gate = arg
-            arg._queue(task)
+            if arg.try_acquire():
+                self._ready.append(task)  # resumes holding the slot
+            else:
+                task.place = _ON_GATE
+                arg._queue(task)
         else:
             raise ValueError(f"a session yielded {kind!r}")
 
@@ -317,15 +325,24 @@ class Engine:
             self._unpark(task)
             task.deadline = math.inf
             self._resume(task, StepTimeout())
+            if self._cancelled:
+                return  # the others are closed, not timed out
 
     def _unpark(self, task: Task) -> None:
-        """Take a waiting task off whatever it waits on."""
-        if task.place == _ON_FD:
+        """Take a waiting task off whatever it waits on (for a timeout, or to close it)."""
+        place = task.place
+        if place == _ON_FD:
             if self._by_fd.get(task.fd) is task:
                 del self._by_fd[task.fd]
-        elif task.place == _ON_GATE and task.gate is not None:
+                # Disarm it too: an event nobody waits for would keep the epoll set
+                # readable, and the idle wait would spin.
+                with contextlib.suppress(OSError):
+                    self._epoll.modify(task.fd, 0)
+        elif place == _ON_GATE and task.gate is not None:
             task.gate._leave(task)
-            task.gate = None
+        elif place == _RUNNABLE and task.gate is not None:
+            self.release(task.gate)  # handed a slot it will never use: pass it on
+        task.gate = None
         task.place = _RUNNABLE
 
     def _close_all(self) -> None:

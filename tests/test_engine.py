@@ -454,12 +454,6 @@ async def test_waiters_closed_while_queued_do_not_swallow_a_slot() -> None:
     assert free == [True]
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="engine bug: a slot handed over by release() to a queued waiter is lost when "
-    "the engine is closed before that waiter ran (it is closed at its GATE yield, never "
-    "learns it holds the slot, and _close_all does not pass the slot on)",
-)
 async def test_a_slot_handed_to_a_waiter_closed_before_it_ran_is_not_lost() -> None:
     gate = Gate(1)
     engine = Engine()
@@ -489,11 +483,6 @@ async def test_a_slot_handed_to_a_waiter_closed_before_it_ran_is_not_lost() -> N
     assert gate.try_acquire()  # nobody holds it any more
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="engine bug: (GATE, gate) always queues, even when the gate has a free slot; "
-    "with nobody to release one it never resumes (only try_acquire() first avoids it)",
-)
 async def test_a_gate_wait_on_a_free_gate_resumes_at_once() -> None:
     engine = Engine()
     gate = Gate(1)
@@ -649,11 +638,6 @@ async def test_an_unknown_wait_makes_run_raise_value_error(kind: int) -> None:
     assert open_fds() == before
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="engine bug: _resume tests `kind <= WRITABLE`, so a negative kind is taken "
-    "for WRITABLE instead of being rejected with ValueError",
-)
 async def test_a_negative_wait_kind_is_rejected(pairs: Callable[[], Pair]) -> None:
     a, _ = pairs()
     engine = Engine()
@@ -706,12 +690,6 @@ async def test_no_session_starts_after_cancel_before_run() -> None:
     assert log == []
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="engine bug: _expire keeps throwing StepTimeout into the other late sessions "
-    "after one of them called cancel(), and _loop then resumes an epoll-ready session "
-    "before it looks at _cancelled",
-)
 async def test_no_session_steps_after_a_timed_out_session_cancels(
     pairs: Callable[[], Pair],
 ) -> None:
@@ -802,12 +780,6 @@ async def test_other_trio_tasks_run_while_the_engine_is_busy() -> None:
     assert ticks >= steps // (2 * CHECKPOINT_STEPS)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="engine bug: a timed-out fd wait stays armed in the engine's epoll set; once "
-    "that descriptor is ready, with no other fd wait (_by_fd empty, so no poll(0) to "
-    "consume the event) the epoll descriptor stays readable and the idle loop spins",
-)
 async def test_a_dropped_fd_wait_does_not_make_the_idle_engine_spin(
     pairs: Callable[[], Pair], monkeypatch: pytest.MonkeyPatch
 ) -> None:
