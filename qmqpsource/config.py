@@ -21,6 +21,8 @@ class Family(enum.Enum):
 
 @dataclass(frozen=True, slots=True)
 class SourceConfig:
+    """Every option of one qmqp-source run (of this process's share, with --shard)."""
+
     target: str
     sessions: int = 1
     messages: int = 1

@@ -12,8 +12,6 @@ from dataclasses import dataclass
 
 __all__ = ["Shard", "ShardError", "parse_shard"]
 
-_SHARD = re.compile(r"(\d+)/(\d+)")
-
 
 class ShardError(ValueError):
     """A --shard value that is not I/N with 0 <= I < N."""
@@ -21,6 +19,8 @@ class ShardError(ValueError):
 
 @dataclass(frozen=True, slots=True)
 class Shard:
+    """Share ``index`` (from 0) of ``count`` equal shares."""
+
     index: int
     count: int
 
@@ -50,7 +50,7 @@ class Shard:
 
 def parse_shard(text: str) -> Shard:
     """``I/N``, I counted from 0 (as Kubernetes' JOB_COMPLETION_INDEX is)."""
-    match = _SHARD.fullmatch(text.strip())
+    match = re.fullmatch(r"(\d+)/(\d+)", text.strip())  # compiled only when --shard is given
     if match is None:
         raise ShardError(f"--shard wants I/N (e.g. 0/4), not {text!r}")
     return Shard(int(match.group(1)), int(match.group(2)))
