@@ -278,7 +278,7 @@ class Engine:
             task.place = _DONE
             self._tasks.discard(task)
             return
-        if kind == READABLE or kind == WRITABLE:
+        if kind in (READABLE, WRITABLE):
             flags = _IN if kind == READABLE else _OUT
             if arg in self._registered:
                 try:
@@ -291,7 +291,7 @@ class Engine:
             task.place = _ON_FD
             task.fd = arg
             self._by_fd[arg] = task
-        elif kind == SLEEP or kind == PAUSE:
+        elif kind in (SLEEP, PAUSE):
             self._timer_seq += 1
             task.timer = self._timer_seq
             task.pausing = kind == PAUSE
