@@ -231,7 +231,20 @@ class Engine:
                 self._next_scan = now + SCAN_INTERVAL
                 if self._cancelled:
                     return
-            events = poll(0) if by_fd else ()
+            if not by_fd:
+                events = []
+            elif (
+                ready
+                or now - yielded_at >= CHECKPOINT_INTERVAL
+                or (self._timers and self._timers[0][0] - now < SHORT_WAIT)
+            ):
+                events = poll(0)
+            else:
+                # Nothing else to do, and trio's other tasks can wait a little longer:
+                # block in our own epoll for up to the rest of the interval. A local
+                # server answers in tens of microseconds, and a trip through trio's
+                # wait costs more than that (-s 1 is one such wait per message).
+                events = poll(CHECKPOINT_INTERVAL)
             for fd, _ in events:
                 woken = by_fd.pop(fd, None)
                 if woken is not None:

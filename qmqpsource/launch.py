@@ -41,8 +41,13 @@ def fatal(text: str) -> NoReturn:
     raise SystemExit(1)
 
 
-async def _watch_signals(runner: Runner, received: list[int]) -> None:
+async def _watch_signals(
+    runner: Runner, received: list[int], *, task_status: trio.TaskStatus[None]
+) -> None:
     with trio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
+        # Started only once the handlers are in: the engine's first step already
+        # connects, and a signal before this point would end the run without a grace.
+        task_status.started()
         async for signum in signals:
             if received:
                 runner.abort()  # the second one: no more grace
@@ -111,7 +116,7 @@ def run_source(
             # Built once the bar is up, so that its warnings go through rich's stderr.
             runner = Runner(config, endpoint, requests, stats)
             if catch_signals:
-                nursery.start_soon(_watch_signals, runner, received)
+                await nursery.start(partial(_watch_signals, runner, received))
             run_result = await runner.run()
             nursery.cancel_scope.cancel()
         return run_result

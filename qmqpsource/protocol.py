@@ -14,6 +14,7 @@ from __future__ import annotations
 import enum
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import NamedTuple
 
 __all__ = [
     "DEFAULT_REPLY_LIMIT",
@@ -218,9 +219,12 @@ class Status(enum.Enum):
 _STATUS_BY_BYTE = {ord("K"): Status.OK, ord("Z"): Status.TEMPFAIL, ord("D"): Status.PERMFAIL}
 
 
-@dataclass(frozen=True, slots=True)
-class Reply:
-    """A server reply: its raw payload, status and the text after the status byte."""
+class Reply(NamedTuple):
+    """A server reply: its raw payload, status and the text after the status byte.
+
+    A NamedTuple, not a frozen dataclass: one is made per message, and a frozen
+    dataclass's __init__ cost about a microsecond more.
+    """
 
     raw: bytes
 

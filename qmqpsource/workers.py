@@ -27,6 +27,7 @@ import sys
 import tempfile
 import threading
 from collections.abc import Sequence
+from functools import partial
 from typing import Any
 
 import trio
@@ -169,8 +170,11 @@ async def _stop_on_failure(
         _signal_all(workers, signal.SIGTERM)
 
 
-async def _forward_signals(workers: Sequence[WorkerRun], received: list[int]) -> None:
+async def _forward_signals(
+    workers: Sequence[WorkerRun], received: list[int], *, task_status: trio.TaskStatus[None]
+) -> None:
     with trio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
+        task_status.started()  # the handlers are in before any worker gets its target
         async for signum in signals:
             received.append(signum)
             _signal_all(workers, signum)
@@ -208,7 +212,7 @@ def run_workers(
             failed = trio.Event()
             async with trio.open_nursery() as nursery:
                 if threading.current_thread() is threading.main_thread():
-                    nursery.start_soon(_forward_signals, workers, received)
+                    await nursery.start(partial(_forward_signals, workers, received))
                 nursery.start_soon(_stop_on_failure, workers, failed, keep_going)
                 if embedded_sink_args is None:
                     _send_target(workers, configs[0].target)
