@@ -80,13 +80,20 @@ def _worker_main(worker: WorkerRun, target_pipe: int) -> int:
     return run_source(config, quiet=True, json_path=worker.json_path)
 
 
-def _fork(worker: WorkerRun) -> None:
+def _fork(worker: WorkerRun, forked: Sequence[WorkerRun] = ()) -> None:
+    """Fork ``worker``; ``forked`` are the workers forked before it."""
     read_end, write_end = os.pipe()
     pid = os.fork()
     if pid == 0:
         status = 1
         try:
             os.close(write_end)
+            # The parent's ends of the earlier workers' pipes came along with the fork:
+            # held open here, they would keep those workers from seeing the end of
+            # their target until this one exits, and the workers would run one by one.
+            for earlier in forked:
+                if earlier.target_pipe >= 0:
+                    os.close(earlier.target_pipe)
             status = _worker_main(worker, read_end)
         except SystemExit as exc:
             status = exc.code if isinstance(exc.code, int) else 1
@@ -198,8 +205,8 @@ def run_workers(
             WorkerRun(n, config, os.path.join(tmp, f"{n}.json"))
             for n, config in enumerate(configs)
         ]
-        for worker in workers:
-            _fork(worker)
+        for n, worker in enumerate(workers):
+            _fork(worker, workers[:n])
         # Opened after the fork, so that no worker holds the file.
         json_file = open_json(json_path)
 

@@ -57,6 +57,16 @@ async def test_two_workers_merge_exactly(tmp_path: Path) -> None:
     assert "101 messages: 101 accepted" in done.stderr.decode()
 
 
+async def test_workers_run_at_the_same_time() -> None:
+    # Each worker's one session holds its connection for the server's delay: run side
+    # by side, both are connected at once. (A worker once held an earlier worker's pipe
+    # open, so that one waited for the other to exit: they ran one after the other.)
+    async with qmqp_server(delay=0.5) as server:
+        done = await source("--workers", "3", "-s", "3", "-m", "3", server.target)
+    assert done.returncode == 0, done.stderr
+    assert server.max_active == 3
+
+
 async def test_fatal_failure_in_a_worker_ends_the_run() -> None:
     async with qmqp_server(reply=b"Dgo away") as server:
         done = await source("--workers", "2", "-s", "2", "-m", "100000", server.target)
