@@ -86,6 +86,21 @@ def later(delay: float) -> float:
 # -- descriptors ---------------------------------------------------------------------------
 
 
+def endless_wait(kind: str, sock: socket.socket, gate: Gate) -> Session:
+    """One wait of the named kind that does not end by itself (the gate is held)."""
+    if kind == "readable":
+        yield READABLE, sock.fileno()
+    elif kind == "writable":
+        fill(sock)
+        yield WRITABLE, sock.fileno()
+    elif kind == "sleep":
+        yield SLEEP, later(FAR)
+    elif kind == "pause":
+        yield PAUSE, later(FAR)
+    else:
+        yield GATE, gate
+
+
 async def test_readable_resumes_only_once_the_peer_writes(pairs: Callable[[], Pair]) -> None:
     a, b = pairs()
     engine = Engine()
@@ -286,17 +301,7 @@ async def test_a_passed_deadline_throws_step_timeout_into_any_wait(
 
     def session() -> Session:
         try:
-            if kind == "readable":
-                yield READABLE, a.fileno()
-            elif kind == "writable":
-                fill(a)
-                yield WRITABLE, a.fileno()
-            elif kind == "sleep":
-                yield SLEEP, later(FAR)
-            elif kind == "pause":
-                yield PAUSE, later(FAR)
-            else:
-                yield GATE, gate
+            yield from endless_wait(kind, a, gate)
             log.append("resumed")
         except StepTimeout:
             caught_at.append(time.perf_counter())
@@ -534,15 +539,8 @@ class Zoo:
             self.finals[kind] = time.perf_counter()
 
     def _wait(self, kind: str, a: socket.socket, b: socket.socket) -> Session:
-        if kind == "readable":
-            yield READABLE, a.fileno()
-        elif kind == "writable":
-            fill(a)
-            yield WRITABLE, a.fileno()
-        elif kind == "sleep":
-            yield SLEEP, later(FAR)
-        elif kind == "pause":
-            yield PAUSE, later(FAR)
+        if kind in ("readable", "writable", "sleep", "pause"):
+            yield from endless_wait(kind, a, self.gate)
         elif kind == "holder":
             assert self.gate.try_acquire()
             yield SLEEP, later(FAR)
