@@ -20,9 +20,10 @@ from qmqpsource.protocol import (
 )
 from qmqpsource.waits import READABLE, WRITABLE, Steps
 
-__all__ = ["read_reply", "send_request"]
+__all__ = ["RECV_SIZE", "read_reply", "receive_error", "send_request"]
 
-_RECV_SIZE = 16384
+# One recv() takes any reply a server sends in practice.
+RECV_SIZE = 16384
 # How much of an early reply to look at when a send fails (any reply limit in use fits).
 _PEEK_SIZE = 65536
 _RESET_ERRNOS = frozenset({errno.ECONNRESET, errno.EPIPE, errno.ECONNABORTED})
@@ -32,6 +33,11 @@ def _io_error(exc: OSError, doing: str) -> DeliveryError:
     if exc.errno in _RESET_ERRNOS:
         return DeliveryError(Outcome.RESET, f"lost connection while {doing}")
     return DeliveryError(Outcome.LOST_CONNECTION, f"{exc.strerror or exc} while {doing}")
+
+
+def receive_error(exc: OSError) -> DeliveryError:
+    """What a failed recv() of the reply means, for a caller that did the recv() itself."""
+    return _io_error(exc, "receiving server reply")
 
 
 def _reply_waiting(sock: socket.SocketType) -> bool:
@@ -68,18 +74,19 @@ def send_request(sock: socket.SocketType, request: memoryview, sent: int = 0) ->
         raise _io_error(exc, "sending message") from None
 
 
-def read_reply(sock: socket.SocketType, limit: int) -> Steps[Reply]:
-    """Read and parse one reply netstring."""
+def read_reply(sock: socket.SocketType, limit: int, data: bytes | None = None) -> Steps[Reply]:
+    """Read and parse one reply netstring; ``data``: what a first recv() already gave."""
     parser: ReplyParser | None = None  # only when the reply does not come whole at once
     fd = sock.fileno()
     try:
         while True:
-            # The reply cannot be there yet right after sending: wait first, saving a recv.
-            yield READABLE, fd
-            try:
-                data = sock.recv(_RECV_SIZE)
-            except BlockingIOError:
-                continue
+            if data is None:
+                # The reply cannot be there yet right after sending: wait first, saving a recv.
+                yield READABLE, fd
+                try:
+                    data = sock.recv(RECV_SIZE)
+                except BlockingIOError:
+                    continue
             if parser is None:
                 reply = whole_reply(data, limit)
                 if reply is not None:
@@ -90,6 +97,7 @@ def read_reply(sock: socket.SocketType, limit: int) -> Steps[Reply]:
             reply = parser.feed(data)
             if reply is not None:
                 return reply
+            data = None
     except OSError as exc:
         raise _io_error(exc, "receiving server reply") from None
     except NetstringTruncatedError:

@@ -26,6 +26,7 @@ __all__ = [
     "InetTarget",
     "TargetError",
     "UnixTarget",
+    "begin_connect",
     "connect",
     "connect_steps",
     "parse_target",
@@ -170,10 +171,16 @@ def _new_socket(endpoint: Endpoint) -> socket.SocketType:
     return sock
 
 
-def _attempt(
-    endpoint: Endpoint, first: memoryview | None
-) -> Steps[tuple[socket.SocketType | None, int, int, float]]:
-    """One attempt: (socket or None, errno, bytes of ``first`` sent, perf_counter() when up)."""
+def begin_connect(
+    endpoint: Endpoint, first: memoryview | None = None
+) -> tuple[socket.SocketType | None, int, int, float]:
+    """Start one attempt without waiting: (socket, errno, bytes of ``first`` sent, when up).
+
+    errno 0: the connection is up and ``sent`` bytes of ``first`` are gone; EINPROGRESS:
+    still connecting (connect_steps() finishes it); anything else: failed, and the
+    socket is closed (None). A plain function, not a generator: on loopback the common
+    case never waits, and this is once per message.
+    """
     sock = _new_socket(endpoint)
     sent = 0
     try:
@@ -189,17 +196,30 @@ def _attempt(
                 pass
             except OSError as exc:
                 err = 0 if exc.errno in _LOST_AFTER_CONNECT else (exc.errno or errno.EIO)
-        if err == errno.EINPROGRESS:
-            yield WRITABLE, sock.fileno()
-            err = sock.getsockopt(socket.SOL_SOCKET, socket.SO_ERROR)
-            up = time.perf_counter()
+    except BaseException:
+        sock.close()
+        raise
+    if err and err != errno.EINPROGRESS:
+        sock.close()
+        return None, err, 0, up
+    return sock, err, sent, up
+
+
+def _finish(
+    sock: socket.SocketType, up: float
+) -> Steps[tuple[socket.SocketType | None, int, float]]:
+    """Wait for a connect in progress: (socket or None, errno, perf_counter() when up)."""
+    try:
+        yield WRITABLE, sock.fileno()
+        err = sock.getsockopt(socket.SOL_SOCKET, socket.SO_ERROR)
+        up = time.perf_counter()
     except BaseException:
         sock.close()
         raise
     if err:
         sock.close()
-        return None, err, 0, up
-    return sock, 0, sent, up
+        return None, err, up
+    return sock, err, up
 
 
 def connect_steps(
@@ -207,17 +227,25 @@ def connect_steps(
     attempts: int = 1,
     on_retry: Callable[[ConnectError], None] | None = None,
     first: memoryview | None = None,
+    begun: tuple[socket.SocketType | None, int, int, float] | None = None,
 ) -> Steps[tuple[socket.SocketType, int, float]]:
     """Connect, retrying refused or reset attempts up to ``attempts`` times in all.
 
     With ``first`` (the request), as much of it as the socket takes at once is sent
-    as soon as the connection is up. Returns (socket, bytes of ``first`` sent,
+    as soon as the connection is up. ``begun``: what begin_connect() gave for the first
+    attempt, when the caller started it. Returns (socket, bytes of ``first`` sent,
     perf_counter() time the connection came up); raises ConnectError.
     """
     delay = RETRY_FIRST_DELAY
     for attempt in range(1, attempts + 1):
-        sock, err, sent, up = yield from _attempt(endpoint, first)
-        if sock is not None:
+        if begun is None:
+            sock, err, sent, up = begin_connect(endpoint, first)
+        else:
+            sock, err, sent, up = begun
+            begun = None
+        if err == errno.EINPROGRESS and sock is not None:
+            sock, err, up = yield from _finish(sock, up)
+        if sock is not None and not err:
             return sock, sent, up
         if attempt == attempts or err not in _RETRYABLE:
             raise ConnectError(err)

@@ -19,15 +19,15 @@ import time
 from dataclasses import dataclass
 from typing import TextIO
 
-from qmqpsource.client import read_reply, send_request
+from qmqpsource.client import RECV_SIZE, read_reply, receive_error, send_request
 from qmqpsource.config import SourceConfig
-from qmqpsource.connector import ConnectError, Endpoint, connect_steps
+from qmqpsource.connector import ConnectError, Endpoint, begin_connect, connect_steps
 from qmqpsource.engine import Engine, Gate, StepTimeout, Task
 from qmqpsource.outcome import DeliveryError, Outcome
-from qmqpsource.protocol import Reply, Status
+from qmqpsource.protocol import Reply, Status, whole_reply
 from qmqpsource.request import RequestFactory
 from qmqpsource.stats import RunStats
-from qmqpsource.waits import GATE, PAUSE, SLEEP, Steps
+from qmqpsource.waits import GATE, PAUSE, READABLE, SLEEP, Steps
 
 __all__ = ["RunResult", "Runner", "printable"]
 
@@ -73,13 +73,12 @@ def _connect_error(exc: ConnectError) -> DeliveryError:
 class _Flight:
     """One session: its engine task, and whether a message is in flight (for a stop)."""
 
-    __slots__ = ("in_flight", "number", "scheduled", "task")
+    __slots__ = ("in_flight", "number", "task")
 
     def __init__(self, number: int) -> None:
         self.number = number
         self.task: Task | None = None
         self.in_flight = False
-        self.scheduled: float | None = None
 
 
 @dataclass(slots=True)
@@ -166,27 +165,130 @@ class Runner:
             raise
 
     def _messages(self, flight: _Flight) -> Steps[None]:
+        """The session's messages, one after another: connect, send, reply, close.
+
+        The hot path, one loop with nothing per message that a plain run does not
+        need: no generator but the one wait for the reply, and what a timeout handler
+        needs kept in locals (a StepTimeout is thrown in at a yield, into this frame).
+        Options (--rate, delays, -v, -c, per-message requests) take branches off it.
+        """
         config = self.config
+        stats = self.stats
+        record = stats.record
+        endpoint = self.endpoint
+        gate = self._gate
+        engine = self._engine
+        task = flight.task
+        assert task is not None
+        timeout = config.timeout
+        reply_limit = config.reply_limit
+        fixed = self._fixed
         end = self._end
         delays = config.fixed_delay or config.random_delay
+        spacing = self._spacing
+        scheduled = 0.0
         while self._remaining > 0 and not self._stopping and self._failure is None:
-            if end is not None and time.perf_counter() >= end:
+            if end is not None and _perf_counter() >= end:
                 return
             self._remaining -= 1
             local = self._taken
-            self._taken += 1
-            seq = config.shard_index + config.shard_count * local
-            if self._spacing:
-                if not (yield from self._wait_turn(flight, self._t0 + local * self._spacing)):
+            self._taken = local + 1
+            if spacing:
+                scheduled = self._t0 + local * spacing
+                if not (yield from self._wait_turn(scheduled)):
                     return
+            request = fixed
+            extra = 0
+            if request is None:
+                request = memoryview(
+                    self._requests.build(config.shard_index + config.shard_count * local)
+                )
+                extra = len(request) - stats.bytes_per_message
+            now = _perf_counter()
+            # --rate: latency runs from the scheduled start (no coordinated omission).
+            started = scheduled if spacing else now
+            connected = None
+            doing = "connecting"
+            if not gate.try_acquire():
+                # Time queued behind other sessions' connects is the client's own, not
+                # the server's: no deadline runs while waiting for a turn.
+                yield GATE, gate
+                now = _perf_counter()
+            sock = None
+            unconnected = False
+            flight.in_flight = True
+            try:
+                try:
+                    begun = begin_connect(endpoint, request)
+                    sock, err, sent, up = begun
+                    if err:  # not up yet, or refused: the general path, with -C retries
+                        sock = None
+                        task.deadline = now + timeout
+                        sock, sent, up = yield from connect_steps(
+                            endpoint, config.connect_attempts, self._on_retry, request, begun
+                        )
+                finally:
+                    engine.release(gate)
+                assert sock is not None
+                connected = up
+                if extra:
+                    stats.bytes_extra += extra
+                if config.verbose > 1:
+                    self._log(f"session {flight.number}: connected to {endpoint.label}")
+                if sent < len(request):
+                    doing = "sending message"
+                    task.deadline = _perf_counter() + timeout
+                    yield from send_request(sock, request, sent)
+                    up = _perf_counter()
+                doing = "receiving server reply"
+                task.deadline = up + timeout
+                # The common case inline: one wait, one recv, the whole reply.
+                yield READABLE, sock.fileno()
+                try:
+                    data: bytes | None = sock.recv(RECV_SIZE)
+                except BlockingIOError:
+                    data = None
+                except OSError as exc:
+                    raise receive_error(exc) from None
+                reply = whole_reply(data, reply_limit) if data else None
+                if reply is None:
+                    reply = yield from read_reply(sock, reply_limit, data)
+                task.deadline = math.inf
+                if config.verbose:
+                    self._err.write(f"<< {printable(reply.raw)}\n")
+                if reply.raw[0] != _K:
+                    raise _reply_error(reply)
+            except StepTimeout:
+                self._failed(
+                    DeliveryError(Outcome.TIMEOUT, f"timeout while {doing}"), started, connected
+                )
+            except ConnectError as exc:
+                task.deadline = math.inf
+                self._failed(_connect_error(exc), started, connected)
+                unconnected = True
+            except DeliveryError as exc:
+                task.deadline = math.inf
+                self._failed(exc, started, connected)
             else:
-                flight.scheduled = None
-            yield from self._deliver(flight, seq)
+                record(_ACCEPTED, started, connected, _perf_counter())
+                if config.counter:
+                    self._counter += 1
+                    self._out.write(f"{self._counter}\r")
+                    self._out.flush()
+            finally:
+                if sock is not None:
+                    engine.close_socket(sock)
+            # Not in the finally: a cut message must still look in flight to _session.
+            flight.in_flight = False
+            if unconnected:
+                # A refused loopback or UNIX connect fails without ever waiting: let the
+                # engine go round (signals, other sessions) before the next attempt.
+                yield SLEEP, 0.0
             if delays and self._remaining > 0:
                 pause = config.fixed_delay or self._random.uniform(0, config.random_delay)
-                yield PAUSE, time.perf_counter() + pause  # no step of the server's: no deadline
+                yield PAUSE, _perf_counter() + pause  # no step of the server's: no deadline
 
-    def _wait_turn(self, flight: _Flight, scheduled: float) -> Steps[bool]:
+    def _wait_turn(self, scheduled: float) -> Steps[bool]:
         """--rate: wait for the message's scheduled start; False if the run ends first.
 
         Arrivals are open-loop: the schedule does not wait for replies. A message whose
@@ -195,7 +297,6 @@ class Runner:
         """
         if self._end is not None and scheduled >= self._end:
             return False
-        flight.scheduled = scheduled
         now = time.perf_counter()
         if scheduled > now:
             yield PAUSE, scheduled
@@ -206,85 +307,6 @@ class Runner:
 
     def _on_retry(self, exc: ConnectError) -> None:
         self._log(f"warning: {exc}")
-
-    def _deliver(self, flight: _Flight, seq: int) -> Steps[None]:
-        """One message: connect, send, read the reply, close. The hot path.
-
-        Each line here runs per message: what a timeout handler needs is in locals (a
-        StepTimeout is thrown in at the yield, into this frame), not in attributes.
-        """
-        config = self.config
-        task = flight.task
-        assert task is not None
-        timeout = config.timeout
-        gate = self._gate
-        request = self._fixed
-        extra = 0
-        if request is None:
-            request = memoryview(self._requests.build(seq))
-            extra = len(request) - self.stats.bytes_per_message
-        now = _perf_counter()
-        started = now if flight.scheduled is None else flight.scheduled
-        connected = None
-        doing = "connecting"
-        if not gate.try_acquire():
-            # Time queued behind other sessions' connects is the client's own, not
-            # the server's: no deadline runs while waiting for a turn.
-            yield GATE, gate
-            now = _perf_counter()
-        task.deadline = now + timeout
-        sock = None
-        unconnected = False
-        flight.in_flight = True
-        try:
-            try:
-                sock, sent, connected = yield from connect_steps(
-                    self.endpoint, config.connect_attempts, self._on_retry, request
-                )
-            finally:
-                self._engine.release(gate)
-            if extra:
-                self.stats.bytes_extra += extra
-            if config.verbose > 1:
-                self._log(f"session {flight.number}: connected to {self.endpoint.label}")
-            if sent < len(request):
-                doing = "sending message"
-                task.deadline = _perf_counter() + timeout
-                yield from send_request(sock, request, sent)
-            doing = "receiving server reply"
-            task.deadline = _perf_counter() + timeout
-            reply = yield from read_reply(sock, config.reply_limit)
-            task.deadline = math.inf
-            if config.verbose:
-                self._err.write(f"<< {printable(reply.raw)}\n")
-            if reply.raw[0] != _K:
-                raise _reply_error(reply)
-        except StepTimeout:
-            self._failed(
-                DeliveryError(Outcome.TIMEOUT, f"timeout while {doing}"), started, connected
-            )
-        except ConnectError as exc:
-            task.deadline = math.inf
-            self._failed(_connect_error(exc), started, connected)
-            unconnected = True
-        except DeliveryError as exc:
-            task.deadline = math.inf
-            self._failed(exc, started, connected)
-        else:
-            self.stats.record(_ACCEPTED, started, connected, _perf_counter())
-            if config.counter:
-                self._counter += 1
-                self._out.write(f"{self._counter}\r")
-                self._out.flush()
-        finally:
-            if sock is not None:
-                self._engine.close_socket(sock)
-        # Not in the finally: a cut message must still look in flight to _session.
-        flight.in_flight = False
-        if unconnected:
-            # A refused loopback or UNIX connect fails without ever waiting: let the
-            # engine go round (signals, other sessions) before the next attempt.
-            yield SLEEP, 0.0
 
     def _failed(self, exc: DeliveryError, started: float, connected: float | None) -> None:
         self.stats.record(exc.outcome, started, connected, time.perf_counter())

@@ -56,19 +56,28 @@ async def test_server_receives_the_built_request_bytes() -> None:
 
 @pytest.fixture
 def connect_tracker(monkeypatch: pytest.MonkeyPatch) -> dict[str, int]:
-    """Wrap the runner's connect steps to see how many attempts are in flight at once."""
-    seen = {"now": 0, "max": 0}
-    real = qmqpsource.connector.connect_steps
+    """Slow every connect down and see how many attempts are in flight at once.
 
-    def tracked(*args: Any, **kwargs: Any) -> Steps[Any]:
+    The first attempt starts without sending (so that it is still connecting, and the
+    runner takes the general path, which waits), and the wait is widened.
+    """
+    seen = {"now": 0, "max": 0}
+    real_begin = qmqpsource.connector.begin_connect
+    real_steps = qmqpsource.connector.connect_steps
+
+    def begin(endpoint: Any, first: Any = None) -> Any:
         seen["now"] += 1
         seen["max"] = max(seen["max"], seen["now"])
+        return real_begin(endpoint, None)
+
+    def tracked(*args: Any, **kwargs: Any) -> Steps[Any]:
         try:
             yield SLEEP, time.perf_counter() + 0.005  # widen the window overlap would show in
-            return (yield from real(*args, **kwargs))
+            return (yield from real_steps(*args, **kwargs))
         finally:
             seen["now"] -= 1
 
+    monkeypatch.setattr("qmqpsource.runner.begin_connect", begin)
     monkeypatch.setattr("qmqpsource.runner.connect_steps", tracked)
     return seen
 
