@@ -120,7 +120,6 @@ class Engine:
         self._tasks: set[Task] = set()
         self._ready: deque[Task] = deque()
         self._by_fd: dict[int, Task] = {}
-        self._registered: set[int] = set()  # descriptors in the epoll set
         self._timers: list[tuple[float, int, Task]] = []
         self._timer_seq = 0
         self._cancelled = False
@@ -141,10 +140,11 @@ class Engine:
             self._ready.append(task)
 
     def close_socket(self, sock: socket.SocketType) -> None:
-        """Close a socket that may be in the epoll set (closing takes it out of there)."""
-        fd = sock.fileno()
-        if fd >= 0:
-            self._registered.discard(fd)
+        """Close a socket that may be in the epoll set.
+
+        Nothing to undo here: closing a descriptor takes it out of every epoll set (no
+        session dup()s its sockets), so a plain close() does as well.
+        """
         sock.close()
 
     # Called from other trio tasks, or from sessions.
@@ -293,14 +293,12 @@ class Engine:
             return
         if kind in (READABLE, WRITABLE):
             flags = _IN if kind == READABLE else _OUT
-            if arg in self._registered:
-                try:
-                    self._epoll.modify(arg, flags)
-                except FileNotFoundError:  # closed without close_socket(): a new file
-                    self._epoll.register(arg, flags)
-            else:
+            # Most waits are a new socket's first (and only) one: register, and only a
+            # descriptor waited on before, still in the set, needs modify().
+            try:
                 self._epoll.register(arg, flags)
-                self._registered.add(arg)
+            except FileExistsError:
+                self._epoll.modify(arg, flags)
             task.place = _ON_FD
             task.fd = arg
             self._by_fd[arg] = task

@@ -277,7 +277,7 @@ class Runner:
                     self._out.flush()
             finally:
                 if sock is not None:
-                    engine.close_socket(sock)
+                    sock.close()  # which also takes it out of the engine's epoll set
             # Not in the finally: a cut message must still look in flight to _session.
             flight.in_flight = False
             if unconnected:
