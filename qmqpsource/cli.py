@@ -15,6 +15,7 @@ frozen config to the runner, map the result to Postfix's messages and exit codes
 from qmqpsource.startup import freeze_for_good, imports_uncollected
 
 with imports_uncollected():  # and main() freezes: see startup.py
+    import dataclasses
     import math
     import os
     from typing import Annotated, NoReturn
@@ -298,13 +299,30 @@ def source(
             raise UsageFailure("--interval does not go with --workers")
         from qmqpsource.workers import run_workers  # here: only --workers needs it
 
-        shares = [Shard(part.index + part.count * w, part.count * worker_count)
-                  for w in range(worker_count)]
+        # -s is the run's concurrency: a worker has at least one session of it.
+        worker_count = min(worker_count, config.sessions)
+        budget = None
+        if rate is None and messages != MAX_COUNT:
+            # So many messages as fast as they go: one budget the workers take from,
+            # each with its share of the sessions, numbering as this process would.
+            from qmqpsource.budget import MessageBudget
+
+            worker_count = min(worker_count, config.messages)
+            budget = MessageBudget(config.messages, worker_count)
+            configs = [
+                dataclasses.replace(
+                    config, sessions=Shard(w, worker_count).share_at_least_one(config.sessions)
+                )
+                for w in range(worker_count)
+            ]
+        else:
+            shares = [Shard(part.index + part.count * w, part.count * worker_count)
+                      for w in range(worker_count)]
+            configs = [make_config(share) for share in shares
+                       if messages == MAX_COUNT or share.share(messages) > 0]
         raise typer.Exit(run_workers(
-            [make_config(share) for share in shares
-             if messages == MAX_COUNT or share.share(messages) > 0],
-            keep_going=keep_going, quiet=quiet, json_path=json_path,
-            embedded_sink_args=sink_args if embedded else None,
+            configs, keep_going=keep_going, quiet=quiet, json_path=json_path,
+            embedded_sink_args=sink_args if embedded else None, budget=budget,
         ))
     raise typer.Exit(run_source(
         config, quiet=quiet, interval=interval, json_path=json_path,

@@ -26,6 +26,7 @@ from qmqpsource.stats import RunStats
 
 if TYPE_CHECKING:
     from qmqpsource import result
+    from qmqpsource.budget import MessageBudget
 
 __all__ = ["GRACE_SECONDS", "fatal", "open_json", "run_source", "write_json"]
 
@@ -63,6 +64,7 @@ def run_source(
     interval: float | None = None,
     json_path: str | None = None,
     embedded_sink_args: Sequence[str] | None = None,
+    budget: MessageBudget | None = None,
 ) -> int:
     """Run the load; print Postfix's fatal line on failure; return the exit status.
 
@@ -114,7 +116,7 @@ def run_source(
                     partial(run_progress, stats, total, bar=bar, interval=interval)
                 )
             # Built once the bar is up, so that its warnings go through rich's stderr.
-            runner = Runner(config, endpoint, requests, stats)
+            runner = Runner(config, endpoint, requests, stats, budget=budget)
             if catch_signals:
                 await nursery.start(partial(_watch_signals, runner, received))
             run_result = await runner.run()

@@ -19,6 +19,7 @@ import time
 from dataclasses import dataclass
 from typing import TextIO
 
+from qmqpsource.budget import MessageBudget
 from qmqpsource.client import RECV_SIZE, read_reply, receive_error, send_request
 from qmqpsource.config import SourceConfig
 from qmqpsource.connector import ConnectError, Endpoint, begin_connect, connect_steps
@@ -104,6 +105,7 @@ class Runner:
         *,
         out: TextIO | None = None,
         err: TextIO | None = None,
+        budget: MessageBudget | None = None,
     ) -> None:
         self.config = config
         self.endpoint = endpoint
@@ -118,7 +120,10 @@ class Runner:
         self._stopping = False
         self._out = out if out is not None else sys.stdout
         self._err = err if err is not None else sys.stderr
-        self._remaining = config.messages
+        # Messages left to start; with a budget shared with other processes, those left
+        # of the chunk taken last (local numbers from _taken on).
+        self._budget = budget
+        self._remaining = 0 if budget is not None else config.messages
         self._engine = Engine()
         self._gate = Gate(config.connect_limit)
         self._counter = 0
@@ -187,7 +192,9 @@ class Runner:
         delays = config.fixed_delay or config.random_delay
         spacing = self._spacing
         scheduled = 0.0
-        while self._remaining > 0 and not self._stopping and self._failure is None:
+        while not self._stopping and self._failure is None:
+            if self._remaining <= 0 and not self._refill():
+                return
             if end is not None and _perf_counter() >= end:
                 return
             self._remaining -= 1
@@ -284,9 +291,19 @@ class Runner:
                 # A refused loopback or UNIX connect fails without ever waiting: let the
                 # engine go round (signals, other sessions) before the next attempt.
                 yield SLEEP, 0.0
-            if delays and self._remaining > 0:
+            if delays and (self._remaining > 0 or self._refill()):
                 pause = config.fixed_delay or self._random.uniform(0, config.random_delay)
                 yield PAUSE, _perf_counter() + pause  # no step of the server's: no deadline
+
+    def _refill(self) -> bool:
+        """Take the next chunk of a shared budget; False when there is none (or no budget)."""
+        if self._budget is None:
+            return False
+        chunk = self._budget.take()
+        if chunk is None:
+            return False
+        self._taken, self._remaining = chunk
+        return True
 
     def _wait_turn(self, scheduled: float) -> Steps[bool]:
         """--rate: wait for the message's scheduled start; False if the run ends first.

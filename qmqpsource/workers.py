@@ -3,8 +3,10 @@
 One Python process tops out at one core; the load, like Postfix's C tool, is
 mostly kernel work per connection, so a second process on a second core adds
 what the client can offer. Each worker runs this same program's run_source with
-its shard of the config (the same sharding that spreads a run over hosts) and
-its own JSON; the parent merges those with qmqp-report's merge.
+its share of the config and its own JSON; the parent merges those with
+qmqp-report's merge. A run of so many messages (-m without --rate) shares one
+budget that the workers take from as they go (budget.py), so that they finish
+together; otherwise each is a shard, as hosts are with --shard.
 
 Workers are forked before any trio loop or thread exists, so that they start
 without paying for Python's start-up and imports again. Each waits on a pipe for
@@ -33,6 +35,7 @@ from typing import Any
 import trio
 
 from qmqpsource import __version__, result
+from qmqpsource.budget import MessageBudget
 from qmqpsource.config import SourceConfig
 from qmqpsource.embedded import EmbeddedSinkError, embedded_sink
 from qmqpsource.outcome import Outcome
@@ -64,7 +67,7 @@ class WorkerRun:
     signalled: bool = False
 
 
-def _worker_main(worker: WorkerRun, target_pipe: int) -> int:
+def _worker_main(worker: WorkerRun, target_pipe: int, budget: MessageBudget | None) -> int:
     """In the forked worker: wait for the target, run the shard, return the exit status."""
     from qmqpsource.launch import run_source
 
@@ -77,10 +80,12 @@ def _worker_main(worker: WorkerRun, target_pipe: int) -> int:
     if not target:
         return 1  # the parent gave up before the run started; it says why
     config = dataclasses.replace(worker.config, target=target)
-    return run_source(config, quiet=True, json_path=worker.json_path)
+    return run_source(config, quiet=True, json_path=worker.json_path, budget=budget)
 
 
-def _fork(worker: WorkerRun, forked: Sequence[WorkerRun] = ()) -> None:
+def _fork(
+    worker: WorkerRun, forked: Sequence[WorkerRun] = (), budget: MessageBudget | None = None
+) -> None:
     """Fork ``worker``; ``forked`` are the workers forked before it."""
     read_end, write_end = os.pipe()
     pid = os.fork()
@@ -94,7 +99,7 @@ def _fork(worker: WorkerRun, forked: Sequence[WorkerRun] = ()) -> None:
             for earlier in forked:
                 if earlier.target_pipe >= 0:
                     os.close(earlier.target_pipe)
-            status = _worker_main(worker, read_end)
+            status = _worker_main(worker, read_end, budget)
         except SystemExit as exc:
             status = exc.code if isinstance(exc.code, int) else 1
         except BaseException as exc:  # a worker must never return into the parent's code
@@ -194,8 +199,13 @@ def run_workers(
     quiet: bool,
     json_path: str | None,
     embedded_sink_args: Sequence[str] | None = None,
+    budget: MessageBudget | None = None,
 ) -> int:
-    """One worker per config (each a shard); merge their results; report; exit status."""
+    """One worker per config; merge their results; report; exit status.
+
+    Without ``budget`` each config is a shard with its own -m; with one, the workers
+    take their messages from it as they go (see budget.py).
+    """
     from qmqpsource.launch import fatal, open_json, sink_line, write_json
 
     received: list[int] = []
@@ -205,8 +215,12 @@ def run_workers(
             WorkerRun(n, config, os.path.join(tmp, f"{n}.json"))
             for n, config in enumerate(configs)
         ]
-        for n, worker in enumerate(workers):
-            _fork(worker, workers[:n])
+        try:
+            for n, worker in enumerate(workers):
+                _fork(worker, workers[:n], budget)
+        finally:
+            if budget is not None:
+                budget.close()  # the parent takes nothing from it
         # Opened after the fork, so that no worker holds the file.
         json_file = open_json(json_path)
 

@@ -57,6 +57,43 @@ async def test_two_workers_merge_exactly(tmp_path: Path) -> None:
     assert "101 messages: 101 accepted" in done.stderr.decode()
 
 
+def sequence_numbers(server: ServerState) -> list[int]:
+    found = []
+    for request in server.requests:
+        match = re.search(rb"^%s: (\d+)$" % SEQ_HEADER.encode(), request.message, re.M)
+        assert match is not None
+        found.append(int(match.group(1)))
+    return sorted(found)
+
+
+async def test_workers_in_a_shard_number_as_the_shard_does() -> None:
+    # Workers take from one budget; the messages keep the host shard's numbers.
+    async with qmqp_server() as server:
+        done = await source("--workers", "2", "-s", "4", "-m", "101", "--shard", "1/2",
+                            "--unique-message-id", server.target)
+    assert done.returncode == 0, done.stderr
+    assert sequence_numbers(server) == list(range(1, 101, 2))  # shard 1/2's 50
+
+
+async def test_no_more_workers_than_sessions(tmp_path: Path) -> None:
+    out = tmp_path / "r.json"
+    async with qmqp_server(delay=0.2) as server:
+        done = await source("--workers", "4", "-s", "2", "-m", "6", "--json", str(out),
+                            server.target)
+    assert done.returncode == 0, done.stderr
+    assert json.loads(out.read_text())["workers"] == 2
+    assert server.max_active == 2  # -s 2 is two connections at most, workers or not
+
+
+async def test_workers_at_a_rate_are_shards_of_it() -> None:
+    # Open-loop arrivals: each worker keeps its own schedule at rate/N (no shared budget).
+    async with qmqp_server() as server:
+        done = await source("--workers", "2", "-s", "2", "-m", "20", "--rate", "400",
+                            "--unique-message-id", server.target)
+    assert done.returncode == 0, done.stderr
+    assert sequence_numbers(server) == list(range(20))
+
+
 async def test_workers_run_at_the_same_time() -> None:
     # Each worker's one session holds its connection for the server's delay: run side
     # by side, both are connected at once. (A worker once held an earlier worker's pipe
