@@ -28,8 +28,17 @@ from pathlib import Path
 
 POSTFIX_SOURCE = "/usr/sbin/qmqp-source"
 POSTFIX_SINK = "/usr/sbin/qmqp-sink"
-OURS = [sys.executable, "-m", "qmqpsource"]
-OUR_SINK = [sys.executable, "-m", "qmqpsource.sink_cli"]
+
+
+def _ours(script: str, module: str) -> list[str]:
+    """Our command as a user runs it: the installed script beside this Python (not
+    ``python -m``, which would import the source tree when run from the checkout)."""
+    installed = Path(sys.executable).with_name(script)
+    return [str(installed)] if installed.exists() else [sys.executable, "-m", module]
+
+
+OURS = _ours("qmqp-source", "qmqpsource")
+OUR_SINK = _ours("qmqp-sink", "qmqpsource.sink_cli")
 RESULTS = Path(__file__).with_name("RESULTS.md")
 # No single command may run longer than this: a stuck run must not hang the bench.
 COMMAND_TIMEOUT = 600
