@@ -49,8 +49,14 @@ def _reply_waiting(sock: socket.SocketType) -> bool:
         return False
 
 
-def send_request(sock: socket.SocketType, request: memoryview, sent: int = 0) -> Steps[None]:
+def send_request(
+    sock: socket.SocketType, request: memoryview, sent: int = 0, turn: int = 0
+) -> Steps[None]:
     """Send ``request`` from byte ``sent`` on; a large one waits for room, never blocking.
+
+    ``turn`` (0: no limit) is the most one send() may take: past it the session waits
+    for room again, so that many sessions take turns rather than each filling its
+    socket's buffer at once (see Runner's SEND_BUDGET).
 
     A server may answer before it has read the whole request (a D for a message over
     its size limit, typically) and close, so that the rest of the send fails. Its reply
@@ -59,10 +65,11 @@ def send_request(sock: socket.SocketType, request: memoryview, sent: int = 0) ->
     connection.
     """
     total = len(request)
+    step = turn or total
     try:
         while sent < total:
             try:
-                sent += sock.send(request[sent:] if sent else request)
+                sent += sock.send(request[sent : sent + step])
             except BlockingIOError:
                 yield WRITABLE, sock.fileno()
                 continue
