@@ -44,6 +44,9 @@ CHECKPOINT_STEPS = 64
 # A timer due sooner than this is waited for in select(), blocking trio's other tasks
 # for at most this long, because trio's own waits would wake up to 1 ms late.
 SHORT_WAIT = 0.002
+# Connection attempts whose slot goes back at once in one round of the loop (see
+# Engine.release_connect).
+CONNECTS_PER_ROUND = 16
 # Deadlines are checked this often at most: a step's timeout fires up to this late.
 SCAN_INTERVAL = 0.05
 
@@ -121,6 +124,8 @@ class Engine:
         self._ready: deque[Task] = deque()
         self._by_fd: dict[int, Task] = {}
         self._timers: list[tuple[float, int, Task]] = []
+        self._after_poll: list[Gate] = []  # slots to give back once the engine has polled
+        self._round_connects = 0  # connection attempts released since the last poll
         self._timer_seq = 0
         self._cancelled = False
         self._cancel_at = math.inf
@@ -138,6 +143,23 @@ class Engine:
             # then passes the slot on (see _unpark).
             task.place = _RUNNABLE
             self._ready.append(task)
+
+    def release_connect(self, gate: Gate) -> None:
+        """Give back a connection attempt's slot of ``gate``: at once for the first
+        CONNECTS_PER_ROUND of a round of the loop, after the next look for I/O for more.
+
+        A loopback connect is complete when connect() returns, so hundreds of sessions
+        could connect back to back between two polls, faster than the server accept()s:
+        at -s 10000 its listen queue overflowed, dropped SYNs were sent again a second
+        later, and the run stalled behind them. Postfix's event loop starts one attempt
+        per round; a few per round keep the pace where that matters and cost nothing
+        at -s 10, where a round rarely ends more messages than that.
+        """
+        if self._round_connects < CONNECTS_PER_ROUND:
+            self._round_connects += 1
+            self.release(gate)
+        else:
+            self._after_poll.append(gate)
 
     def close_socket(self, sock: socket.SocketType) -> None:
         """Close a socket that may be in the epoll set.
@@ -235,6 +257,7 @@ class Engine:
                 events = []
             elif (
                 ready
+                or self._after_poll
                 or now - yielded_at >= CHECKPOINT_INTERVAL
                 or (self._timers and self._timers[0][0] - now < SHORT_WAIT)
             ):
@@ -252,6 +275,11 @@ class Engine:
                     resume(woken, None)
                     if self._cancelled:
                         return
+            self._round_connects = 0
+            if self._after_poll:
+                for gate in self._after_poll:
+                    self.release(gate)
+                self._after_poll.clear()
             if events or ready:
                 # Busy: still let trio's other tasks (signals, progress) run now and then.
                 if self._steps >= CHECKPOINT_STEPS or now - yielded_at >= CHECKPOINT_INTERVAL:

@@ -245,7 +245,7 @@ class Runner:
                             endpoint, config.connect_attempts, self._on_retry, first, begun
                         )
                 finally:
-                    engine.release(gate)
+                    engine.release_connect(gate)
                 assert sock is not None
                 connected = up
                 if extra:

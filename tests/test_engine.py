@@ -18,7 +18,15 @@ from typing import Any
 import pytest
 import trio
 
-from qmqpsource.engine import CHECKPOINT_STEPS, SCAN_INTERVAL, Engine, Gate, Session, StepTimeout
+from qmqpsource.engine import (
+    CHECKPOINT_STEPS,
+    CONNECTS_PER_ROUND,
+    SCAN_INTERVAL,
+    Engine,
+    Gate,
+    Session,
+    StepTimeout,
+)
 from qmqpsource.waits import GATE, PAUSE, READABLE, SLEEP, WRITABLE, Steps, drive
 
 # Every run in this file ends well inside this; a hang fails the test instead.
@@ -926,3 +934,36 @@ async def test_drive_refuses_a_gate_and_closes_the_generator() -> None:
     with trio.fail_after(LIMIT), pytest.raises(ValueError, match="cannot wait"):
         await drive(steps())
     assert log == ["finally"]
+
+
+async def test_connection_slots_go_back_at_once_only_a_few_per_round() -> None:
+    """release_connect hands a slot on at once CONNECTS_PER_ROUND times per round of
+    the loop; the next waiter gets it once the engine has polled (seen I/O ready)."""
+    engine = Engine()
+    gate = Gate(1)
+    log: list[tuple[str, int]] = []
+    count = CONNECTS_PER_ROUND + 3
+    pairs = [socket.socketpair() for _ in range(count)]
+    for _, writer in pairs:
+        writer.send(b"x")  # so each reader is readable: its wait ends at the next poll
+
+    def attempt(n: int) -> Session:
+        yield GATE, gate
+        log.append(("connected", n))
+        engine.release_connect(gate)
+        yield READABLE, pairs[n][0].fileno()
+        log.append(("polled", n))
+
+    with contextlib.ExitStack() as stack:
+        for reader, writer in pairs:
+            stack.enter_context(reader)
+            stack.enter_context(writer)
+        for n in range(count):
+            engine.spawn(attempt(n))
+        with trio.fail_after(LIMIT):
+            await engine.run()
+    connected = [n for kind, n in log if kind == "connected"]
+    assert sorted(connected) == list(range(count))
+    first_poll = next(i for i, (kind, _) in enumerate(log) if kind == "polled")
+    # Before any poll: the free slot's holder, then the CONNECTS_PER_ROUND it handed on.
+    assert [kind for kind, _ in log[:first_poll]] == ["connected"] * (CONNECTS_PER_ROUND + 1)
