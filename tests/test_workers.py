@@ -77,12 +77,16 @@ async def test_workers_in_a_shard_number_as_the_shard_does() -> None:
 
 async def test_no_more_workers_than_sessions(tmp_path: Path) -> None:
     out = tmp_path / "r.json"
-    async with qmqp_server(delay=0.2) as server:
-        done = await source("--workers", "4", "-s", "2", "-m", "6", "--json", str(out),
+    async with qmqp_server(delay=0.5) as server:
+        done = await source("--workers", "4", "-s", "2", "-m", "4", "--json", str(out),
                             server.target)
     assert done.returncode == 0, done.stderr
     assert json.loads(out.read_text())["workers"] == 2
-    assert server.max_active == 2  # -s 2 is two connections at most, workers or not
+    # -s 2 is two connections at a time, workers or not: two at the start, two once
+    # the server's half-second replies came (four workers of one session each would
+    # have connected all four at once).
+    first = min(server.accept_times)
+    assert sum(t - first < 0.25 for t in server.accept_times) == 2
 
 
 async def test_workers_at_a_rate_are_shards_of_it() -> None:
