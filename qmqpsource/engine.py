@@ -23,7 +23,6 @@ import contextlib
 import heapq
 import math
 import select
-import socket
 import time
 from collections import deque
 from collections.abc import Generator
@@ -160,14 +159,6 @@ class Engine:
             self.release(gate)
         else:
             self._after_poll.append(gate)
-
-    def close_socket(self, sock: socket.SocketType) -> None:
-        """Close a socket that may be in the epoll set.
-
-        Nothing to undo here: closing a descriptor takes it out of every epoll set (no
-        session dup()s its sockets), so a plain close() does as well.
-        """
-        sock.close()
 
     # Called from other trio tasks, or from sessions.
 
@@ -387,6 +378,9 @@ class Engine:
     def _close_all(self) -> None:
         """Close every session generator; their finally blocks close their sockets."""
         first: BaseException | None = None
+        for gate in self._after_poll:  # no more rounds: slots still owed go back now
+            self.release(gate)
+        self._after_poll.clear()
         while self._tasks:
             task = self._tasks.pop()
             self._unpark(task)

@@ -17,9 +17,8 @@ import random
 import sys
 import time
 from dataclasses import dataclass
-from typing import TextIO
+from typing import TYPE_CHECKING, TextIO
 
-from qmqpsource.budget import MessageBudget
 from qmqpsource.client import RECV_SIZE, read_reply, receive_error, send_request
 from qmqpsource.config import SourceConfig
 from qmqpsource.connector import ConnectError, Endpoint, begin_connect, connect_steps
@@ -29,6 +28,9 @@ from qmqpsource.protocol import Reply, Status, whole_reply
 from qmqpsource.request import RequestFactory
 from qmqpsource.stats import RunStats
 from qmqpsource.waits import GATE, PAUSE, READABLE, SLEEP, Steps
+
+if TYPE_CHECKING:
+    from qmqpsource.budget import MessageBudget
 
 __all__ = ["RunResult", "Runner", "printable"]
 

@@ -172,7 +172,7 @@ async def test_many_sessions_on_socketpairs_all_complete() -> None:
             a.send(data.upper())
             done.append("echo")
         finally:
-            engine.close_socket(a)
+            a.close()
 
     def client(b: socket.socket, i: int) -> Session:
         try:
@@ -183,7 +183,7 @@ async def test_many_sessions_on_socketpairs_all_complete() -> None:
             assert b.recv(64) == b"M%d" % i
             done.append("client")
         finally:
-            engine.close_socket(b)
+            b.close()
 
     for i in range(200):
         a, b = socketpair()
@@ -542,7 +542,7 @@ class Zoo:
         else:
             self.exits[kind] = "returned"
         finally:
-            self.engine.close_socket(a)
+            a.close()
             b.close()
             self.finals[kind] = time.perf_counter()
 
@@ -817,8 +817,7 @@ async def test_a_dropped_fd_wait_does_not_make_the_idle_engine_spin(
 # -- descriptors reused --------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("closing", ["close_socket", "close"])
-async def test_a_descriptor_number_reused_after_close(closing: str) -> None:
+async def test_a_descriptor_number_reused_after_close() -> None:
     engine = Engine()
     log: list[str] = []
     roles: dict[str, socket.socket] = {}
@@ -831,12 +830,9 @@ async def test_a_descriptor_number_reused_after_close(closing: str) -> None:
         yield READABLE, a.fileno()  # a's number is in the epoll set now
         assert a.recv(1) == b"1"
         old = a.fileno()
-        if closing == "close_socket":
-            engine.close_socket(a)
-            engine.close_socket(b)
-        else:  # the engine is not told: its epoll set forgot the file all the same
-            a.close()
-            b.close()
+        # The engine is not told: closing takes the file out of its epoll set.
+        a.close()
+        b.close()
         while True:  # the lowest free number comes first: it is a's (or lower, once)
             c, d = socketpair()
             spare.extend((c, d))
