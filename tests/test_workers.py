@@ -178,6 +178,40 @@ async def test_a_dead_worker_is_reported_and_the_others_kept(tmp_path: Path) -> 
     assert value["counts"]["accepted"] > 0
 
 
+async def quick(stream: trio.SocketStream, state: ServerState) -> None:
+    raw = await read_request(stream)
+    await trio.sleep(0.05)
+    await stream.send_all(b"3:Kok,")
+    if raw is not None:
+        state.raw.append(raw)
+
+
+async def test_a_dead_workers_untaken_messages_go_to_the_others(tmp_path: Path) -> None:
+    # -m shared as a budget: once worker 0 is killed, worker 1 takes what is left of it.
+    out = tmp_path / "r.json"
+    async with qmqp_server(quick) as server:
+        parent = await trio.lowlevel.open_process(
+            [*SOURCE, "--workers", "2", "-s", "2", "-m", "60", "--json", str(out),
+             server.target],
+            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+        )
+        await wait_for(lambda: server.connections >= 6)
+        os.kill(children_of(parent.pid)[0], signal.SIGKILL)
+        with trio.fail_after(30):
+            await parent.wait()  # the survivor finishes the run by itself
+        assert parent.stderr is not None
+        errors = (await parent.stderr.receive_some(65536)).decode()
+    assert "was killed by signal SIGKILL without a result" in errors
+    assert parent.returncode == 1
+    value = json.loads(out.read_text())
+    assert value["runs"] == 1
+    survivor = value["counts"]["accepted"]
+    # More than its half of 60 (fixed halves would give exactly 30), and less than all
+    # of it: worker 0's messages are not in the result.
+    assert 30 < survivor < 60
+    assert survivor <= len(server.raw) <= 60
+
+
 async def test_workers_refuse_counter_and_bad_counts() -> None:
     for args, wording in [(["--workers", "2", "-c"], "-c shows one process's count"),
                           (["--workers", "0"], "--workers wants a number"),
