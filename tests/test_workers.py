@@ -14,7 +14,7 @@ from typing import Any
 import trio
 
 from qmqpsource.request import SEQ_HEADER
-from tests.qmqp_server import ServerState, qmqp_server, read_request
+from tests.qmqp_server import Handler, ServerState, qmqp_server, read_request
 
 SOURCE = [sys.executable, "-m", "qmqpsource"]
 
@@ -118,18 +118,27 @@ async def test_fatal_failure_in_a_worker_ends_the_run() -> None:
     assert len(server.requests) < 1000
 
 
-async def slow(stream: trio.SocketStream, state: ServerState) -> None:
-    raw = await read_request(stream)
-    await trio.sleep(0.2)
-    await stream.send_all(b"3:Kok,")
-    if raw is not None:
-        state.raw.append(raw)
+def accepting_after(delay: float) -> Handler:
+    """A server that takes its time: each reply, a K, comes ``delay`` seconds late."""
+
+    async def handle(stream: trio.SocketStream, state: ServerState) -> None:
+        raw = await read_request(stream)
+        await trio.sleep(delay)
+        await stream.send_all(b"3:Kok,")
+        if raw is not None:
+            state.raw.append(raw)
+
+    return handle
 
 
-async def start_parent(server: ServerState, out: Path) -> trio.Process:
+slow = accepting_after(0.2)
+
+
+async def start_parent(server: ServerState, out: Path, *load: str) -> trio.Process:
+    """The parent in the background; by default a load that runs until it is stopped."""
     return await trio.lowlevel.open_process(
-        [*SOURCE, "--workers", "2", "-s", "4", "--duration", "60", "--json", str(out),
-         server.target],
+        [*SOURCE, "--workers", "2", *(load or ("-s", "4", "--duration", "60")),
+         "--json", str(out), server.target],
         stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
     )
 
@@ -178,23 +187,11 @@ async def test_a_dead_worker_is_reported_and_the_others_kept(tmp_path: Path) -> 
     assert value["counts"]["accepted"] > 0
 
 
-async def quick(stream: trio.SocketStream, state: ServerState) -> None:
-    raw = await read_request(stream)
-    await trio.sleep(0.05)
-    await stream.send_all(b"3:Kok,")
-    if raw is not None:
-        state.raw.append(raw)
-
-
 async def test_a_dead_workers_untaken_messages_go_to_the_others(tmp_path: Path) -> None:
     # -m shared as a budget: once worker 0 is killed, worker 1 takes what is left of it.
     out = tmp_path / "r.json"
-    async with qmqp_server(quick) as server:
-        parent = await trio.lowlevel.open_process(
-            [*SOURCE, "--workers", "2", "-s", "2", "-m", "60", "--json", str(out),
-             server.target],
-            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
-        )
+    async with qmqp_server(accepting_after(0.05)) as server:
+        parent = await start_parent(server, out, "-s", "2", "-m", "60")
         await wait_for(lambda: server.connections >= 6)
         os.kill(children_of(parent.pid)[0], signal.SIGKILL)
         with trio.fail_after(30):
