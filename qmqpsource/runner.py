@@ -122,7 +122,7 @@ class Runner:
         self._requests = requests
         # The common case: every message is the same bytes, sent from one buffer.
         self._fixed = memoryview(requests.fixed) if requests.fixed is not None else None
-        self._taken = 0  # messages this process has started
+        self._taken = 0  # the next message's number in this process's share (from 0)
         self._end: float | None = None  # perf_counter() after which none starts (--duration)
         self._t0 = 0.0  # perf_counter() of the run's start: --rate schedules from it
         self._spacing = 1.0 / config.rate if config.rate else 0.0
