@@ -1,4 +1,4 @@
-"""One QMQP exchange over a connected non-blocking socket, as generators of waits (waits.py).
+"""One QMQP exchange over a connected non-blocking socket, waited on in trio.
 
 Failures come out as DeliveryError with Postfix's wording ("lost connection
 while receiving server reply", ...), so that callers only decide what to do.
@@ -9,6 +9,8 @@ from __future__ import annotations
 import errno
 import socket
 
+import trio
+
 from qmqpsource.outcome import DeliveryError, Outcome
 from qmqpsource.protocol import (
     NetstringSizeError,
@@ -18,7 +20,6 @@ from qmqpsource.protocol import (
     ReplyParser,
     whole_reply,
 )
-from qmqpsource.waits import READABLE, WRITABLE, Steps
 
 __all__ = ["RECV_SIZE", "read_reply", "receive_error", "send_request"]
 
@@ -49,9 +50,9 @@ def _reply_waiting(sock: socket.SocketType) -> bool:
         return False
 
 
-def send_request(
+async def send_request(
     sock: socket.SocketType, request: memoryview, sent: int = 0, turn: int = 0
-) -> Steps[None]:
+) -> None:
     """Send ``request`` from byte ``sent`` on; a large one waits for room, never blocking.
 
     ``turn`` (0: no limit) is the most one send() may take: past it the session waits
@@ -66,30 +67,30 @@ def send_request(
     """
     total = len(request)
     step = turn or total
+    wait_writable = trio.lowlevel.wait_writable
     try:
         while sent < total:
             try:
                 sent += sock.send(request[sent : sent + step])
             except BlockingIOError:
-                yield WRITABLE, sock.fileno()
+                await wait_writable(sock)
                 continue
             if sent < total:
-                yield WRITABLE, sock.fileno()
+                await wait_writable(sock)
     except OSError as exc:
         if _reply_waiting(sock):
             return
         raise _io_error(exc, "sending message") from None
 
 
-def read_reply(sock: socket.SocketType, limit: int, data: bytes | None = None) -> Steps[Reply]:
+async def read_reply(sock: socket.SocketType, limit: int, data: bytes | None = None) -> Reply:
     """Read and parse one reply netstring; ``data``: what a first recv() already gave."""
     parser: ReplyParser | None = None  # only when the reply does not come whole at once
-    fd = sock.fileno()
     try:
         while True:
             if data is None:
                 # The reply cannot be there yet right after sending: wait first, saving a recv.
-                yield READABLE, fd
+                await trio.lowlevel.wait_readable(sock)
                 try:
                     data = sock.recv(RECV_SIZE)
                 except BlockingIOError:

@@ -1,7 +1,7 @@
 """Where to connect and how: target syntax, resolution, connect with RESET retry.
 
-Sockets here are plain non-blocking sockets, and connecting is a generator of waits
-(waits.py) that the engine multiplexes; connect() runs it in a plain trio task.
+Sockets here are plain non-blocking sockets that the calling trio task waits on with
+trio.lowlevel.wait_writable: trio's own event loop, whatever the platform's is.
 """
 
 from __future__ import annotations
@@ -10,14 +10,12 @@ import errno
 import os
 import socket
 import struct
-import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
 import trio
 
 from qmqpsource.config import Family
-from qmqpsource.waits import SLEEP, WRITABLE, Steps, drive
 
 __all__ = [
     "DEFAULT_PORT",
@@ -28,7 +26,7 @@ __all__ = [
     "UnixTarget",
     "begin_connect",
     "connect",
-    "connect_steps",
+    "connect_and_send",
     "parse_target",
     "resolve",
 ]
@@ -173,19 +171,18 @@ def _new_socket(endpoint: Endpoint) -> socket.SocketType:
 
 def begin_connect(
     endpoint: Endpoint, first: memoryview | None = None
-) -> tuple[socket.SocketType | None, int, int, float]:
-    """Start one attempt without waiting: (socket, errno, bytes of ``first`` sent, when up).
+) -> tuple[socket.SocketType | None, int, int]:
+    """Start one attempt without waiting: (socket, errno, bytes of ``first`` sent).
 
     errno 0: the connection is up and ``sent`` bytes of ``first`` are gone; EINPROGRESS:
-    still connecting (connect_steps() finishes it); anything else: failed, and the
-    socket is closed (None). A plain function, not a generator: on loopback the common
-    case never waits, and this is once per message.
+    still connecting (connect() finishes it); anything else: failed, and the socket is
+    closed (None). A plain function: on loopback the common case never waits, and this
+    is once per message.
     """
     sock = _new_socket(endpoint)
     sent = 0
     try:
         err = sock.connect_ex(endpoint.address)
-        up = time.perf_counter()
         if err == errno.EINPROGRESS and first is not None:
             # On loopback the handshake is over by the time connect() returns: sending
             # at once finds out for no extra syscall; "would block" means still connecting.
@@ -201,57 +198,53 @@ def begin_connect(
         raise
     if err and err != errno.EINPROGRESS:
         sock.close()
-        return None, err, 0, up
-    return sock, err, sent, up
+        return None, err, 0
+    return sock, err, sent
 
 
-def _finish(
-    sock: socket.SocketType, up: float
-) -> Steps[tuple[socket.SocketType | None, int, float]]:
-    """Wait for a connect in progress: (socket or None, errno, perf_counter() when up)."""
+async def _finish(sock: socket.SocketType) -> int:
+    """Wait for a connect in progress; its errno (0: up). The socket is closed unless up."""
     try:
-        yield WRITABLE, sock.fileno()
+        await trio.lowlevel.wait_writable(sock)
         err = sock.getsockopt(socket.SOL_SOCKET, socket.SO_ERROR)
-        up = time.perf_counter()
     except BaseException:
         sock.close()
         raise
     if err:
         sock.close()
-        return None, err, up
-    return sock, err, up
+    return err
 
 
-def connect_steps(
+async def connect_and_send(
     endpoint: Endpoint,
     attempts: int = 1,
     on_retry: Callable[[ConnectError], None] | None = None,
     first: memoryview | None = None,
-    begun: tuple[socket.SocketType | None, int, int, float] | None = None,
-) -> Steps[tuple[socket.SocketType, int, float]]:
+    begun: tuple[socket.SocketType | None, int, int] | None = None,
+) -> tuple[socket.SocketType, int]:
     """Connect, retrying refused or reset attempts up to ``attempts`` times in all.
 
     With ``first`` (the request), as much of it as the socket takes at once is sent
     as soon as the connection is up. ``begun``: what begin_connect() gave for the first
-    attempt, when the caller started it. Returns (socket, bytes of ``first`` sent,
-    perf_counter() time the connection came up); raises ConnectError.
+    attempt, when the caller started it. Returns (socket, bytes of ``first`` sent);
+    raises ConnectError. Cancelled, it leaves no socket open.
     """
     delay = RETRY_FIRST_DELAY
     for attempt in range(1, attempts + 1):
         if begun is None:
-            sock, err, sent, up = begin_connect(endpoint, first)
+            sock, err, sent = begin_connect(endpoint, first)
         else:
-            sock, err, sent, up = begun
+            sock, err, sent = begun
             begun = None
         if err == errno.EINPROGRESS and sock is not None:
-            sock, err, up = yield from _finish(sock, up)
+            err = await _finish(sock)
         if sock is not None and not err:
-            return sock, sent, up
+            return sock, sent
         if attempt == attempts or err not in _RETRYABLE:
             raise ConnectError(err)
         if on_retry is not None:
             on_retry(ConnectError(err))
-        yield SLEEP, time.perf_counter() + delay
+        await trio.sleep(delay)
         delay = min(delay * 2, RETRY_MAX_DELAY)
     raise AssertionError("unreachable")  # pragma: no cover
 
@@ -261,6 +254,6 @@ async def connect(
     attempts: int = 1,
     on_retry: Callable[[ConnectError], None] | None = None,
 ) -> socket.SocketType:
-    """connect_steps() in this trio task: the connected socket."""
-    sock, _, _ = await drive(connect_steps(endpoint, attempts, on_retry))
+    """A connected non-blocking socket (SO_LINGER 0 on TCP), with -C retries."""
+    sock, _ = await connect_and_send(endpoint, attempts, on_retry)
     return sock

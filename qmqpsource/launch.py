@@ -46,7 +46,7 @@ async def _watch_signals(
     runner: Runner, received: list[int], *, task_status: trio.TaskStatus[None]
 ) -> None:
     with trio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
-        # Started only once the handlers are in: the engine's first step already
+        # Started only once the handlers are in: the sessions' first step already
         # connects, and a signal before this point would end the run without a grace.
         task_status.started()
         async for signum in signals:

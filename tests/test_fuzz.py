@@ -41,7 +41,6 @@ from qmqpsource.protocol import (
     encode_request,
     netstring,
 )
-from qmqpsource.waits import drive
 
 FUZZ = settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 
@@ -207,7 +206,7 @@ async def _read_over_socket(chunks: list[bytes], limit: int) -> Reply | Delivery
             async with trio.open_nursery() as nursery:
                 nursery.start_soon(serve)
                 try:
-                    return await drive(read_reply(client, limit))
+                    return await read_reply(client, limit)
                 except DeliveryError as exc:
                     return exc
 

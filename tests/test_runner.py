@@ -14,7 +14,6 @@ import qmqpsource.connector
 from qmqpsource.config import SourceConfig
 from qmqpsource.outcome import Outcome
 from qmqpsource.request import RequestFactory
-from qmqpsource.waits import SLEEP, Steps
 from tests.qmqp_server import (
     close_after_request,
     never_reply,
@@ -63,22 +62,22 @@ def connect_tracker(monkeypatch: pytest.MonkeyPatch) -> dict[str, int]:
     """
     seen = {"now": 0, "max": 0}
     real_begin = qmqpsource.connector.begin_connect
-    real_steps = qmqpsource.connector.connect_steps
+    real_finish = qmqpsource.connector.connect_and_send
 
     def begin(endpoint: Any, first: Any = None) -> Any:
         seen["now"] += 1
         seen["max"] = max(seen["max"], seen["now"])
         return real_begin(endpoint, None)
 
-    def tracked(*args: Any, **kwargs: Any) -> Steps[Any]:
+    async def tracked(*args: Any, **kwargs: Any) -> Any:
         try:
-            yield SLEEP, time.perf_counter() + 0.005  # widen the window overlap would show in
-            return (yield from real_steps(*args, **kwargs))
+            await trio.sleep(0.005)  # widen the window overlap would show in
+            return await real_finish(*args, **kwargs)
         finally:
             seen["now"] -= 1
 
     monkeypatch.setattr("qmqpsource.runner.begin_connect", begin)
-    monkeypatch.setattr("qmqpsource.runner.connect_steps", tracked)
+    monkeypatch.setattr("qmqpsource.runner.connect_and_send", tracked)
     return seen
 
 
