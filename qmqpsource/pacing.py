@@ -28,10 +28,12 @@ UNPACED_SESSIONS = 128
 
 
 class ConnectPacer:
-    """At most ``per_round`` connects per round of trio's loop, in FIFO order.
+    """At most ``per_round`` turns to connect handed out per round of trio's loop.
 
-    Sessions that find the round's turns spent wait in a trio ParkingLot; the pacer's
-    own task (run()) wakes as many as each new round allows, with their turns taken.
+    Sessions that find the turns spent wait in a trio ParkingLot, in FIFO order; the
+    pacer's own task (run()) gives out ``per_round`` turns each round, first to those
+    waiting, whom it wakes. A woken session connects in the round after, so a round
+    may see up to twice ``per_round`` connects, never more.
     """
 
     __slots__ = ("_left", "_lot", "_per_round", "_wanted")

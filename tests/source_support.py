@@ -13,22 +13,27 @@ from qmqpsource.request import RequestFactory
 from qmqpsource.runner import Runner, RunResult
 from qmqpsource.stats import RunStats
 
-__all__ = ["run_in_process"]
+__all__ = ["make_runner", "run_in_process"]
 
-# No test load takes near this long; a hang fails the test instead of the suite.
+# No test load takes near this long; a hang fails the test instead of the suite. (Under
+# trio's MockClock this is virtual time, which a hang reaches at once.)
 RUN_LIMIT = 30.0
 
 
-async def run_in_process(target: str, **options: Any) -> tuple[RunResult, str, str]:
-    """One run with SourceConfig ``options``: (result, stdout text, stderr text)."""
+async def make_runner(target: str, **options: Any) -> tuple[Runner, io.StringIO, io.StringIO]:
+    """A runner for SourceConfig ``options``, with its stdout and stderr captured."""
     config = SourceConfig(target=target, **options)
     requests = RequestFactory(config)
     assert requests.fixed is not None
     out, err = io.StringIO(), io.StringIO()
     endpoint = await resolve(config.target, config.family)
+    stats = RunStats(config.recipients, len(requests.fixed))
+    return Runner(config, endpoint, requests, stats, out=out, err=err), out, err
+
+
+async def run_in_process(target: str, **options: Any) -> tuple[RunResult, str, str]:
+    """One run with SourceConfig ``options``: (result, stdout text, stderr text)."""
+    runner, out, err = await make_runner(target, **options)
     with trio.fail_after(RUN_LIMIT):
-        result = await Runner(
-            config, endpoint, requests, RunStats(config.recipients, len(requests.fixed)),
-            out=out, err=err,
-        ).run()
+        result = await runner.run()
     return result, out.getvalue(), err.getvalue()

@@ -117,37 +117,11 @@ async def test_unique_ids_with_message_file(tmp_path: Path) -> None:
         assert f"{SEQ_HEADER}: {n}\n".encode() in request.message
 
 
-async def test_duration_ends_the_run(tmp_path: Path) -> None:
-    out = tmp_path / "r.json"
-    async with qmqp_server(delay=0.05) as server:
-        done = await source("-q", "--duration", "0.6", "-s", "2", "--json", str(out),
-                            server.target)
-    assert done.returncode == 0, done.stderr
-    value = load(out)
-    # Loose bounds: these machines are noisy. Two sessions at ~50 ms a message.
-    assert 4 <= value["counts"]["accepted"] <= 30
-    assert 0.6 <= value["elapsed_s"] < 5
-    assert value["counts"]["accepted"] == len(server.requests)
-
-
 async def test_duration_capped_by_messages() -> None:
     async with qmqp_server() as server:
         done = await source("-q", "--duration", "30", "-m", "7", "-s", "3", server.target)
     assert done.returncode == 0, done.stderr
     assert len(server.requests) == 7
-
-
-async def test_rate_paces_open_loop_arrivals(tmp_path: Path) -> None:
-    out = tmp_path / "r.json"
-    async with qmqp_server() as server:
-        done = await source("-q", "--rate", "40", "--duration", "1", "-s", "4", "--json",
-                            str(out), server.target)
-    assert done.returncode == 0, done.stderr
-    value = load(out)
-    # 40/s for 1 s: 40 messages scheduled (loose bounds for a noisy machine).
-    assert 25 <= value["counts"]["accepted"] <= 41
-    times = server.accept_times
-    assert times[-1] - times[0] >= 0.6  # spread over the second, not a burst
 
 
 async def test_latency_runs_from_the_schedule_when_the_server_is_slow(tmp_path: Path) -> None:
