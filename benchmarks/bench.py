@@ -1,7 +1,7 @@
 """Side by side with Postfix's qmqp-source: the same work, alternately, as ratios.
 
     python benchmarks/bench.py            # full run, writes benchmarks/RESULTS.md
-    python benchmarks/bench.py --tiny     # smoke run (CI): small counts, one pair, no file
+    python benchmarks/bench.py --tiny     # smoke run (CI): small counts, one pair, no figures
     python benchmarks/bench.py --only "-s 10 " --only workers   # some cases, no file
 
 These machines are shared and noisy, so every case runs as pairs A B A B ... and
@@ -59,27 +59,28 @@ class Sample:
     max_rss_kib: int
 
 
+def make_case(*args: str, ours_extra: tuple[str, ...] = ()) -> Case:
+    """A case named by the options it really runs (ours adds ``ours_extra``)."""
+    return Case(" ".join((*ours_extra, *args)), args, int(args[args.index("-m") + 1]),
+                ours_extra)
+
+
 def cases(tiny: bool) -> list[Case]:
     scale = 100 if tiny else 1
 
-    def m(n: int) -> int:
-        return max(10, n // scale)
+    def m(n: int) -> str:
+        return str(max(10, n // scale))
 
     return [
-        Case("-s 1 -m 20000 -l 1024", ("-s", "1", "-m", str(m(20000)), "-l", "1024"), m(20000)),
-        Case("-s 10 -m 20000 -l 1024", ("-s", "10", "-m", str(m(20000)), "-l", "1024"), m(20000)),
-        Case("-s 100 -m 20000 -l 1024", ("-s", "100", "-m", str(m(20000)), "-l", "1024"),
-             m(20000)),
-        Case("-s 10 -m 3000 -l 1048576", ("-s", "10", "-m", str(m(3000)), "-l", "1048576"),
-             m(3000)),
-        Case("-s 10 -r 100 -m 5000", ("-s", "10", "-r", "100", "-m", str(m(5000))), m(5000)),
-        Case("--workers 2 -s 10 -m 20000", ("-s", "10", "-m", str(m(20000)), "-l", "1024"),
-             m(20000), ours_extra=("--workers", "2")),
+        make_case("-s", "1", "-m", m(20000), "-l", "1024"),
+        make_case("-s", "10", "-m", m(20000), "-l", "1024"),
+        make_case("-s", "100", "-m", m(20000), "-l", "1024"),
+        make_case("-s", "10", "-m", m(3000), "-l", "1048576"),
+        make_case("-s", "10", "-r", "100", "-m", m(5000)),
+        make_case("-s", "10", "-m", m(20000), "-l", "1024", ours_extra=("--workers", "2")),
         # Memory: 500 sessions of 4 MiB messages share one buffer (goal: peak RSS < 120 MiB).
-        Case("-s 500 -m 500 -l 4194304", ("-s", "500", "-m", str(m(500)), "-l", "4194304"),
-             m(500)),
-        Case("-s 10000 -m 20000 -l 1024", ("-s", "10000", "-m", str(m(20000)), "-l", "1024"),
-             m(20000)),
+        make_case("-s", "500", "-m", m(500), "-l", "4194304"),
+        make_case("-s", "10000", "-m", m(20000), "-l", "1024"),
     ]
 
 
@@ -187,7 +188,7 @@ def bench_clients(pairs: int, tiny: bool, only: Sequence[str]) -> list[Row]:
                 row.theirs.append(run_measured([POSTFIX_SOURCE, *case.args, target]))
                 row.ours.append(run_measured([*OURS, "-q", *case.args, *case.ours_extra, target]))
             rows.append(row)
-            print(format_row(row), flush=True)
+            show(row, tiny)
     return rows
 
 
@@ -212,8 +213,13 @@ def bench_sinks(pairs: int, tiny: bool, only: Sequence[str]) -> list[Row]:
                 # Wall time is the client's; CPU and memory are the sink's own.
                 sink = server_usage[0]
                 samples.append(Sample(client.wall, sink.cpu, sink.max_rss_kib))
-    print(format_row(row), flush=True)
+    show(row, tiny)
     return [row]
+
+
+def show(row: Row, tiny: bool) -> None:
+    """The row's figures; for a smoke run, only that it ran (its figures mean nothing)."""
+    print(f"ran: {row.name}" if tiny else format_row(row), flush=True)
 
 
 def format_row(row: Row) -> str:
@@ -242,9 +248,29 @@ def machine() -> str:
     )
 
 
+SMOKE_NOTE = (
+    "Smoke run (--tiny): every case once, at about 1/100 of its size, only to check that\n"
+    "the bench runs. Runs this short are mostly process start-up, so their rates and\n"
+    "ratios mean nothing and none are shown; `nox -s bench` measures."
+)
+
+
+def results_text(rows: list[Row], pairs: int) -> str:
+    stamp = datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%d %H:%M UTC")
+    return (
+        "# Benchmark results\n\n"
+        f"{stamp}, {machine()}.\n\n"
+        f"Medians of {pairs} alternating runs each (A B A B ...), 1 KiB messages unless said, "
+        "against Postfix's qmqp-sink on loopback (the sink rows: Postfix's qmqp-source "
+        "against each sink). msg/s from wall time including process start-up.\n\n"
+        f"{HEADER}\n" + "\n".join(format_row(row) for row in rows) + "\n"
+    )
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--tiny", action="store_true", help="smoke run: small, one pair, no file")
+    parser.add_argument("--tiny", action="store_true",
+                        help="smoke run: small, one pair, no figures shown, no file")
     parser.add_argument("--pairs", type=int, default=3, help="A B pairs per case (default 3)")
     parser.add_argument("--only", action="append", default=[], metavar="TEXT",
                         help="only the cases whose name contains TEXT (repeatable; no file)")
@@ -255,21 +281,17 @@ def main() -> int:
               "apt-get install postfix", file=sys.stderr)
         return 0
     pairs = 1 if options.tiny else max(1, options.pairs)
-    print(HEADER, flush=True)
+    print(SMOKE_NOTE if options.tiny else HEADER, flush=True)
     rows = bench_clients(pairs, options.tiny, options.only) + bench_sinks(
         pairs, options.tiny, options.only
     )
-    if options.tiny or options.only:
+    text = results_text(rows, pairs)  # made in a smoke run too, so that it keeps working
+    if options.tiny:
+        ran = f"{len(rows)} case{'' if len(rows) == 1 else 's'}"
+        print(f"smoke run done: {ran} ran, Postfix's tools and ours", flush=True)
         return 0
-    stamp = datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%d %H:%M UTC")
-    text = (
-        "# Benchmark results\n\n"
-        f"{stamp}, {machine()}.\n\n"
-        f"Medians of {pairs} alternating runs each (A B A B ...), 1 KiB messages unless said, "
-        "against Postfix's qmqp-sink on loopback (the sink rows: Postfix's qmqp-source "
-        "against each sink). msg/s from wall time including process start-up.\n\n"
-        f"{HEADER}\n" + "\n".join(format_row(row) for row in rows) + "\n"
-    )
+    if options.only:
+        return 0
     RESULTS.write_text(text)
     print(f"wrote {RESULTS}")
     return 0
