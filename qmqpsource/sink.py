@@ -371,8 +371,7 @@ def format_summary(stats: SinkStats) -> list[str]:
 
 
 class _Started(Protocol):
-    # What serve() needs of nursery.start's task_status; spelled out so that the
-    # code checks both with trio's own types and with the trio-typing stubs.
+    # What serve() needs of nursery.start's task_status.
     def started(self, value: list[str]) -> None: ...
 
 
