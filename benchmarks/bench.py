@@ -39,7 +39,13 @@ def _ours(script: str, module: str) -> list[str]:
 
 OURS = _ours("qmqp-source", "qmqpsource")
 OUR_SINK = _ours("qmqp-sink", "qmqpsource.sink_cli")
+FLOOR = Path(__file__).with_name("python_floor.py")
 RESULTS = Path(__file__).with_name("RESULTS.md")
+# The README's quick start, run as it is written there; its summary goes into RESULTS.md.
+QUICK_START = ("--embedded-sink", "-s", "20", "-m", "10000")
+QUICK_START_HEADING = "## The README's quick start"
+# One message: what a run costs beyond its messages (start-up, one exchange, exit).
+START_UP = ("-s", "1", "-m", "1")
 # No single command may run longer than this: a stuck run must not hang the bench.
 COMMAND_TIMEOUT = 600
 
@@ -57,6 +63,7 @@ class Sample:
     wall: float
     cpu: float
     max_rss_kib: int
+    stderr: str = ""
 
 
 def make_case(*args: str, ours_extra: tuple[str, ...] = ()) -> Case:
@@ -107,7 +114,7 @@ def run_measured(command: Sequence[str]) -> Sample:
         raise RuntimeError(f"{' '.join(command)} exited {process.returncode}: {err.strip()}")
     # ru_maxrss of wait4 covers the child itself; worker grandchildren report to it.
     children = usage.ru_utime + usage.ru_stime
-    return Sample(wall, children, usage.ru_maxrss)
+    return Sample(wall, children, usage.ru_maxrss, err)
 
 
 def free_port() -> int:
@@ -192,6 +199,71 @@ def bench_clients(pairs: int, tiny: bool, only: Sequence[str]) -> list[Row]:
     return rows
 
 
+def bench_start_up(pairs: int, tiny: bool, only: Sequence[str]) -> Row | None:
+    """Postfix's and ours at one message, alternately: start-up and exit, mostly."""
+    if only and not any(part in "start-up" for part in only):
+        return None
+    port = free_port()
+    target = f"127.0.0.1:{port}"
+    row = Row(" ".join(START_UP), 1, [], [])
+    with listening([POSTFIX_SINK, target, "1024"], port):
+        for _ in range(pairs * 3):  # short runs: more of them for the same confidence
+            row.theirs.append(run_measured([POSTFIX_SOURCE, *START_UP, target]))
+            row.ours.append(run_measured([*OURS, "-q", *START_UP, target]))
+    print(f"ran: start-up ({row.name})" if tiny else format_start_up(row), flush=True)
+    return row
+
+
+def format_start_up(row: Row) -> str:
+    return (f"| {row.name} | {1000 * median(row.theirs, 'wall'):.1f} | "
+            f"{1000 * median(row.ours, 'wall'):.1f} |")
+
+
+def bench_floor(pairs: int, tiny: bool, only: Sequence[str]) -> list[Row]:
+    """benchmarks/python_floor.py, the leanest Python client, beside Postfix's qmqp-source."""
+    messages = str(200 if tiny else 20000)
+    rows = []
+    port = free_port()
+    target = f"127.0.0.1:{port}"
+    with listening([POSTFIX_SINK, target, "1024"], port):
+        for args in (("-s", "10", "-m", messages), ("--processes", "2", "-s", "5", "-m", messages)):
+            row = Row(f"floor: python_floor.py {' '.join(args)}", int(messages), [], [],
+                      label_ours="the Python floor")
+            if only and not any(part in row.name for part in only):
+                continue
+            for _ in range(pairs):
+                row.theirs.append(run_measured(
+                    [POSTFIX_SOURCE, "-s", "10", "-m", messages, "-l", "1024", target]))
+                row.ours.append(run_measured([sys.executable, str(FLOOR), target, *args]))
+            rows.append(row)
+            show(row, tiny)
+    return rows
+
+
+@dataclass
+class QuickStart:
+    command: str
+    runs: list[Sample]
+
+    def median_run(self) -> Sample:
+        return sorted(self.runs, key=lambda sample: sample.wall)[(len(self.runs) - 1) // 2]
+
+
+def bench_quick_start(pairs: int, tiny: bool, only: Sequence[str]) -> QuickStart | None:
+    """The README's quick start as written there (ours only: it starts its own sink)."""
+    if only and not any(part in "quick start" for part in only):
+        return None
+    args = list(QUICK_START)
+    if tiny:
+        args[args.index("-m") + 1] = "100"
+    quick = QuickStart(" ".join(["qmqp-source", *args]), [])
+    for _ in range(pairs):
+        quick.runs.append(run_measured([*OURS, *args]))
+    print(f"ran: quick start ({quick.command})" if tiny else
+          f"quick start: {quick.command}\n{quick.median_run().stderr.rstrip()}", flush=True)
+    return quick
+
+
 def bench_sinks(pairs: int, tiny: bool, only: Sequence[str]) -> list[Row]:
     if only and not any(part in "sink" for part in only):
         return []
@@ -255,16 +327,36 @@ SMOKE_NOTE = (
 )
 
 
-def results_text(rows: list[Row], pairs: int) -> str:
+def results_text(
+    rows: list[Row], start_up: Row | None, quick: QuickStart | None, pairs: int
+) -> str:
     stamp = datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%d %H:%M UTC")
-    return (
+    text = (
         "# Benchmark results\n\n"
         f"{stamp}, {machine()}.\n\n"
         f"Medians of {pairs} alternating runs each (A B A B ...), 1 KiB messages unless said, "
         "against Postfix's qmqp-sink on loopback (the sink rows: Postfix's qmqp-source "
-        "against each sink). msg/s from wall time including process start-up.\n\n"
+        "against each sink; the floor rows: benchmarks/python_floor.py, the leanest Python "
+        "client, where the table says ours). msg/s from wall time including process "
+        "start-up.\n\n"
         f"{HEADER}\n" + "\n".join(format_row(row) for row in rows) + "\n"
     )
+    if start_up is not None:
+        text += (
+            "\n## Start-up\n\n"
+            f"One message, so mostly start-up and exit: medians of {len(start_up.ours)} "
+            "alternating runs, wall time.\n\n"
+            "| work | Postfix ms | ours ms |\n|---|---|---|\n"
+            f"{format_start_up(start_up)}\n"
+        )
+    if quick is not None:
+        text += (
+            f"\n{QUICK_START_HEADING}\n\n"
+            f"`{quick.command}`: the summary of the run of median wall time, of "
+            f"{len(quick.runs)}.\n\n"
+            f"```text\n{quick.median_run().stderr.rstrip()}\n```\n"
+        )
+    return text
 
 
 def main() -> int:
@@ -282,12 +374,16 @@ def main() -> int:
         return 0
     pairs = 1 if options.tiny else max(1, options.pairs)
     print(SMOKE_NOTE if options.tiny else HEADER, flush=True)
-    rows = bench_clients(pairs, options.tiny, options.only) + bench_sinks(
-        pairs, options.tiny, options.only
-    )
-    text = results_text(rows, pairs)  # made in a smoke run too, so that it keeps working
+    rows = (bench_clients(pairs, options.tiny, options.only)
+            + bench_sinks(pairs, options.tiny, options.only)
+            + bench_floor(pairs, options.tiny, options.only))
+    start_up = bench_start_up(pairs, options.tiny, options.only)
+    quick = bench_quick_start(pairs, options.tiny, options.only)
+    # Made in a smoke run too, so that it keeps working.
+    text = results_text(rows, start_up, quick, pairs)
     if options.tiny:
-        ran = f"{len(rows)} case{'' if len(rows) == 1 else 's'}"
+        done = len(rows) + (start_up is not None) + (quick is not None)
+        ran = f"{done} case{'' if done == 1 else 's'}"
         print(f"smoke run done: {ran} ran, Postfix's tools and ours", flush=True)
         return 0
     if options.only:

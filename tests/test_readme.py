@@ -46,3 +46,66 @@ def test_postfix_commands_refuse_version_as_the_readme_says(command: str) -> Non
     assert f"{command}: invalid option -- '-'" in done.stderr
     if command == "qmqp-sink":  # the README quotes what Postfix's sink answers
         assert re.search(r"answers\s+`qmqp-sink: invalid option -- '-'`", README)
+
+
+# The README's figures come from benchmarks/RESULTS.md, which one `nox -s bench` run writes.
+RESULTS = (Path(__file__).parent.parent / "benchmarks" / "RESULTS.md").read_text()
+
+
+def section(text: str, heading: str) -> str:
+    start = text.index(f"\n{heading}\n")
+    end = text.find("\n## ", start + 1)
+    return text[start:] if end < 0 else text[start:end]
+
+
+def flat(text: str) -> str:
+    return " ".join(text.split())
+
+
+def ratios(text: str) -> list[tuple[str, str]]:
+    """(work, ratio ours/Postfix) of each row of the table whose columns start so."""
+    rows = []
+    for line in text.splitlines():
+        cells = [cell.strip() for cell in line.strip().strip("|").split("|")]
+        if line.startswith("| ") and len(cells) >= 2 and re.fullmatch(r"\d+\.\d\d", cells[-1]):
+            rows.append((cells[0], cells[-1]))
+        elif line.startswith("| ") and len(cells) == 8 and re.fullmatch(r"\d+\.\d\d", cells[3]):
+            rows.append((cells[0], cells[3]))
+    return rows
+
+
+def test_readme_names_the_bench_run_its_figures_come_from() -> None:
+    stamp = RESULTS.split("\n\n")[1]  # "DATE, MACHINE."
+    assert re.match(r"\d{4}-\d\d-\d\d \d\d:\d\d UTC, .+ CPUs, Python \d", stamp), stamp
+    assert flat(stamp) in flat(section(README, "## Performance"))
+
+
+def test_readme_ratios_are_every_row_of_the_bench_table() -> None:
+    results_table = RESULTS.split("\n## ")[0]  # the main table, before any other section
+    assert ratios(section(README, "## Performance")) == ratios(results_table)
+    assert len(ratios(results_table)) >= 8
+
+
+def test_readme_performance_figures_are_all_in_the_results() -> None:
+    figures = re.findall(r"(?<![\w.])\d+\.\d+(?![\d.])", section(README, "## Performance"))
+    assert figures
+    missing = [figure for figure in figures if figure not in RESULTS]
+    assert missing == [], f"in README's Performance but not in benchmarks/RESULTS.md: {missing}"
+
+
+def test_readme_quick_start_is_the_command_the_bench_runs() -> None:
+    from benchmarks.bench import QUICK_START
+
+    assert f"qmqp-source {' '.join(QUICK_START)}" in section(README, "## Quick start")
+
+
+def test_readme_quick_start_output_is_the_bench_run() -> None:
+    from benchmarks.bench import QUICK_START_HEADING
+
+    if f"\n{QUICK_START_HEADING}\n" not in RESULTS:
+        pytest.skip("benchmarks/RESULTS.md predates the bench's quick-start run: run "
+                    "`nox -s bench`, and copy its quick-start summary into the README")
+    theirs = re.search(r"```text\n(.*?)\n```", section(RESULTS, QUICK_START_HEADING), re.S)
+    ours = re.search(r"```text\n(.*?)\n```", section(README, "## Quick start"), re.S)
+    assert theirs is not None and ours is not None
+    assert ours[1] == theirs[1]
