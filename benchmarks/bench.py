@@ -1,7 +1,7 @@
 """Side by side with Postfix's qmqp-source: the same work, alternately, as ratios.
 
     python benchmarks/bench.py            # full run, writes benchmarks/RESULTS.md
-    python benchmarks/bench.py --tiny     # smoke run (CI): small counts, one pair, no file
+    python benchmarks/bench.py --tiny     # smoke run (CI): small counts, one pair, no figures
     python benchmarks/bench.py --only "-s 10 " --only workers   # some cases, no file
 
 These machines are shared and noisy, so every case runs as pairs A B A B ... and
@@ -42,7 +42,13 @@ def _ours(script: str, module: str) -> list[str]:
 
 OURS = _ours("qmqp-source", "qmqpsource")
 OUR_SINK = _ours("qmqp-sink", "qmqpsource.sink_cli")
+FLOOR = Path(__file__).with_name("python_floor.py")
 RESULTS = Path(__file__).with_name("RESULTS.md")
+# The README's quick start, run as it is written there; its summary goes into RESULTS.md.
+QUICK_START = ("--embedded-sink", "-s", "20", "-m", "10000")
+QUICK_START_HEADING = "## The README's quick start"
+# One message: what a run costs beyond its messages (start-up, one exchange, exit).
+START_UP = ("-s", "1", "-m", "1")
 # No single command may run longer than this: a stuck run must not hang the bench.
 COMMAND_TIMEOUT = 600
 
@@ -60,6 +66,7 @@ class Sample:
     wall: float
     cpu: float
     max_rss_kib: int
+    stderr: str = ""
     overflows: int = 0  # connections a listen queue dropped during the run (Linux)
 
 
@@ -76,27 +83,28 @@ def listen_overflows() -> int:
     return 0
 
 
+def make_case(*args: str, ours_extra: tuple[str, ...] = ()) -> Case:
+    """A case named by the options it really runs (ours adds ``ours_extra``)."""
+    return Case(" ".join((*ours_extra, *args)), args, int(args[args.index("-m") + 1]),
+                ours_extra)
+
+
 def cases(tiny: bool) -> list[Case]:
     scale = 100 if tiny else 1
 
-    def m(n: int) -> int:
-        return max(10, n // scale)
+    def m(n: int) -> str:
+        return str(max(10, n // scale))
 
     return [
-        Case("-s 1 -m 20000 -l 1024", ("-s", "1", "-m", str(m(20000)), "-l", "1024"), m(20000)),
-        Case("-s 10 -m 20000 -l 1024", ("-s", "10", "-m", str(m(20000)), "-l", "1024"), m(20000)),
-        Case("-s 100 -m 20000 -l 1024", ("-s", "100", "-m", str(m(20000)), "-l", "1024"),
-             m(20000)),
-        Case("-s 10 -m 3000 -l 1048576", ("-s", "10", "-m", str(m(3000)), "-l", "1048576"),
-             m(3000)),
-        Case("-s 10 -r 100 -m 5000", ("-s", "10", "-r", "100", "-m", str(m(5000))), m(5000)),
-        Case("--workers 2 -s 10 -m 20000", ("-s", "10", "-m", str(m(20000)), "-l", "1024"),
-             m(20000), ours_extra=("--workers", "2")),
+        make_case("-s", "1", "-m", m(20000), "-l", "1024"),
+        make_case("-s", "10", "-m", m(20000), "-l", "1024"),
+        make_case("-s", "100", "-m", m(20000), "-l", "1024"),
+        make_case("-s", "10", "-m", m(3000), "-l", "1048576"),
+        make_case("-s", "10", "-r", "100", "-m", m(5000)),
+        make_case("-s", "10", "-m", m(20000), "-l", "1024", ours_extra=("--workers", "2")),
         # Memory: 500 sessions of 4 MiB messages share one buffer (goal: peak RSS < 120 MiB).
-        Case("-s 500 -m 500 -l 4194304", ("-s", "500", "-m", str(m(500)), "-l", "4194304"),
-             m(500)),
-        Case("-s 10000 -m 20000 -l 1024", ("-s", "10000", "-m", str(m(20000)), "-l", "1024"),
-             m(20000)),
+        make_case("-s", "500", "-m", m(500), "-l", "4194304"),
+        make_case("-s", "10000", "-m", m(20000), "-l", "1024"),
     ]
 
 
@@ -124,7 +132,7 @@ def run_measured(command: Sequence[str]) -> Sample:
         raise RuntimeError(f"{' '.join(command)} exited {process.returncode}: {err.strip()}")
     # ru_maxrss of wait4 covers the child itself; worker grandchildren report to it.
     children = usage.ru_utime + usage.ru_stime
-    return Sample(wall, children, usage.ru_maxrss, listen_overflows() - overflows)
+    return Sample(wall, children, usage.ru_maxrss, err, listen_overflows() - overflows)
 
 
 def free_port() -> int:
@@ -205,8 +213,73 @@ def bench_clients(pairs: int, tiny: bool, only: Sequence[str]) -> list[Row]:
                 row.theirs.append(run_measured([POSTFIX_SOURCE, *case.args, target]))
                 row.ours.append(run_measured([*OURS, "-q", *case.args, *case.ours_extra, target]))
             rows.append(row)
-            print(format_row(row), flush=True)
+            show(row, tiny)
     return rows
+
+
+def bench_start_up(pairs: int, tiny: bool, only: Sequence[str]) -> Row | None:
+    """Postfix's and ours at one message, alternately: start-up and exit, mostly."""
+    if only and not any(part in "start-up" for part in only):
+        return None
+    port = free_port()
+    target = f"127.0.0.1:{port}"
+    row = Row(" ".join(START_UP), 1, [], [])
+    with listening([POSTFIX_SINK, target, "1024"], port):
+        for _ in range(pairs * 3):  # short runs: more of them for the same confidence
+            row.theirs.append(run_measured([POSTFIX_SOURCE, *START_UP, target]))
+            row.ours.append(run_measured([*OURS, "-q", *START_UP, target]))
+    print(f"ran: start-up ({row.name})" if tiny else format_start_up(row), flush=True)
+    return row
+
+
+def format_start_up(row: Row) -> str:
+    return (f"| {row.name} | {1000 * median(row.theirs, 'wall'):.1f} | "
+            f"{1000 * median(row.ours, 'wall'):.1f} |")
+
+
+def bench_floor(pairs: int, tiny: bool, only: Sequence[str]) -> list[Row]:
+    """benchmarks/python_floor.py, the leanest Python client, beside Postfix's qmqp-source."""
+    messages = str(200 if tiny else 20000)
+    rows = []
+    port = free_port()
+    target = f"127.0.0.1:{port}"
+    with listening([POSTFIX_SINK, target, "1024"], port):
+        for args in (("-s", "10", "-m", messages), ("--processes", "2", "-s", "5", "-m", messages)):
+            row = Row(f"floor: python_floor.py {' '.join(args)}", int(messages), [], [],
+                      label_ours="the Python floor")
+            if only and not any(part in row.name for part in only):
+                continue
+            for _ in range(pairs):
+                row.theirs.append(run_measured(
+                    [POSTFIX_SOURCE, "-s", "10", "-m", messages, "-l", "1024", target]))
+                row.ours.append(run_measured([sys.executable, str(FLOOR), target, *args]))
+            rows.append(row)
+            show(row, tiny)
+    return rows
+
+
+@dataclass
+class QuickStart:
+    command: str
+    runs: list[Sample]
+
+    def median_run(self) -> Sample:
+        return sorted(self.runs, key=lambda sample: sample.wall)[(len(self.runs) - 1) // 2]
+
+
+def bench_quick_start(pairs: int, tiny: bool, only: Sequence[str]) -> QuickStart | None:
+    """The README's quick start as written there (ours only: it starts its own sink)."""
+    if only and not any(part in "quick start" for part in only):
+        return None
+    args = list(QUICK_START)
+    if tiny:
+        args[args.index("-m") + 1] = "100"
+    quick = QuickStart(" ".join(["qmqp-source", *args]), [])
+    for _ in range(pairs):
+        quick.runs.append(run_measured([*OURS, *args]))
+    print(f"ran: quick start ({quick.command})" if tiny else
+          f"quick start: {quick.command}\n{quick.median_run().stderr.rstrip()}", flush=True)
+    return quick
 
 
 def bench_sinks(pairs: int, tiny: bool, only: Sequence[str]) -> list[Row]:
@@ -230,7 +303,7 @@ def bench_sinks(pairs: int, tiny: bool, only: Sequence[str]) -> list[Row]:
                 # Wall time is the client's; CPU and memory are the sink's own.
                 sink = server_usage[0]
                 samples.append(Sample(client.wall, sink.cpu, sink.max_rss_kib))
-    print(format_row(row), flush=True)
+    show(row, tiny)
     return [row]
 
 
@@ -255,8 +328,13 @@ def bench_qmqpd(pairs: int, tiny: bool, only: Sequence[str]) -> list[Row]:
                 client = [POSTFIX_SOURCE] if command else [*OURS, "-q"]
                 samples.append(run_measured([*client, *args, target]))
         instance.purge()
-    print(format_row(row), flush=True)
+    show(row, tiny)
     return [row]
+
+
+def show(row: Row, tiny: bool) -> None:
+    """The row's figures; for a smoke run, only that it ran (its figures mean nothing)."""
+    print(f"ran: {row.name}" if tiny else format_row(row), flush=True)
 
 
 def format_row(row: Row) -> str:
@@ -287,9 +365,52 @@ def machine() -> str:
     )
 
 
+SMOKE_NOTE = (
+    "Smoke run (--tiny): every case once, at about 1/100 of its size, only to check that\n"
+    "the bench runs. Runs this short are mostly process start-up, so their rates and\n"
+    "ratios mean nothing and none are shown; `nox -s bench` measures."
+)
+
+
+def results_text(
+    rows: list[Row], start_up: Row | None, quick: QuickStart | None, pairs: int
+) -> str:
+    stamp = datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%d %H:%M UTC")
+    text = (
+        "# Benchmark results\n\n"
+        f"{stamp}, {machine()}.\n\n"
+        f"Medians of {pairs} alternating runs each (A B A B ...), 1 KiB messages unless said, "
+        "against Postfix's qmqp-sink on loopback (the qmqpd row: against a throw-away "
+        "Postfix qmqpd that holds every message; the sink rows: Postfix's qmqp-source "
+        "against each sink; the floor rows: benchmarks/python_floor.py, the leanest Python "
+        "client, where the table says ours). msg/s from wall time including process "
+        "start-up; CPU is the client's user and system time (the sink rows: the sink's); "
+        "listen overflows are the kernel's TcpExt ListenOverflows over all of a tool's runs "
+        "(each dropped connection costs a second).\n\n"
+        f"{HEADER}\n" + "\n".join(format_row(row) for row in rows) + "\n"
+    )
+    if start_up is not None:
+        text += (
+            "\n## Start-up\n\n"
+            f"One message, so mostly start-up and exit: medians of {len(start_up.ours)} "
+            "alternating runs, wall time.\n\n"
+            "| work | Postfix ms | ours ms |\n|---|---|---|\n"
+            f"{format_start_up(start_up)}\n"
+        )
+    if quick is not None:
+        text += (
+            f"\n{QUICK_START_HEADING}\n\n"
+            f"`{quick.command}`: the summary of the run of median wall time, of "
+            f"{len(quick.runs)}.\n\n"
+            f"```text\n{quick.median_run().stderr.rstrip()}\n```\n"
+        )
+    return text
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--tiny", action="store_true", help="smoke run: small, one pair, no file")
+    parser.add_argument("--tiny", action="store_true",
+                        help="smoke run: small, one pair, no figures shown, no file")
     parser.add_argument("--pairs", type=int, default=3, help="A B pairs per case (default 3)")
     parser.add_argument("--only", action="append", default=[], metavar="TEXT",
                         help="only the cases whose name contains TEXT (repeatable; no file)")
@@ -300,27 +421,22 @@ def main() -> int:
               "apt-get install postfix", file=sys.stderr)
         return 0
     pairs = 1 if options.tiny else max(1, options.pairs)
-    print(HEADER, flush=True)
-    rows = (
-        bench_clients(pairs, options.tiny, options.only)
-        + bench_qmqpd(pairs, options.tiny, options.only)
-        + bench_sinks(pairs, options.tiny, options.only)
-    )
-    if options.tiny or options.only:
+    print(SMOKE_NOTE if options.tiny else HEADER, flush=True)
+    rows = (bench_clients(pairs, options.tiny, options.only)
+            + bench_qmqpd(pairs, options.tiny, options.only)
+            + bench_sinks(pairs, options.tiny, options.only)
+            + bench_floor(pairs, options.tiny, options.only))
+    start_up = bench_start_up(pairs, options.tiny, options.only)
+    quick = bench_quick_start(pairs, options.tiny, options.only)
+    # Made in a smoke run too, so that it keeps working.
+    text = results_text(rows, start_up, quick, pairs)
+    if options.tiny:
+        done = len(rows) + (start_up is not None) + (quick is not None)
+        ran = f"{done} case{'' if done == 1 else 's'}"
+        print(f"smoke run done: {ran} ran, Postfix's tools and ours", flush=True)
         return 0
-    stamp = datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%d %H:%M UTC")
-    text = (
-        "# Benchmark results\n\n"
-        f"{stamp}, {machine()}.\n\n"
-        f"Medians of {pairs} alternating runs each (A B A B ...), 1 KiB messages unless said, "
-        "against Postfix's qmqp-sink on loopback (the qmqpd row: against a throw-away "
-        "Postfix qmqpd that holds every message; the sink rows: Postfix's qmqp-source "
-        "against each sink). msg/s from wall time including process start-up; CPU is the "
-        "client's user and system time (the sink rows: the sink's); listen overflows are "
-        "the kernel's TcpExt ListenOverflows over all of a tool's runs (each dropped "
-        "connection costs a second).\n\n"
-        f"{HEADER}\n" + "\n".join(format_row(row) for row in rows) + "\n"
-    )
+    if options.only:
+        return 0
     RESULTS.write_text(text)
     print(f"wrote {RESULTS}")
     return 0

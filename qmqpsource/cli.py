@@ -23,7 +23,7 @@ with imports_uncollected():  # and main() freezes: see startup.py
     import typer
 
     from qmqpsource import __version__
-    from qmqpsource.commandline import UsageFailure, fatal, make_app, run_command
+    from qmqpsource.commandline import Command, UsageFailure, fatal, make_app, run_command
     from qmqpsource.config import ConfigError, Family, SourceConfig
     from qmqpsource.launch import run_source
     from qmqpsource.limits import MAX_COUNT, MAX_SECONDS, LimitError, check_resources
@@ -76,110 +76,139 @@ report outcomes, latency percentiles and throughput.
 
 \b
 qmqp-source [options] [inet:]host[:port]
+qmqp-source [options] [inet:][addr]:port
 qmqp-source [options] unix:pathname
 qmqp-source [options] --embedded-sink
 """
 
 
-@app.command(help=HELP, no_args_is_help=False)
+@app.command(cls=Command, options_metavar="[OPTIONS] [TARGET]", help=HELP,
+             no_args_is_help=False)
 def source(
     target: Annotated[
         str | None,
-        typer.Argument(help="[inet:]host[:port], [inet:][addr]:port or unix:pathname"),
+        typer.Argument(metavar="TARGET",
+                       help="[inet:]host[:port], [inet:][addr]:port or unix:pathname."),
     ] = None,
     ipv4: Annotated[bool, typer.Option("-4", "--ipv4", help="Connect with IPv4 only.")] = False,
     ipv6: Annotated[bool, typer.Option("-6", "--ipv6", help="Connect with IPv6 only.")] = False,
     keep_going: Annotated[
         bool,
-        typer.Option("-A", "--keep-going", help="Don't abort on a failed message; count it."),
+        typer.Option("-A", "--keep-going", help="Don't stop at a failed message: count it."),
     ] = False,
     counter: Annotated[
         bool, typer.Option("-c", "--counter", help="Running count of deliveries on stdout.")
     ] = False,
     connect_attempts: Annotated[
         int,
-        typer.Option("-C", "--connect-attempts", help="Connect attempts when refused or reset."),
+        typer.Option("-C", "--connect-attempts", metavar="N",
+                     help="Try each connect N times when refused or reset."),
     ] = 1,
     sender: Annotated[
-        str | None, typer.Option("-f", "--from", help="Sender (default foo@myhostname).")
+        str | None,
+        typer.Option("-f", "--from", metavar="ADDR", show_default="foo@MYHOSTNAME",
+                     help="Sender address; '' is the null sender."),
     ] = None,
     length: Annotated[
-        int, typer.Option("-l", "--length", help="Message size in bytes, headers included.")
+        int,
+        typer.Option("-l", "--length", metavar="BYTES",
+                     help="Message size in BYTES, headers included."),
     ] = 1024,
     messages: Annotated[
         int | None,
-        typer.Option("-m", "--messages", help="Messages to send, over all sessions [1]."),
+        typer.Option("-m", "--messages", metavar="N", show_default="1",
+                     help="Messages to send over all sessions; with --duration, at most N."),
     ] = None,
     myhostname: Annotated[
         str | None,
-        typer.Option("-M", "--myhostname", help="Hostname or [address] for default addresses."),
+        typer.Option("-M", "--myhostname", metavar="NAME", show_default="this host's name",
+                     help="Hostname or [address] for the default addresses and Message-Id."),
     ] = None,
     recipients: Annotated[
-        int, typer.Option("-r", "--recipients", help="Recipients per message: 0TO, 1TO, ...")
+        int,
+        typer.Option("-r", "--recipients", metavar="N",
+                     help="Recipients per message: 0ADDR, 1ADDR, ... (1: ADDR as given)."),
     ] = 1,
     random_delay: Annotated[
         float | None,
-        typer.Option("-R", "--random-delay", help="Random wait 0..SECONDS between messages."),
+        typer.Option("-R", "--random-delay", metavar="SECONDS",
+                     help="Each session waits a random 0..SECONDS between messages."),
     ] = None,
     sessions: Annotated[
-        int, typer.Option("-s", "--sessions", help="Sessions in parallel.")
+        int, typer.Option("-s", "--sessions", metavar="N", help="Sessions in parallel.")
     ] = 1,
     recipient: Annotated[
-        str | None, typer.Option("-t", "--to", help="Recipient (default foo@myhostname).")
+        str | None,
+        typer.Option("-t", "--to", metavar="ADDR", show_default="foo@MYHOSTNAME",
+                     help="Recipient address."),
     ] = None,
     verbose: Annotated[
-        int, typer.Option("-v", "--verbose", count=True, help="'<< reply' lines; twice: more.")
+        int,
+        typer.Option("-v", "--verbose", count=True, show_default=False,
+                     help="A '<< REPLY' line per reply; twice: also one per connection."),
     ] = 0,
     fixed_delay: Annotated[
         float | None,
-        typer.Option("-w", "--wait", help="Fixed wait of SECONDS between messages."),
+        typer.Option("-w", "--wait", metavar="SECONDS",
+                     help="Each session waits SECONDS between messages. Not with -R."),
     ] = None,
     connect_limit: Annotated[
         int,
-        typer.Option("--connect-limit", help="Connection attempts in flight at once."),
+        typer.Option("--connect-limit", metavar="N",
+                     help="Connection attempts in flight at once."),
     ] = 1,
     timeout: Annotated[
-        float, typer.Option("--timeout", help="Deadline in seconds for each I/O step.")
+        float,
+        typer.Option("--timeout", metavar="SECONDS", show_default="300",
+                     help="Deadline for each step: connect, send, read the reply."),
     ] = 300.0,
     quiet: Annotated[
-        bool, typer.Option("-q", "--quiet", help="No summary or progress on stderr.")
+        bool, typer.Option("-q", "--quiet", help="No summary and no progress on stderr.")
     ] = False,
     interval: Annotated[
         float | None,
-        typer.Option("--interval", help="One progress line on stderr every SECONDS."),
+        typer.Option("--interval", metavar="SECONDS",
+                     help="One progress line on stderr every SECONDS."),
     ] = None,
     json_path: Annotated[
         str | None,
-        typer.Option("--json", help="Write the result as JSON to PATH ('-': stdout)."),
+        typer.Option("--json", metavar="PATH",
+                     help="Write the result as JSON to PATH ('-': stdout)."),
     ] = None,
     message_file: Annotated[
         str | None,
-        typer.Option("-F", "--message-file", help="Send FILE as the message (CRLF -> LF)."),
+        typer.Option("-F", "--message-file", metavar="FILE",
+                     help="Send FILE as the message (CRLF becomes LF)."),
     ] = None,
     subject: Annotated[
-        str | None, typer.Option("-S", "--subject", help="A Subject: header in the message.")
+        str | None,
+        typer.Option("-S", "--subject", metavar="TEXT",
+                     help="Add 'Subject: TEXT' to the generated message."),
     ] = None,
     number_recipients: Annotated[
         bool,
         typer.Option("-N", "--number-recipients",
-                     help="Prepend a non-repeating number to each recipient."),
+                     help="Number the recipients across the run (1ADDR, 2ADDR, ...)."),
     ] = False,
     unique_message_id: Annotated[
         bool,
         typer.Option("--unique-message-id",
-                     help="Own Message-Id and X-Qmqpsource-Seq: N per message."),
+                     help="Each message its own Message-Id, and X-Qmqpsource-Seq: SEQ."),
     ] = False,
     duration: Annotated[
         float | None,
-        typer.Option("--duration", help="Run for SECONDS (then -m, if given, only caps it)."),
+        typer.Option("--duration", metavar="SECONDS",
+                     help="Run for SECONDS; -m, if given too, caps the count."),
     ] = None,
     rate: Annotated[
         float | None,
-        typer.Option("--rate", help="Open-loop arrivals: R messages/s over all sessions."),
+        typer.Option("--rate", metavar="R",
+                     help="Open loop: start R messages per second over all sessions."),
     ] = None,
     shard: Annotated[
         str | None,
-        typer.Option("--shard", help="Do the I-th of N equal shares of the work (I from 0)."),
+        typer.Option("--shard", metavar="I/N",
+                     help="Do the I-th (from 0) of N equal shares of -m, -s and --rate."),
     ] = None,
     embedded: Annotated[
         bool,
@@ -188,14 +217,14 @@ def source(
     ] = False,
     sink_options: Annotated[
         str | None,
-        typer.Option("--sink-options",
-                     help="Options for the embedded sink, e.g. '--tempfail 0.1 --seed 1'."),
+        typer.Option("--sink-options", metavar="TEXT",
+                     help="Options for the embedded sink, such as: --tempfail 0.1 --seed 1."),
     ] = None,
     workers: Annotated[
         str,
-        typer.Option("--workers",
-                     help="N processes, each with its share of -m, -s and --rate; 'auto': "
-                          "one per CPU. Results merged exactly."),
+        typer.Option("--workers", metavar="N|auto",
+                     help="N processes ('auto': one per CPU), each with its share of -s; "
+                          "one merged summary and --json."),
     ] = "1",
     version: Annotated[bool, typer.Option("--version", help="Print the version.")] = False,
 ) -> None:

@@ -1,14 +1,23 @@
-"""What the three commands share: a typer app set up alike, Postfix-style fatal lines,
-and an entry point that turns every bad argument into one line and exit status 1."""
+"""What the three commands share: a typer app set up alike, help laid out alike,
+Postfix-style fatal lines, and an entry point that turns every bad argument into
+one line and exit status 1."""
 
 from __future__ import annotations
 
+import re
 import sys
-from typing import NoReturn
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any, NoReturn
 
 import typer
+import typer.core
 
-__all__ = ["UsageFailure", "fatal", "make_app", "run_command"]
+if TYPE_CHECKING:
+    from typer._click.formatting import HelpFormatter as _BaseFormatter
+else:  # the class itself, without importing typer's private module at run time
+    _BaseFormatter = typer.Context.formatter_class
+
+__all__ = ["Command", "UsageFailure", "fatal", "make_app", "run_command", "usage_text"]
 
 
 class UsageFailure(Exception):
@@ -25,16 +34,129 @@ def make_app() -> typer.Typer:
     )
 
 
+# textwrap breaks lines after a hyphen inside a word ("--embedded-" / "sink") and around
+# "--" after a quote ("'--" / "tempfail"). U+2011, a hyphen that does not break, stands
+# in for "-" while the help is wrapped, and is turned back before it is shown.
+_HYPHEN = "\u2011"
+_DEFAULT_IN_PARENS = re.compile(r"\[default: \((.*?)\)\]")
+
+
+def _whole(text: str) -> str:
+    return text.replace("-", _HYPHEN)
+
+
+class _HelpFormatter(_BaseFormatter):
+    """Click's help layout, with two changes: no line breaks at a hyphen, so option
+    names stay whole; and a default written out in words shows as ``[default: X]``,
+    as the others do, not ``[default: (X)]``."""
+
+    def write_usage(self, prog: str, args: str = "", prefix: str | None = None) -> None:
+        super().write_usage(_whole(prog), _whole(args), prefix)
+
+    def write_text(self, text: str) -> None:
+        super().write_text(_whole(text))
+
+    def write_dl(
+        self, rows: Sequence[tuple[str, str]], col_max: int = 30, col_spacing: int = 2
+    ) -> None:
+        rows = [(_whole(term), _whole(_DEFAULT_IN_PARENS.sub(r"[default: \1]", text)))
+                for term, text in rows]
+        super().write_dl(rows, col_max, col_spacing)
+
+    def getvalue(self) -> str:
+        return super().getvalue().replace(_HYPHEN, "-")
+
+
+class _Context(typer.Context):
+    formatter_class = _HelpFormatter
+
+
+class Command(typer.core.TyperCommand):
+    """A command whose usage line is ``PROG`` and its ``options_metavar`` as written:
+    give it as ``options_metavar="[OPTIONS] ENDPOINT BACKLOG"``.
+
+    Our operands are optional to typer, so that a missing one gets our own words
+    ("missing endpoint"); typer would show them as ``[endpoint]``, or as ``{FILE}``
+    when required.
+    """
+
+    context_class = _Context
+
+    def collect_usage_pieces(self, ctx: Any) -> list[str]:
+        return [self.options_metavar] if self.options_metavar else []
+
+
 def fatal(prog: str, text: str) -> NoReturn:
     sys.stderr.write(f"{prog}: fatal: {text}\n")
     sys.stderr.flush()
     raise SystemExit(1)
 
 
-def _click_message(exc: Exception) -> str:
-    format_message = getattr(exc, "format_message", None)
-    text = format_message() if callable(format_message) else str(exc)
-    return " ".join(str(text).split())
+def _spelled(opts: Sequence[str], args: Sequence[str]) -> str:
+    """The name of the option as the command line gave it (``-l`` or ``--length``)."""
+    for arg in args:
+        if arg == "--":
+            break
+        for opt in opts:
+            if arg == opt or arg.startswith(f"{opt}=") or (
+                len(opt) == 2 and arg.startswith(opt) and not arg.startswith("--")
+            ):
+                return opt
+    return opts[0] if opts else "argument"
+
+
+# What a number option takes, by its metavar; "a number" otherwise.
+_NUMBER_KINDS = {"SECONDS": "a number of seconds", "RATE": "a number from 0 to 1"}
+
+
+def _sentence(text: str) -> str:
+    """Click's sentence in our style: lower case, no full stop, one line."""
+    text = " ".join(text.split()).rstrip(".")
+    if text[:1].isupper() and text[1:2].islower():
+        text = text[0].lower() + text[1:]
+    return text
+
+
+def usage_text(exc: Exception, args: Sequence[str] = ()) -> str:
+    """What was wrong with the command line, said as our own checks say it:
+    ``-l must be a whole number, not 'abc'``, ``no such option: --bogus``."""
+    kind = type(exc).__name__
+    message = str(getattr(exc, "message", "") or exc)
+    param = getattr(exc, "param", None)
+    if kind == "NoSuchOption":
+        option = str(getattr(exc, "option_name", "") or message.rpartition(" ")[2])
+        text = f"no such option: {option}"
+        close = _close_options(option, getattr(exc, "possibilities", None) or ())
+        return f"{text} (did you mean {' or '.join(close)}?)" if close else text
+    if kind == "BadParameter" and param is not None:
+        name = _spelled(getattr(param, "opts", ()), args)
+        number = re.fullmatch(r"(.+) is not a valid (int|integer|float)\.?", message)
+        if number:
+            whole = number[2] != "float"
+            what = "a whole number" if whole else _NUMBER_KINDS.get(
+                str(getattr(param, "metavar", "")), "a number")
+            return f"{name} must be {what}, not {number[1]}"
+        return f"{name}: {_sentence(message)}"
+    needs = re.fullmatch(r"Option '(.+)' requires an argument\.?", message)
+    if needs:
+        return f"{needs[1]} requires an argument"
+    takes_none = re.fullmatch(r"Option '(.+)' does not take a value\.?", message)
+    if takes_none:
+        return f"{takes_none[1]} takes no value"
+    extra = re.fullmatch(r"Got unexpected extra arguments?(?:\(s\))? \((.*)\)\.?", message)
+    if extra:
+        words = extra[1].split()
+        return f"unexpected extra argument{'s' if len(words) > 1 else ''}: {extra[1]}"
+    return _sentence(message)
+
+
+def _close_options(option: str, possibilities: Sequence[str]) -> list[str]:
+    """The options that ``option`` was likely meant to be: close in their names, not
+    merely in their leading dashes (click offers --verbose for --bogus)."""
+    import difflib  # here: only a mistyped option needs it
+
+    names = {p.lstrip("-"): p for p in possibilities}
+    return [names[n] for n in difflib.get_close_matches(option.lstrip("-"), names, n=2)]
 
 
 def run_command(app: typer.Typer, prog: str, usage: str, argv: list[str] | None) -> int:
@@ -47,7 +169,7 @@ def run_command(app: typer.Typer, prog: str, usage: str, argv: list[str] | None)
     except UsageFailure as exc:
         fatal(prog, f"{exc}; {usage}")
     except typer.exceptions.TyperException as exc:
-        fatal(prog, f"{_click_message(exc)}; {usage}")
+        fatal(prog, f"{usage_text(exc, args)}; {usage}")
     except typer.Exit as exc:
         status = exc.exit_code
     except BrokenPipeError:

@@ -23,6 +23,7 @@ from qmqpsource.progress import bar_wanted, run_progress
 from qmqpsource.request import RequestFactory
 from qmqpsource.runner import PROG, Runner, RunResult
 from qmqpsource.stats import RunStats
+from qmqpsource.wording import counted
 
 if TYPE_CHECKING:
     from qmqpsource import result
@@ -169,7 +170,8 @@ def run_source(
         fatal(run_result.failure)
     if run_result.stats.failed:
         sys.stderr.write(
-            f"{PROG}: {run_result.stats.failed} of {run_result.stats.attempted} messages failed\n"
+            f"{PROG}: {run_result.stats.failed} of "
+            f"{counted(run_result.stats.attempted, 'message')} failed\n"
         )
     return run_result.exit_status
 
@@ -190,8 +192,9 @@ def sink_line(counts: dict[str, Any], accepted: int) -> str:
     seen = replies.get("K", 0)
     verdict = "agrees" if seen == accepted else f"DISAGREES: source counted {accepted} accepted"
     return (
-        f"sink: {counts.get('connections', 0)} connections, {counts.get('messages', 0)} "
-        f"messages, {counts.get('recipients', 0)} recipients; replies K {seen}, "
+        f"sink: {counted(counts.get('connections', 0), 'connection')}, "
+        f"{counted(counts.get('messages', 0), 'message')}, "
+        f"{counted(counts.get('recipients', 0), 'recipient')}; replies K {seen}, "
         f"Z {replies.get('Z', 0)}, D {replies.get('D', 0)}; malformed "
         f"{counts.get('malformed', 0)} ({verdict})\n"
     )

@@ -31,15 +31,42 @@ class HostnameError(ValueError):
     """A -M value that Postfix would refuse; ``str()`` is Postfix's wording."""
 
 
+# RFC 5322's names, whatever the locale (struct_time counts weekdays from Monday).
+_DAYS = ("Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun")
+_MONTHS = ("Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec")
+_DAY_MIN = 24 * 60
+
+
 def mail_date(when: float | None = None) -> str:
-    """RFC 5322 local date as Postfix's mail_date(): 'Tue, 24 Nov 2026 15:41:15 +0000 (UTC)'."""
-    moment = time.localtime(time.time() if when is None else when)
-    offset_min = (moment.tm_gmtoff or 0) // 60
-    sign = "-" if offset_min < 0 else "+"
-    hours, minutes = divmod(abs(offset_min), 60)
-    # %d, not %e: RFC 5322 asks for one space, and the length is the same either way.
-    stamp = time.strftime("%a, %d %b %Y %H:%M:%S", moment)
-    return f"{stamp} {sign}{hours:02d}{minutes:02d} ({time.strftime('%Z', moment)})"
+    """Local time as Postfix's mail_date() writes it: 'Tue,  1 Dec 2026 15:41:15 +0000 (UTC)'.
+
+    Postfix formats "%a, %e %b %Y %H:%M:%S ", then "%+03d%02d" of its offset in minutes,
+    then " (%Z)": the day is padded with a space (``%e``), not a zero.
+    """
+    now = time.time() if when is None else when
+    local = time.localtime(now)
+    offset = _utc_offset_minutes(local, time.gmtime(now))
+    # C's division truncates toward zero, and the sign is the hours' (as in Postfix).
+    hours = -(-offset // 60) if offset < 0 else offset // 60
+    return (
+        f"{_DAYS[local.tm_wday]}, {local.tm_mday:2d} {_MONTHS[local.tm_mon - 1]} "
+        f"{local.tm_year} {local.tm_hour:02d}:{local.tm_min:02d}:{local.tm_sec:02d} "
+        f"{hours:+03d}{abs(offset) % 60:02d} ({local.tm_zone or ''})"
+    )
+
+
+def _utc_offset_minutes(local: time.struct_time, utc: time.struct_time) -> int:
+    """Postfix's offset: from the two broken-down times, in whole minutes."""
+    offset = (local.tm_hour - utc.tm_hour) * 60 + local.tm_min - utc.tm_min
+    if local.tm_year != utc.tm_year:
+        offset += _DAY_MIN if local.tm_year > utc.tm_year else -_DAY_MIN
+    elif local.tm_yday != utc.tm_yday:
+        offset += _DAY_MIN if local.tm_yday > utc.tm_yday else -_DAY_MIN
+    if local.tm_sec <= utc.tm_sec - 60:
+        offset -= 1
+    elif local.tm_sec >= utc.tm_sec + 60:
+        offset += 1
+    return offset
 
 
 def system_hostname() -> str:

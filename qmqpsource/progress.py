@@ -15,6 +15,7 @@ import trio
 
 from qmqpsource.histogram import Histogram
 from qmqpsource.stats import RunStats
+from qmqpsource.wording import counted
 
 __all__ = ["BAR_PERIOD", "IntervalLines", "bar_wanted", "run_progress"]
 
@@ -56,7 +57,7 @@ class IntervalLines:
             elapsed, attempted, failed, total
         )
         return (
-            f"{self._prog}: {elapsed:.1f} s: {messages} messages, {rate:.1f} msg/s, "
+            f"{self._prog}: {elapsed:.1f} s: {counted(messages, 'message')}, {rate:.1f} msg/s, "
             f"{failures} failed, p99 {p99}"
         )
 

@@ -16,7 +16,7 @@ from typing import Annotated
 import typer
 
 from qmqpsource import __version__, result
-from qmqpsource.commandline import fatal, make_app, run_command
+from qmqpsource.commandline import Command, UsageFailure, fatal, make_app, run_command
 from qmqpsource.summary import format_summary
 
 __all__ = ["PROG", "app", "main", "report"]
@@ -66,14 +66,27 @@ def report(paths: list[str], *, json_path: str | None = None, quiet: bool = Fals
         raise Fatal(f"write {json_path}: {exc.strerror or exc}") from None
 
 
-@app.command(help=__doc__)
+@app.command(cls=Command, options_metavar="[OPTIONS] FILE...", help=__doc__,
+             no_args_is_help=False)
 def command(
-    files: Annotated[list[str], typer.Argument(metavar="FILE", help="Result files ('-': stdin).")],
+    files: Annotated[
+        list[str] | None,
+        typer.Argument(metavar="FILE...", help="qmqp-source results ('-': stdin).",
+                       show_default=False),
+    ] = None,
     json_path: Annotated[
-        str | None, typer.Option("--json", help="Write the merged result to PATH ('-': stdout).")
+        str | None,
+        typer.Option("--json", metavar="PATH",
+                     help="Write the merged result to PATH ('-': stdout)."),
     ] = None,
     quiet: Annotated[bool, typer.Option("-q", "--quiet", help="No summary.")] = False,
+    version: Annotated[bool, typer.Option("--version", help="Print the version.")] = False,
 ) -> None:
+    if version:
+        print(f"{PROG} {__version__}")
+        raise typer.Exit(0)
+    if not files:
+        raise UsageFailure("missing FILE")
     report(files, json_path=json_path, quiet=quiet)
 
 
@@ -89,3 +102,7 @@ def main(argv: list[str] | None = None) -> None:
     except (typer.Abort, KeyboardInterrupt):
         fatal(PROG, "interrupted")
     raise SystemExit(status)
+
+
+if __name__ == "__main__":
+    main()

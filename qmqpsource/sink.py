@@ -40,6 +40,7 @@ from qmqpsource.protocol import (
     decode_request,
     encode_reply,
 )
+from qmqpsource.wording import counted
 
 __all__ = [
     "DEFAULT_BACKLOG",
@@ -356,8 +357,9 @@ def format_summary(stats: SinkStats) -> list[str]:
     elapsed = stats.elapsed
     rate = stats.messages / elapsed if elapsed > 0 else 0.0
     return [
-        f"{stats.connections} connections, {stats.messages} messages, "
-        f"{stats.recipients} recipients, {stats.bytes} bytes in {elapsed:.3f} s "
+        f"{counted(stats.connections, 'connection')}, {counted(stats.messages, 'message')}, "
+        f"{counted(stats.recipients, 'recipient')}, {counted(stats.bytes, 'byte')} "
+        f"in {elapsed:.3f} s "
         f"({rate:.1f} msg/s)",
         f"replies: {stats.replies_k} K, {stats.replies_z} Z, {stats.replies_d} D; "
         f"malformed {stats.malformed}, timeouts {stats.timeouts}, lost {stats.lost}, "
@@ -369,8 +371,7 @@ def format_summary(stats: SinkStats) -> list[str]:
 
 
 class _Started(Protocol):
-    # What serve() needs of nursery.start's task_status; spelled out so that the
-    # code checks both with trio's own types and with the trio-typing stubs.
+    # What serve() needs of nursery.start's task_status.
     def started(self, value: list[str]) -> None: ...
 
 

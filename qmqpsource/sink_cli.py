@@ -32,7 +32,7 @@ with imports_uncollected():  # and main() freezes: see startup.py
     import typer
 
     from qmqpsource import __version__
-    from qmqpsource.commandline import UsageFailure, fatal, make_app, run_command
+    from qmqpsource.commandline import Command, UsageFailure, fatal, make_app, run_command
     from qmqpsource.config import Family
     from qmqpsource.sink import (
         DEFAULT_MAX_CONNECTIONS,
@@ -105,13 +105,17 @@ def _fit_descriptors(max_connections: int) -> int:
 
 
 # The manual part of the module's docstring; the rest is for people reading the code.
-@app.command(help=(__doc__ or "").split("\n\nThin by design")[0], no_args_is_help=False)
+@app.command(cls=Command, options_metavar="[OPTIONS] ENDPOINT BACKLOG",
+             help=(__doc__ or "").split("\n\nThin by design")[0], no_args_is_help=False)
 def sink(
     endpoint: Annotated[
-        str | None, typer.Argument(help="[inet:][host]:port or unix:pathname to listen on.")
+        str | None,
+        typer.Argument(metavar="ENDPOINT",
+                       help="[inet:][host]:port or unix:pathname to listen on."),
     ] = None,
     backlog: Annotated[
-        str | None, typer.Argument(help="Listen queue length (the kernel may cap it).")
+        str | None,
+        typer.Argument(metavar="BACKLOG", help="Listen queue length (the kernel may cap it)."),
     ] = None,
     ipv4: Annotated[bool, typer.Option("-4", "--ipv4", help="Listen on IPv4 only.")] = False,
     ipv6: Annotated[bool, typer.Option("-6", "--ipv6", help="Listen on IPv6 only.")] = False,
@@ -119,48 +123,72 @@ def sink(
         bool, typer.Option("-c", "--counter", help="Running count of replies on stdout.")
     ] = False,
     verbose: Annotated[
-        int, typer.Option("-v", "--verbose", count=True, help="One line per connection.")
+        int,
+        typer.Option("-v", "--verbose", count=True, show_default=False,
+                     help="One line per connection on stderr; twice: with the sender too."),
     ] = 0,
     duration: Annotated[
-        float | None, typer.Option("-x", help="Stop after this many seconds, with the summary.")
+        float | None,
+        typer.Option("-x", metavar="SECONDS", help="Stop after SECONDS, with the summary."),
     ] = None,
     max_size: Annotated[
-        int, typer.Option("--max-size", help="Largest request accepted, in bytes.")
+        int,
+        typer.Option("--max-size", metavar="BYTES", help="Largest request accepted, in BYTES."),
     ] = DEFAULT_MAX_SIZE,
     timeout: Annotated[
-        float, typer.Option("--timeout", help="Seconds a client gets to send; then to read.")
+        float,
+        typer.Option("--timeout", metavar="SECONDS", show_default=f"{DEFAULT_TIMEOUT:g}",
+                     help="SECONDS a client gets to send its request, then to read the reply."),
     ] = DEFAULT_TIMEOUT,
     max_connections: Annotated[
-        int, typer.Option("--max-connections", help="Connections served at once; more wait.")
+        int,
+        typer.Option("--max-connections", metavar="N",
+                     help="Connections served at once; more wait in the listen queue."),
     ] = DEFAULT_MAX_CONNECTIONS,
     tempfail: Annotated[
-        float, typer.Option("--tempfail", help="Share of messages answered Z.")
+        float,
+        typer.Option("--tempfail", metavar="RATE", show_default="0",
+                     help="Share of valid requests answered Z."),
     ] = 0.0,
-    reject: Annotated[float, typer.Option("--reject", help="Share answered D.")] = 0.0,
-    hang: Annotated[float, typer.Option("--hang", help="Share never answered.")] = 0.0,
+    reject: Annotated[
+        float,
+        typer.Option("--reject", metavar="RATE", show_default="0", help="Share answered D."),
+    ] = 0.0,
+    hang: Annotated[
+        float,
+        typer.Option("--hang", metavar="RATE", show_default="0",
+                     help="Share never answered (held until the client leaves or --timeout)."),
+    ] = 0.0,
     drop: Annotated[
-        float, typer.Option("--drop", help="Share closed without a reply.")
+        float,
+        typer.Option("--drop", metavar="RATE", show_default="0",
+                     help="Share closed without a reply."),
     ] = 0.0,
     delay: Annotated[
         str | None,
-        typer.Option("--delay", help="Wait SECONDS, or MIN-MAX at random, before replying."),
+        typer.Option("--delay", metavar="SECONDS|MIN-MAX",
+                     help="Wait before replying: SECONDS, or at random from MIN to MAX."),
     ] = None,
     seed: Annotated[
-        int | None, typer.Option("--seed", help="Seed for the faults: the same run again.")
+        int | None,
+        typer.Option("--seed", metavar="N",
+                     help="Seed for the faults: the same requests get the same answers."),
     ] = None,
     maildir: Annotated[
         str | None,
-        typer.Option("--maildir", help="Keep every accepted message in this Maildir."),
+        typer.Option("--maildir", metavar="DIR",
+                     help="Keep every accepted message in the Maildir DIR."),
     ] = None,
     json_path: Annotated[
-        str | None, typer.Option("--json", help="Write the summary as JSON to this file.")
+        str | None,
+        typer.Option("--json", metavar="PATH", help="Write the summary as JSON to PATH at exit."),
     ] = None,
     control_fd: Annotated[
         int | None,
         typer.Option(
-            "--control-fd",
-            help="Write the listening addresses on this descriptor once ready; "
-            "stop when it reports end-of-file (for a parent process).",
+            "--control-fd", metavar="FD",
+            help="For a parent process: write the listening addresses on FD once ready; "
+            "stop when FD reports end-of-file.",
         ),
     ] = None,
     version: Annotated[bool, typer.Option("--version", help="Print the version.")] = False,

@@ -14,6 +14,7 @@ from __future__ import annotations
 from qmqpsource.histogram import Histogram
 from qmqpsource.outcome import Outcome
 from qmqpsource.result import Result
+from qmqpsource.wording import counted
 
 __all__ = ["SUMMARY_LATENCIES", "SUMMARY_PERCENTILES", "format_summary"]
 
@@ -39,7 +40,7 @@ def format_summary(result: Result) -> str:
     runs = f" ({result.runs} runs)" if result.runs > 1 else ""
     status = "" if result.status == "completed" else f" ({result.status})"
     lines = [
-        f"{result.elapsed_s:.3f} s{runs}{status}, {result.attempted} messages: "
+        f"{result.elapsed_s:.3f} s{runs}{status}, {counted(result.attempted, 'message')}: "
         f"{accepted} accepted, {tempfail} tempfail, {permfail} permfail, {result.error} error"
     ]
     errors = [f"{cause} {n}" for cause, n in result.errors.items() if n]
@@ -47,12 +48,14 @@ def format_summary(result: Result) -> str:
         lines.append("errors: " + ", ".join(errors))
     if result.cut_off:
         lines.append(
-            f"{result.cut_off} messages were in flight when the run was stopped (cut off,"
-            " no outcome)"
+            f"{counted(result.cut_off, 'message')} "
+            f"{'was' if result.cut_off == 1 else 'were'} in flight when the run was stopped"
+            " (cut off, no outcome)"
         )
     if result.behind_schedule:
         lines.append(
-            f"{result.behind_schedule} messages started behind schedule (every session busy);"
+            f"{counted(result.behind_schedule, 'message')} started behind schedule"
+            " (every session busy);"
             " their latency counts from the schedule"
         )
     lines.append(

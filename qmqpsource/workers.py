@@ -40,6 +40,7 @@ from qmqpsource.config import SourceConfig
 from qmqpsource.embedded import EmbeddedSinkError, embedded_sink
 from qmqpsource.outcome import Outcome
 from qmqpsource.summary import format_summary
+from qmqpsource.wording import counted
 
 __all__ = ["WorkerRun", "run_workers"]
 
@@ -290,7 +291,7 @@ def run_workers(
         return 1  # the worker that failed has printed Postfix's fatal line
     failures = merged.attempted - merged.outcomes[Outcome.ACCEPTED]
     if failures:
-        sys.stderr.write(f"{PROG}: {failures} of {merged.attempted} messages failed\n")
+        sys.stderr.write(f"{PROG}: {failures} of {counted(merged.attempted, 'message')} failed\n")
     return 1 if failures or any(code != 0 for code in statuses) else 0
 
 

@@ -43,15 +43,15 @@ FLOAT_OPTIONS = ["-w", "-R", "--timeout"]
 CASES: list[tuple[list[str], str]] = []
 for option in INT_OPTIONS:
     CASES += [
-        ([option, "abc", NOWHERE], f"Invalid value for '{option}'"),
+        ([option, "abc", NOWHERE], f"{option} must be a whole number, not 'abc'"),
         ([option, "0", NOWHERE], f"{option} must be a positive number, not 0"),
         ([option, "-1", NOWHERE], f"{option} must be a positive number, not -1"),
         ([option, HUGE, NOWHERE], f"{option} must be at most {2**63 - 1}, not {HUGE}"),
-        ([option, "1e400", NOWHERE], f"Invalid value for '{option}'"),
+        ([option, "1e400", NOWHERE], f"{option} must be a whole number, not '1e400'"),
     ]
 for option in FLOAT_OPTIONS:
     CASES += [
-        ([option, "abc", NOWHERE], f"Invalid value for '{option}'"),
+        ([option, "abc", NOWHERE], f"{option} must be a number of seconds, not 'abc'"),
         ([option, "0", NOWHERE], f"{option} must be a positive number of seconds, not 0.0"),
         ([option, "-1", NOWHERE], f"{option} must be a positive number of seconds, not -1.0"),
         ([option, "nan", NOWHERE], f"{option} must be a positive number of seconds, not nan"),
@@ -62,12 +62,14 @@ CASES += [
     # Options that clash, or that do not exist.
     (["-w", "1", "-R", "1", NOWHERE], "-w and -R exclude each other"),
     (["-4", "-6", NOWHERE], "-4 and -6 exclude each other"),
-    (["--bogus", NOWHERE], "No such option: --bogus"),
-    (["-Z", NOWHERE], "No such option: -Z"),
-    (["-m"], "requires an argument"),
+    (["--bogus", NOWHERE], "no such option: --bogus; usage: "),
+    (["--verb", NOWHERE], "no such option: --verb (did you mean --verbose?); usage: "),
+    (["--sesions", "2", NOWHERE], "no such option: --sesions (did you mean --sessions"),
+    (["-Z", NOWHERE], "no such option: -Z; usage: "),
+    (["-m"], "-m requires an argument"),
     # Targets: missing, extra, malformed, unresolvable, out of range, bad UNIX paths.
     ([], "missing target"),
-    ([NOWHERE, "127.0.0.1:2"], "unexpected extra argument"),
+    ([NOWHERE, "127.0.0.1:2"], "unexpected extra argument: 127.0.0.1:2"),
     ([""], "missing target"),
     (["nosuch.invalid"], "nosuch.invalid: "),
     (["127.0.0.1:70000"], "port out of range: 70000"),

@@ -91,8 +91,9 @@ async def test_keep_going_exit_status() -> None:
     [
         (["-s", "0", "h"], "-s must be a positive number"),
         (["-m", "-3", "h"], "-m must be a positive number"),
-        (["-l", "abc", "h"], "Invalid value for '-l'"),
-        (["-r", "1.5", "h"], "Invalid value for '-r'"),
+        (["-l", "abc", "h"], "-l must be a whole number, not 'abc'"),
+        (["--length=abc", "h"], "--length must be a whole number, not 'abc'"),
+        (["-r", "1.5", "h"], "-r must be a whole number, not '1.5'"),
         (["-C", "0", "h"], "-C must be a positive number"),
         (["-w", "1", "-R", "2", "h"], "-w and -R exclude each other"),
         (["-w", "nan", "h"], "-w must be a positive number"),
@@ -100,10 +101,11 @@ async def test_keep_going_exit_status() -> None:
         (["-w", "inf", "h"], "-w must be a positive number"),
         (["--timeout", "0", "h"], "--timeout must be a positive"),
         (["-4", "-6", "h"], "-4 and -6 exclude each other"),
-        (["-x", "h"], "No such option: -x"),
+        (["-x", "h"], "no such option: -x"),
         ([], "missing target"),
-        (["a", "b"], "unexpected extra argument"),
-        (["-s"], "requires an argument"),
+        (["a", "b"], "unexpected extra argument: b"),
+        (["-s"], "-s requires an argument"),
+        (["--ipv4=yes", "h"], "--ipv4 takes no value"),
     ],
 )
 async def test_usage_errors(args: list[str], wording: str) -> None:

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import calendar
 import re
+import time
+from collections.abc import Callable
 
 import pytest
 from hypothesis import given
@@ -83,13 +86,48 @@ def test_defaults_use_hostname_and_pid() -> None:
     assert default_address("h.example") == "foo@h.example"
 
 
-def test_mail_date_shape() -> None:
-    assert re.fullmatch(
-        r"(Mon|Tue|Wed|Thu|Fri|Sat|Sun), \d\d (Jan|Feb|Mar|Apr|May|Jun|Jul|Aug|Sep|Oct|Nov|Dec)"
-        r" \d{4} \d\d:\d\d:\d\d [+-]\d{4} \(.+\)",
-        mail_date(),
-    )
-    assert mail_date(0).startswith("Thu, 01 Jan 1970") or mail_date(0).startswith("Wed, 31 Dec")
+# 2026-12-01 09:05:03 UTC: a Tuesday, a day of the month below 10.
+DECEMBER_1 = calendar.timegm((2026, 12, 1, 9, 5, 3, 0, 0, 0))
+
+
+@pytest.mark.parametrize(
+    ("tz", "expected"),
+    [
+        ("UTC0", "Tue,  1 Dec 2026 09:05:03 +0000 (UTC)"),
+        ("CET-1", "Tue,  1 Dec 2026 10:05:03 +0100 (CET)"),
+        ("NST3:30", "Tue,  1 Dec 2026 05:35:03 -0330 (NST)"),
+        ("IST-5:30", "Tue,  1 Dec 2026 14:35:03 +0530 (IST)"),
+        # West of UTC past midnight: the day before, the last of November.
+        ("HST10", "Mon, 30 Nov 2026 23:05:03 -1000 (HST)"),
+        # East of UTC past midnight, and a year's end: the offset counts the day.
+        ("LINT-14", "Tue,  1 Dec 2026 23:05:03 +1400 (LINT)"),
+    ],
+)
+def test_mail_date_is_postfixs_format(
+    local_zone: Callable[[str], None], tz: str, expected: str
+) -> None:
+    # Postfix's mail_date(): "%a, %e %b %Y %H:%M:%S ", "%+03d%02d", " (%Z)"; %e pads the
+    # day with a space. Bytes checked against Postfix's own tool in test_postfix_compat.
+    local_zone(tz)
+    assert mail_date(DECEMBER_1) == expected
+
+
+def test_mail_date_across_a_year_end(local_zone: Callable[[str], None]) -> None:
+    new_year = calendar.timegm((2027, 1, 1, 0, 30, 0, 0, 0, 0))
+    local_zone("EST5")
+    assert mail_date(new_year) == "Thu, 31 Dec 2026 19:30:00 -0500 (EST)"
+    local_zone("JST-9")
+    assert mail_date(new_year) == "Fri,  1 Jan 2027 09:30:00 +0900 (JST)"
+
+
+def test_generated_message_carries_the_date_of_now(local_zone: Callable[[str], None]) -> None:
+    local_zone("UTC0")
+    before = int(time.time())
+    message = build_message("s@h", "r@h", 1024, "h")
+    after = int(time.time())
+    found = re.search(rb"^Date: (.*)$", message, re.M)
+    assert found is not None
+    assert found.group(1).decode() in {mail_date(t) for t in range(before, after + 1)}
 
 
 def test_recipient_list() -> None:

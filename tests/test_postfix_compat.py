@@ -2,17 +2,20 @@
 
 from __future__ import annotations
 
+import email.utils
+import os
 import re
 import shutil
 import socket
 import subprocess
 import sys
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 import trio
 
-from qmqpsource.message import build_message, recipient_list, system_hostname
+from qmqpsource.message import build_message, mail_date, recipient_list, system_hostname
 from qmqpsource.protocol import NetstringDecoder, encode_request
 from tests.postfix_fixtures import SinkFactory
 from tests.postfix_support import free_port
@@ -40,11 +43,11 @@ OPTION_TABLE = [
 ]
 
 
-async def capture(command: list[str]) -> list[bytes]:
+async def capture(command: list[str], env: dict[str, str] | None = None) -> list[bytes]:
     async with qmqp_server() as server:
         with trio.fail_after(30):
             done = await trio.run_process([*command, server.target], capture_stderr=True,
-                                          check=False)
+                                          check=False, env=env)
     assert done.returncode == 0, done.stderr
     return server.raw
 
@@ -82,6 +85,60 @@ async def test_same_request_bytes_as_postfix(args: list[str]) -> None:
     assert rebuild(theirs[0], args) == theirs[0], "our builder differs from Postfix's bytes"
     assert rebuild(ours[0], args) == ours[0], "our command does not send what the builder builds"
     assert len(ours[0]) == len(theirs[0]) or b"Message-Id" in theirs[0]
+
+
+def date_of(raw: bytes) -> str:
+    found = re.search(rb"\nDate: ([^\n]*)\n", raw)
+    assert found is not None, raw[:200]
+    return found.group(1).decode()
+
+
+def instant_of(date: str) -> int:
+    parsed = email.utils.parsedate_tz(date)
+    assert parsed is not None, date
+    return email.utils.mktime_tz(parsed)
+
+
+# Postfix's qmqp-source cannot be told the time; libfaketime tells it (and ours) a day
+# below 10, where %e and %d differ. The time given is local time in the TZ set.
+FAKETIME = shutil.which("faketime")
+DAY_1 = "2026-12-01 09:05:03"
+
+
+@pytest.mark.parametrize("tz", ["UTC0", "CET-1", "NST3:30", "IST-5:30", "HST10"])
+async def test_date_header_is_postfixs_on_a_day_below_10(
+    tz: str, local_zone: Callable[[str], None]
+) -> None:
+    if FAKETIME is None:
+        if os.environ.get("CI"):
+            pytest.fail("CI must have faketime installed (apt-get install faketime)")
+        pytest.skip("faketime is missing: apt-get install faketime (CI installs it)")
+    env = {**os.environ, "TZ": tz}
+    theirs = date_of((await capture([FAKETIME, DAY_1, POSTFIX_SOURCE], env))[0])
+    ours = date_of((await capture([FAKETIME, DAY_1, sys.executable, "-m", "qmqpsource"],
+                                  env))[0])
+    assert theirs.startswith("Tue,  1 Dec 2026 "), theirs  # the clock was faked
+    # Our formatter, given the instant Postfix's header names, writes the same bytes;
+    # and our command's header is our formatter's (the seconds may differ).
+    local_zone(tz)
+    assert mail_date(instant_of(theirs)) == theirs
+    assert mail_date(instant_of(ours)) == ours
+    assert ours.startswith("Tue,  1 Dec 2026 ")
+
+
+DATE_SHAPE = re.compile(
+    r"(Mon|Tue|Wed|Thu|Fri|Sat|Sun), [ 123]\d (Jan|Feb|Mar|Apr|May|Jun|Jul|Aug|Sep|Oct|Nov|Dec)"
+    r" \d{4} \d\d:\d\d:\d\d [+-]\d{4} \(\w+\)"
+)
+
+
+async def test_date_header_has_postfixs_shape_today() -> None:
+    # Without a faked clock: today's date, in this machine's zone, from both tools.
+    theirs = date_of((await capture([POSTFIX_SOURCE]))[0])
+    ours = date_of((await capture([sys.executable, "-m", "qmqpsource"]))[0])
+    assert DATE_SHAPE.fullmatch(theirs), theirs
+    assert DATE_SHAPE.fullmatch(ours), ours
+    assert mail_date(instant_of(theirs)) == theirs
 
 
 def test_decoded_shape_of_a_postfix_request() -> None:

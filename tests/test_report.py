@@ -271,8 +271,8 @@ def test_report_bad_file_is_one_fatal_line(
     assert wording in done.stderr
 
 
-@pytest.mark.parametrize(("args", "wording"), [([], "Missing argument"),
-                                               (["--bogus", "x"], "No such option")])
+@pytest.mark.parametrize(("args", "wording"), [([], "missing FILE; usage: "),
+                                               (["--bogus", "x"], "no such option: --bogus; ")])
 def test_report_usage_errors(args: list[str], wording: str) -> None:
     done = report(*args)
     assert done.returncode == 1

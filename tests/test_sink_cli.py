@@ -40,9 +40,12 @@ SINK = [sys.executable, "-m", "qmqpsource.sink_cli"]
         (["--timeout", "0", "127.0.0.1:0", "5"], "--timeout must be a positive"),
         (["-x", "-1", "127.0.0.1:0", "5"], "-x must be a positive"),
         (["--max-size", "0", "127.0.0.1:0", "5"], "--max-size must be a positive"),
-        (["--bogus", "127.0.0.1:0", "5"], "No such option: --bogus"),
-        (["-x", "soon", "127.0.0.1:0", "5"], "Invalid value"),
-        (["127.0.0.1:0", "5", "extra"], "unexpected extra argument"),
+        (["--bogus", "127.0.0.1:0", "5"], "no such option: --bogus; usage: "),
+        (["--dealy", "1", "127.0.0.1:0", "5"], "no such option: --dealy (did you mean --delay?)"),
+        (["-x", "soon", "127.0.0.1:0", "5"], "-x must be a number of seconds, not 'soon'"),
+        (["--tempfail", "x", "127.0.0.1:0", "5"], "--tempfail must be a number from 0 to 1"),
+        (["--seed", "1.5", "127.0.0.1:0", "5"], "--seed must be a whole number, not '1.5'"),
+        (["127.0.0.1:0", "5", "extra"], "unexpected extra argument: extra"),
     ],
 )
 def test_usage_errors_are_one_fatal_line(

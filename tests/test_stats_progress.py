@@ -85,7 +85,11 @@ async def test_nothing_to_show_returns_at_once() -> None:
     assert out.getvalue() == ""
 
 
-async def test_bar_shows_done_total_rate_failures_and_interval_lines() -> None:
+async def test_bar_shows_done_total_rate_failures_and_interval_lines(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # A terminal that can draw: rich draws nothing live where TERM is dumb (as in some CI).
+    monkeypatch.setenv("TERM", "xterm")
     stats = RunStats(1, 100)
     stats.begin()
     out = Terminal()

@@ -1,0 +1,111 @@
+"""What the README tells a newcomer about running our commands, checked by running them."""
+
+from __future__ import annotations
+
+import re
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from qmqpsource import __version__
+
+README = (Path(__file__).parent.parent / "README.md").read_text()
+POSTFIX = {"qmqp-source": "/usr/sbin/qmqp-source", "qmqp-sink": "/usr/sbin/qmqp-sink"}
+
+
+def module_forms() -> dict[str, str]:
+    """The README's table of module forms: command -> module."""
+    rows = re.findall(r"^\| `(qmqp-[a-z]+)` \| `python -m ([\w.]+)` \|$", README, re.M)
+    return dict(rows)
+
+
+def test_readme_gives_a_module_form_for_each_command() -> None:
+    assert sorted(module_forms()) == ["qmqp-report", "qmqp-sink", "qmqp-source"]
+
+
+@pytest.mark.parametrize(("command", "module"), sorted(module_forms().items()))
+def test_module_forms_run_ours(command: str, module: str) -> None:
+    done = subprocess.run([sys.executable, "-m", module, "--version"], capture_output=True,
+                          text=True, timeout=60, check=False)
+    assert (done.returncode, done.stdout, done.stderr) == (0, f"{command} {__version__}\n", "")
+    # Each section's synopsis shows its module form too.
+    assert f"python -m {module} [" in README
+
+
+@pytest.mark.postfix
+@pytest.mark.parametrize("command", sorted(POSTFIX))
+def test_postfix_commands_refuse_version_as_the_readme_says(command: str) -> None:
+    if shutil.which(POSTFIX[command]) is None:
+        pytest.skip("Postfix's tools are missing: apt-get install postfix (CI installs it)")
+    done = subprocess.run([POSTFIX[command], "--version"], capture_output=True, text=True,
+                          timeout=60, check=False)
+    assert (done.returncode, done.stdout) == (1, "")
+    assert f"{command}: invalid option -- '-'" in done.stderr
+    if command == "qmqp-sink":  # the README quotes what Postfix's sink answers
+        assert re.search(r"answers\s+`qmqp-sink: invalid option -- '-'`", README)
+
+
+# The README's figures come from benchmarks/RESULTS.md, which one `nox -s bench` run writes.
+RESULTS = (Path(__file__).parent.parent / "benchmarks" / "RESULTS.md").read_text()
+
+
+def section(text: str, heading: str) -> str:
+    start = text.index(f"\n{heading}\n")
+    end = text.find("\n## ", start + 1)
+    return text[start:] if end < 0 else text[start:end]
+
+
+def flat(text: str) -> str:
+    return " ".join(text.split())
+
+
+def ratios(text: str) -> list[tuple[str, str]]:
+    """(work, ratio ours/Postfix) of each row of the table whose columns start so."""
+    rows = []
+    for line in text.splitlines():
+        cells = [cell.strip() for cell in line.strip().strip("|").split("|")]
+        if line.startswith("| ") and len(cells) >= 2 and re.fullmatch(r"\d+\.\d\d", cells[-1]):
+            rows.append((cells[0], cells[-1]))
+        elif line.startswith("| ") and len(cells) == 8 and re.fullmatch(r"\d+\.\d\d", cells[3]):
+            rows.append((cells[0], cells[3]))
+    return rows
+
+
+def test_readme_names_the_bench_run_its_figures_come_from() -> None:
+    stamp = RESULTS.split("\n\n")[1]  # "DATE, MACHINE."
+    assert re.match(r"\d{4}-\d\d-\d\d \d\d:\d\d UTC, .+ CPUs, Python \d", stamp), stamp
+    assert flat(stamp) in flat(section(README, "## Performance"))
+
+
+def test_readme_ratios_are_every_row_of_the_bench_table() -> None:
+    results_table = RESULTS.split("\n## ")[0]  # the main table, before any other section
+    assert ratios(section(README, "## Performance")) == ratios(results_table)
+    assert len(ratios(results_table)) >= 8
+
+
+def test_readme_performance_figures_are_all_in_the_results() -> None:
+    figures = re.findall(r"(?<![\w.])\d+\.\d+(?![\d.])", section(README, "## Performance"))
+    assert figures
+    missing = [figure for figure in figures if figure not in RESULTS]
+    assert missing == [], f"in README's Performance but not in benchmarks/RESULTS.md: {missing}"
+
+
+def test_readme_quick_start_is_the_command_the_bench_runs() -> None:
+    from benchmarks.bench import QUICK_START
+
+    assert f"qmqp-source {' '.join(QUICK_START)}" in section(README, "## Quick start")
+
+
+def test_readme_quick_start_output_is_the_bench_run() -> None:
+    from benchmarks.bench import QUICK_START_HEADING
+
+    if f"\n{QUICK_START_HEADING}\n" not in RESULTS:
+        pytest.skip("benchmarks/RESULTS.md predates the bench's quick-start run: run "
+                    "`nox -s bench`, and copy its quick-start summary into the README")
+    theirs = re.search(r"```text\n(.*?)\n```", section(RESULTS, QUICK_START_HEADING), re.S)
+    ours = re.search(r"```text\n(.*?)\n```", section(README, "## Quick start"), re.S)
+    assert theirs is not None and ours is not None
+    assert ours[1] == theirs[1]
