@@ -46,6 +46,11 @@ class ServerState:
     connections: int = 0
     active: int = 0
     max_active: int = 0
+    # Requests read and not yet answered (the default handler): unlike ``active``, this
+    # drops before the reply goes out, so a client that reconnects at once after it
+    # cannot be counted twice.
+    pending: int = 0
+    max_pending: int = 0
     # trio.current_time() of every accepted connection, in order.
     accept_times: list[float] = field(default_factory=list)
     handler_errors: list[BaseException] = field(default_factory=list)
@@ -73,10 +78,15 @@ async def _default_handler(stream: trio.SocketStream, state: ServerState) -> Non
     payload = NetstringDecoder(_REQUEST_LIMIT).feed(raw)
     assert payload is not None
     state.requests.append(decode_request(payload))
-    delay = state.delay(index) if callable(state.delay) else state.delay
-    if delay:
-        await trio.sleep(delay)
-    reply = state.reply(index) if callable(state.reply) else state.reply
+    state.pending += 1
+    state.max_pending = max(state.max_pending, state.pending)
+    try:
+        delay = state.delay(index) if callable(state.delay) else state.delay
+        if delay:
+            await trio.sleep(delay)
+        reply = state.reply(index) if callable(state.reply) else state.reply
+    finally:
+        state.pending -= 1
     await stream.send_all(netstring(reply))
 
 

@@ -28,7 +28,7 @@ async def test_exactly_m_messages_never_more_than_s_at_once(autojump_clock: Any)
     assert result.exit_status == 0 and result.failure is None
     assert len(server.requests) == 30 == result.stats.accepted
     assert server.connections == 30
-    assert server.max_active == 4
+    assert server.max_pending == 4
     assert all(len(r.recipients) == 2 for r in server.requests)
 
 
