@@ -31,6 +31,7 @@ with imports_uncollected():  # and main() freezes: see startup.py
     from qmqpsource.request import MessageFileError, load_message_file
     from qmqpsource.runner import PROG
     from qmqpsource.shard import Shard, ShardError, parse_shard
+    from qmqpsource.stdio import guard
 
 __all__ = ["app", "main", "run_source"]
 
@@ -342,5 +343,6 @@ def _worker_count(text: str) -> int:
 def main(argv: list[str] | None = None) -> None:
     """Console entry point: Postfix's exit statuses, never a traceback for bad input."""
     if argv is None:
+        guard()  # closed or failing stdio must not change the run (see stdio.py)
         freeze_for_good()  # the command's own process, not a caller in-process
     raise SystemExit(run_command(app, PROG, USAGE, argv))

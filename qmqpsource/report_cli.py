@@ -17,6 +17,7 @@ import typer
 
 from qmqpsource import __version__, result
 from qmqpsource.commandline import fatal, make_app, run_command
+from qmqpsource.stdio import guard
 from qmqpsource.summary import format_summary
 
 __all__ = ["PROG", "app", "main", "report"]
@@ -82,6 +83,8 @@ USAGE = f"usage: {PROG} [-q] [--json PATH] FILE..."
 
 def main(argv: list[str] | None = None) -> None:
     """Console entry point: exit 0, or one fatal line and exit 1; never a traceback."""
+    if argv is None:
+        guard()  # closed or failing stdio must not change the run (see stdio.py)
     try:
         status = run_command(app, PROG, USAGE, argv)
     except Fatal as exc:

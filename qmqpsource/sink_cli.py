@@ -47,6 +47,7 @@ with imports_uncollected():  # and main() freezes: see startup.py
         format_summary,
         parse_endpoint,
     )
+    from qmqpsource.stdio import guard
 
 __all__ = ["app", "main", "parse_delay", "parse_rate"]
 
@@ -336,6 +337,7 @@ def main(argv: list[str] | None = None) -> None:
     if argv is None:
         # The real process, not a caller in-process: SIGTERM is ours until the exit.
         signal.signal(signal.SIGTERM, _stop_flag)
+        guard()  # closed or failing stdio must not change the run (see stdio.py)
         freeze_for_good()
     try:
         status = run_command(app, PROG, USAGE, argv)
