@@ -12,13 +12,14 @@ import sys
 import threading
 from collections.abc import Mapping, Sequence
 from functools import partial
-from typing import IO, TYPE_CHECKING, Any, NoReturn
+from typing import TYPE_CHECKING, Any, NoReturn
 
 import trio
 
 from qmqpsource import __version__
 from qmqpsource.config import SourceConfig
 from qmqpsource.connector import TargetError, resolve
+from qmqpsource.outfile import OutputError, OutputFile
 from qmqpsource.progress import bar_wanted, run_progress
 from qmqpsource.request import RequestFactory
 from qmqpsource.runner import PROG, Runner, RunResult
@@ -174,15 +175,14 @@ def run_source(
     return run_result.exit_status
 
 
-def open_json(path: str | None) -> IO[str] | None:
+def open_json(path: str | None) -> OutputFile | None:
+    """--json's file, checked now (and left as it is until the end: see outfile.py)."""
     if path is None:
         return None
-    if path == "-":
-        return sys.stdout
     try:
-        return open(path, "w", encoding="utf-8")  # closed by write_json
-    except OSError as exc:
-        fatal(f"open {path}: {exc.strerror or exc}")
+        return OutputFile.at(path)
+    except OutputError as exc:
+        fatal(str(exc))
 
 
 def sink_line(counts: dict[str, Any], accepted: int) -> str:
@@ -198,14 +198,11 @@ def sink_line(counts: dict[str, Any], accepted: int) -> str:
 
 
 def write_json(
-    file: IO[str], value: result.Result, extra: Mapping[str, Any] | None = None
+    file: OutputFile, value: result.Result, extra: Mapping[str, Any] | None = None
 ) -> None:
     from qmqpsource import result  # imported already: the caller made ``value`` with it
 
     try:
-        result.write(value, file, extra)
-    except OSError as exc:
-        fatal(f"write {getattr(file, 'name', 'JSON')}: {exc.strerror or exc}")
-    finally:
-        if file is not sys.stdout:
-            file.close()
+        file.write(result.dumps(value, extra))
+    except OutputError as exc:
+        fatal(str(exc))

@@ -17,6 +17,7 @@ import typer
 
 from qmqpsource import __version__, result
 from qmqpsource.commandline import fatal, make_app, run_command
+from qmqpsource.outfile import OutputError, OutputFile
 from qmqpsource.stdio import guard
 from qmqpsource.summary import format_summary
 
@@ -44,6 +45,10 @@ def _read(path: str) -> result.Result:
 
 def report(paths: list[str], *, json_path: str | None = None, quiet: bool = False) -> None:
     """Read, merge, summarize, write; raises Fatal with the line to print."""
+    try:
+        json_file = OutputFile.at(json_path) if json_path is not None else None
+    except OutputError as exc:
+        raise Fatal(str(exc)) from None
     results = [_read(path) for path in paths]
     merged = (
         results[0]
@@ -55,16 +60,12 @@ def report(paths: list[str], *, json_path: str | None = None, quiet: bool = Fals
         out = sys.stderr if json_path == "-" else sys.stdout
         out.write(format_summary(merged))
         out.flush()
-    if json_path is None:
-        return
-    if json_path == "-":
-        result.write(merged, sys.stdout)
+    if json_file is None:
         return
     try:
-        with open(json_path, "w", encoding="utf-8") as file:
-            result.write(merged, file)
-    except OSError as exc:
-        raise Fatal(f"write {json_path}: {exc.strerror or exc}") from None
+        json_file.write(result.dumps(merged))
+    except OutputError as exc:
+        raise Fatal(str(exc)) from None
 
 
 @app.command(help=__doc__)

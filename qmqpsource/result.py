@@ -31,6 +31,7 @@ __all__ = [
     "STATUSES",
     "Result",
     "ResultError",
+    "dumps",
     "from_dict",
     "from_stats",
     "loads",
@@ -325,12 +326,16 @@ def merge(results: Sequence[Result], *, tool_name: str, tool_version: str) -> Re
     )
 
 
-def write(result: Result, file: IO[str], extra: Mapping[str, Any] | None = None) -> None:
-    """Write ``result`` as one JSON document to an open text file (``extra``: more keys)."""
+def dumps(result: Result, extra: Mapping[str, Any] | None = None) -> str:
+    """``result`` as the text of one JSON document (``extra``: more keys)."""
     import json
 
-    json.dump({**to_dict(result), **(extra or {})}, file, indent=2)
-    file.write("\n")
+    return json.dumps({**to_dict(result), **(extra or {})}, indent=2) + "\n"
+
+
+def write(result: Result, file: IO[str], extra: Mapping[str, Any] | None = None) -> None:
+    """Write ``result`` as one JSON document to an open text file (``extra``: more keys)."""
+    file.write(dumps(result, extra))
     file.flush()
 
 

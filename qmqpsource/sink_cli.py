@@ -34,6 +34,7 @@ with imports_uncollected():  # and main() freezes: see startup.py
     from qmqpsource import __version__
     from qmqpsource.commandline import UsageFailure, fatal, make_app, run_command
     from qmqpsource.config import Family
+    from qmqpsource.outfile import OutputError, OutputFile
     from qmqpsource.sink import (
         DEFAULT_MAX_CONNECTIONS,
         DEFAULT_MAX_SIZE,
@@ -210,13 +211,19 @@ def sink(
         verbose=verbose,
     )
     stop_after = _seconds("-x", duration) if duration is not None else None
-    raise typer.Exit(run_sink(config, stop_after, json_path, control_fd))
+    json_file = None
+    if json_path is not None:
+        try:
+            json_file = OutputFile.at(json_path)  # a bad path fails now, not after the run
+        except OutputError as exc:
+            _fatal(f"--json: {exc}")
+    raise typer.Exit(run_sink(config, stop_after, json_file, control_fd))
 
 
 def run_sink(
     config: SinkConfig,
     duration: float | None = None,
-    json_path: str | None = None,
+    json_file: OutputFile | None = None,
     control_fd: int | None = None,
 ) -> int:
     """Serve until a signal, -x or the parent says stop; print the summary; exit status."""
@@ -226,7 +233,7 @@ def run_sink(
     previous = signal.signal(signal.SIGTERM, _stop_flag)
     try:
         try:
-            trio.run(_serve, server, duration, json_path, control_fd)
+            trio.run(_serve, server, duration, json_file, control_fd)
         except* (SinkError, _SinkFailure) as group:
             failure = str(group.exceptions[0])
     except KeyboardInterrupt:
@@ -260,7 +267,7 @@ class _SinkFailure(Exception):
 
 
 async def _serve(
-    server: Sink, duration: float | None, json_path: str | None, control_fd: int | None
+    server: Sink, duration: float | None, json_file: OutputFile | None, control_fd: int | None
 ) -> None:
     # Signals are held for the whole run, summary included: a second SIGTERM while
     # the JSON is being written must not kill the process halfway through it.
@@ -274,7 +281,7 @@ async def _serve(
                 nursery.start_soon(_control, control_fd, labels, nursery.cancel_scope)
             if duration is not None:
                 nursery.cancel_scope.deadline = trio.current_time() + duration
-        _finish(server, json_path)
+        _finish(server, json_file)
 
 
 async def _stop_on_signal(signals: Any, scope: trio.CancelScope) -> None:
@@ -305,7 +312,7 @@ async def _control(fd: int, labels: list[str], scope: trio.CancelScope) -> None:
             os.close(fd)
 
 
-def _finish(server: Sink, json_path: str | None) -> None:
+def _finish(server: Sink, json_file: OutputFile | None) -> None:
     config = server.config
     stats = server.stats
     if config.counter:
@@ -314,22 +321,15 @@ def _finish(server: Sink, json_path: str | None) -> None:
     for line in format_summary(stats):
         sys.stderr.write(f"{PROG}: {line}\n")
     sys.stderr.flush()
-    if json_path is None:
+    if json_file is None:
         return
     result = stats.as_dict()
     result["listen"] = server.labels
     result["maildir"] = config.maildir
-    # Written whole, then renamed: a reader never sees half a file.
-    temporary = f"{json_path}.tmp{os.getpid()}"
     try:
-        with open(temporary, "w") as f:
-            json.dump(result, f, indent=2)
-            f.write("\n")
-        os.replace(temporary, json_path)
-    except OSError as exc:
-        with contextlib.suppress(OSError):
-            os.unlink(temporary)
-        raise _SinkFailure(f"--json {json_path}: {exc.strerror or exc}") from None
+        json_file.write(json.dumps(result, indent=2) + "\n")  # whole, or not at all
+    except OutputError as exc:
+        raise _SinkFailure(f"--json: {exc}") from None
 
 
 def main(argv: list[str] | None = None) -> None:

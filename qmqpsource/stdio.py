@@ -36,27 +36,27 @@ class Forgiving:
     def __init__(self, stream: TextIO, fd: int) -> None:
         self._stream = stream
         self._fd = fd
-        self.failed = False
+        self.failure: str | None = None  # why the first write that failed did
 
     def write(self, text: str) -> int:
-        if self.failed:
+        if self.failure is not None:
             return len(text)
         try:
             return self._stream.write(text)
-        except (OSError, ValueError):
-            self._fail()
+        except (OSError, ValueError) as exc:
+            self._fail(exc)
             return len(text)
 
     def flush(self) -> None:
-        if self.failed:
+        if self.failure is not None:
             return
         try:
             self._stream.flush()
-        except (OSError, ValueError):
-            self._fail()
+        except (OSError, ValueError) as exc:
+            self._fail(exc)
 
-    def _fail(self) -> None:
-        self.failed = True
+    def _fail(self, exc: OSError | ValueError) -> None:
+        self.failure = (exc.strerror if isinstance(exc, OSError) else None) or str(exc)
         _point_at_devnull(self._fd)
 
     def __getattr__(self, name: str) -> Any:
@@ -110,6 +110,6 @@ def closed_at_start(fd: int) -> bool:
     return fd in _closed
 
 
-def failed(stream: object) -> bool:
-    """Whether ``stream`` (sys.stdout, say) has dropped output since a write failed."""
-    return isinstance(stream, Forgiving) and stream.failed
+def failed(stream: object) -> str | None:
+    """Why ``stream`` (sys.stdout, say) drops what it is given, or None if it does not."""
+    return stream.failure if isinstance(stream, Forgiving) else None

@@ -285,7 +285,8 @@ def test_report_unwritable_json(tmp_path: Path) -> None:
     a = write(tmp_path / "a.json", run_a())
     done = report("-q", a, "--json", tmp_path / "no" / "m.json")
     assert done.returncode == 1
-    assert done.stderr.startswith("qmqp-report: fatal: write ")
+    # Checked before anything is read: a long merge must not end in this.
+    assert done.stderr.startswith(f"qmqp-report: fatal: open {tmp_path}/no/m.json: ")
     assert done.stderr.count("\n") == 1
 
 
