@@ -21,7 +21,7 @@ import stat
 import sys
 import time
 from dataclasses import dataclass, field
-from typing import Any, Protocol, TextIO
+from typing import Any, Protocol
 
 import trio
 
@@ -48,6 +48,7 @@ __all__ = [
     "DEFAULT_TIMEOUT",
     "Faults",
     "InetEndpoint",
+    "Lines",
     "ListenError",
     "Sink",
     "SinkConfig",
@@ -368,6 +369,14 @@ def format_summary(stats: SinkStats) -> list[str]:
 # --- the server
 
 
+class Lines(Protocol):
+    """Where log lines and -c's counts go: a text stream, or a loglines.LineWriter."""
+
+    def write(self, text: str, /) -> object: ...
+
+    def flush(self) -> object: ...
+
+
 class _Started(Protocol):
     # What serve() needs of nursery.start's task_status; spelled out so that the
     # code checks both with trio's own types and with the trio-typing stubs.
@@ -425,14 +434,15 @@ class Sink:
         self,
         config: SinkConfig,
         *,
-        log: TextIO | None = None,
-        out: TextIO | None = None,
+        log: Lines | None = None,
+        out: Lines | None = None,
     ) -> None:
         self.config = config
         self.stats = SinkStats()
         self.labels: list[str] = []
-        self._log_file = log if log is not None else sys.stderr
-        self._out = out if out is not None else sys.stdout
+        # -v's lines and -c's counter (qmqp-sink gives loglines.LineWriters: never blocking).
+        self.log: Lines = log if log is not None else sys.stderr
+        self.out: Lines = out if out is not None else sys.stdout
         self._maildir: Maildir | None = None
         faults = config.faults
         self._faulty = faults.any_rate
@@ -457,8 +467,8 @@ class Sink:
 
     def _log(self, text: str) -> None:
         try:
-            self._log_file.write(f"{PROG}: {text}\n")
-            self._log_file.flush()
+            self.log.write(f"{PROG}: {text}\n")
+            self.log.flush()
         except (OSError, ValueError):
             pass  # a closed stderr must not take a connection (or the sink) down
 
@@ -697,8 +707,8 @@ class Sink:
         if self.config.counter:
             self._completed += 1
             with contextlib.suppress(OSError, ValueError):
-                self._out.write(f"{self._completed}\r")
-                self._out.flush()
+                self.out.write(f"{self._completed}\r")
+                self.out.flush()
         if not self.config.verbose:
             return None
         text = _printable(reply[reply.index(b":") + 1 : -1])

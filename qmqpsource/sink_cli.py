@@ -34,6 +34,7 @@ with imports_uncollected():  # and main() freezes: see startup.py
     from qmqpsource import __version__
     from qmqpsource.commandline import UsageFailure, fatal, make_app, run_command
     from qmqpsource.config import Family
+    from qmqpsource.loglines import LineWriter
     from qmqpsource.outfile import OutputError, OutputFile
     from qmqpsource.sink import (
         DEFAULT_MAX_CONNECTIONS,
@@ -41,6 +42,7 @@ with imports_uncollected():  # and main() freezes: see startup.py
         DEFAULT_TIMEOUT,
         PROG,
         Faults,
+        Lines,
         ListenError,
         Sink,
         SinkConfig,
@@ -60,6 +62,10 @@ USAGE = (
 )
 # Descriptors kept aside for listeners, the Maildir, logs and worker threads.
 _SPARE_FDS = 64
+# At the exit, how long the summary may wait for a reader of stderr (or stdout).
+OUTPUT_WAIT = 2.0
+# Whether main() runs as the command's own process (not called in-process by a test).
+_own_process = False
 
 app = make_app()
 
@@ -227,7 +233,8 @@ def run_sink(
     control_fd: int | None = None,
 ) -> int:
     """Serve until a signal, -x or the parent says stop; print the summary; exit status."""
-    server = Sink(config)
+    log, out = _outputs()
+    server = Sink(config, log=log, out=out)
     failure: str | None = None
     # SIGTERM outside the signal receiver's scope: noted, never fatal (see _StopFlag).
     previous = signal.signal(signal.SIGTERM, _stop_flag)
@@ -240,9 +247,30 @@ def run_sink(
         return 130  # a Ctrl-C before the signal receiver was up, or after the summary
     finally:
         signal.signal(signal.SIGTERM, previous)
-    if failure is not None:
-        _fatal(failure)
-    return 0
+        if failure is not None:
+            _tell(log, f"{PROG}: fatal: {failure}\n")
+        for stream in (out, log):
+            if isinstance(stream, LineWriter):
+                stream.close(OUTPUT_WAIT)
+    return 0 if failure is None else 1
+
+
+def _outputs() -> tuple[Lines, Lines]:
+    """stderr and stdout for the run: in the command's own process, writers that never
+    block the event loop (an unread pipe froze the sink); called in-process (tests), the
+    caller's streams as they are."""
+    if _own_process:
+        return LineWriter(2), LineWriter(1)
+    return sys.stderr, sys.stdout
+
+
+def _tell(stream: Lines, text: str) -> None:
+    """A line that must not be dropped for a full queue: the summary, a failure."""
+    if isinstance(stream, LineWriter):
+        stream.write(text, always=True)
+    else:
+        stream.write(text)
+        stream.flush()
 
 
 class _StopFlag:
@@ -316,16 +344,19 @@ def _finish(server: Sink, json_file: OutputFile | None) -> None:
     config = server.config
     stats = server.stats
     if config.counter:
-        sys.stdout.write("\n")
-        sys.stdout.flush()
+        _tell(server.out, "\n")
+    dropped = server.log.dropped if isinstance(server.log, LineWriter) else 0
     for line in format_summary(stats):
-        sys.stderr.write(f"{PROG}: {line}\n")
-    sys.stderr.flush()
+        _tell(server.log, f"{PROG}: {line}\n")
+    if dropped:
+        _tell(server.log, f"{PROG}: {dropped} log lines dropped: stderr was not read fast "
+                          "enough\n")
     if json_file is None:
         return
     result = stats.as_dict()
     result["listen"] = server.labels
     result["maildir"] = config.maildir
+    result["log_dropped"] = dropped
     try:
         json_file.write(json.dumps(result, indent=2) + "\n")  # whole, or not at all
     except OutputError as exc:
@@ -334,7 +365,9 @@ def _finish(server: Sink, json_file: OutputFile | None) -> None:
 
 def main(argv: list[str] | None = None) -> None:
     """Console entry point: Postfix's exit statuses, never a traceback for bad input."""
+    global _own_process
     if argv is None:
+        _own_process = True
         # The real process, not a caller in-process: SIGTERM is ours until the exit.
         signal.signal(signal.SIGTERM, _stop_flag)
         guard()  # closed or failing stdio must not change the run (see stdio.py)

@@ -11,6 +11,7 @@ from pathlib import Path
 
 import trio
 
+from qmqpsource.loglines import LineWriter
 from qmqpsource.protocol import Status
 from tests.qmqp_server import qmqp_server
 from tests.test_sink_support import exchange, parse_reply, request
@@ -101,3 +102,60 @@ async def test_sink_with_stdout_and_stderr_closed_serves_and_counts(tmp_path: Pa
             proc.kill()
     assert proc.returncode == 0
     assert json.loads(out.read_text())["replies"]["K"] == 3
+
+
+async def test_sink_whose_stderr_nobody_reads_keeps_serving_and_stops(tmp_path: Path) -> None:
+    # -v into a pipe that is never read: the pipe fills after 64 KiB of log lines, and a
+    # write that waits for room used to freeze the sink, SIGTERM included.
+    sock = tmp_path / "s.sock"
+    out = tmp_path / "sink.json"
+    read_end, write_end = os.pipe()
+    proc = await trio.lowlevel.open_process(
+        [*SINK, "-v", "--json", str(out), f"unix:{sock}", "5"],
+        stdout=subprocess.DEVNULL, stderr=write_end,
+    )
+    os.close(write_end)
+    requests = 2000  # about 250 KiB of log, and more than the sink's queue of lines
+    try:
+        with trio.fail_after(RUN_LIMIT):
+            while not sock.exists():
+                assert proc.returncode is None, "the sink exited"
+                await trio.sleep(0.02)
+            for _ in range(requests):
+                reply = parse_reply(await exchange(f"unix:{sock}", request()))
+                assert reply.status is Status.OK
+            proc.send_signal(signal.SIGTERM)
+            # Reading only now: what the sink could not write was dropped, not waited for.
+            err = b""
+            while chunk := await trio.to_thread.run_sync(os.read, read_end, 65536):
+                err += chunk
+            await proc.wait()
+    finally:
+        os.close(read_end)
+        if proc.returncode is None:
+            proc.kill()
+    assert proc.returncode == 0
+    value = json.loads(out.read_text())
+    assert value["replies"]["K"] == requests
+    lines = err.decode().splitlines()
+    assert value["log_dropped"] > 0
+    assert lines[-1] == f"qmqp-sink: {value['log_dropped']} log lines dropped: stderr was not " \
+                        "read fast enough"
+    assert lines[-3].startswith(f"qmqp-sink: {requests} connections, {requests} messages")
+    # Every line was either written whole or counted as dropped.
+    served = [line for line in lines if ": K2.0.0 Ok: queued as " in line]
+    assert len(served) + value["log_dropped"] == requests
+
+
+def test_line_writer_counts_what_a_failing_descriptor_drops() -> None:
+    read_end, write_end = os.pipe()
+    os.close(read_end)  # every write now fails (EPIPE)
+    try:
+        lines = LineWriter(write_end)
+        for n in range(5):
+            lines.write(f"line {n}\n")
+        lines.close(RUN_LIMIT)
+        lines.write("after the close\n")
+    finally:
+        os.close(write_end)
+    assert lines.dropped == 6
