@@ -289,8 +289,10 @@ class SinkStats:
         "active",
         "bytes",
         "connections",
+        "cut_off",
         "dropped",
         "empty",
+        "evicted",
         "hung",
         "lost",
         "malformed",
@@ -323,6 +325,9 @@ class SinkStats:
         self.empty = 0  # connections closed before sending a byte (probes)
         self.dropped = 0  # --drop: closed on purpose without a reply
         self.hung = 0  # --hang: never answered
+        self.evicted = 0  # closed before their first byte, to make room for new ones
+        # Open when the sink stopped, ended in none of the ways above; set at the stop.
+        self.cut_off = 0
         self.started = time.monotonic()
         self.stopped: float | None = None
 
@@ -330,6 +335,11 @@ class SinkStats:
     def elapsed(self) -> float:
         end = self.stopped if self.stopped is not None else time.monotonic()
         return end - self.started
+
+    def ended(self) -> int:
+        """Connections that ended in one of the counted ways; every one ends in exactly one."""
+        return (self.empty + self.lost + self.timeouts + self.replies_k + self.replies_z
+                + self.replies_d + self.dropped + self.hung + self.evicted)
 
     def as_dict(self) -> dict[str, Any]:
         elapsed = self.elapsed
@@ -347,6 +357,8 @@ class SinkStats:
             "empty": self.empty,
             "dropped": self.dropped,
             "hung": self.hung,
+            "evicted": self.evicted,
+            "cut_off": self.cut_off,
             "elapsed": round(elapsed, 6),
             "messages_per_second": round(self.messages / elapsed, 1) if elapsed > 0 else 0.0,
         }
@@ -356,7 +368,7 @@ def format_summary(stats: SinkStats) -> list[str]:
     """The human summary, a few lines."""
     elapsed = stats.elapsed
     rate = stats.messages / elapsed if elapsed > 0 else 0.0
-    return [
+    lines = [
         f"{stats.connections} connections, {stats.messages} messages, "
         f"{stats.recipients} recipients, {stats.bytes} bytes in {elapsed:.3f} s "
         f"({rate:.1f} msg/s)",
@@ -364,6 +376,11 @@ def format_summary(stats: SinkStats) -> list[str]:
         f"malformed {stats.malformed}, timeouts {stats.timeouts}, lost {stats.lost}, "
         f"dropped {stats.dropped}, hung {stats.hung}",
     ]
+    if stats.evicted or stats.cut_off:
+        lines.append(
+            f"closed idle to make room {stats.evicted}; cut off by the stop {stats.cut_off}"
+        )
+    return lines
 
 
 # --- the server
@@ -389,6 +406,10 @@ class _Lost(Exception):
 
 class _Timeout(Exception):
     """The connection's deadline passed; ``str()`` says while doing what."""
+
+
+class _Evicted(Exception):
+    """The connection had sent nothing, and its slot went to a new one."""
 
 
 def _peer_label(family: int, address: Any, listener: str) -> str:
@@ -464,6 +485,9 @@ class Sink:
         # a plain count (stats.active) is cheaper than a semaphore on the hot path.
         self._room: trio.Event | None = None
         self._accept_warned = -1.0
+        # Connections waiting for their first byte, oldest first: who makes room (_evict).
+        self._idle: dict[socket.socket, trio.CancelScope] = {}
+        self._evict_warned = -1.0
 
     def _log(self, text: str) -> None:
         try:
@@ -493,7 +517,11 @@ class Sink:
                     connections.start_soon(self._accept_loop, sock, label, connections)
                 task_status.started(self.labels)
         finally:
-            self.stats.stopped = time.monotonic()
+            stats = self.stats
+            stats.stopped = time.monotonic()
+            # Every connection task has ended: those that ended in no counted way were
+            # cut off by the stop (mid-request, waiting for --delay or the Maildir...).
+            stats.cut_off = stats.connections - stats.ended()
             for sock in listeners:
                 sock.close()
             if isinstance(endpoint, UnixEndpoint):
@@ -512,11 +540,10 @@ class Sink:
         while True:
             await wait_readable(fd)
             for _ in range(ACCEPT_BATCH):
-                while stats.active >= limit:
-                    # --max-connections reached: the rest wait in the listen queue.
-                    if self._room is None:
-                        self._room = trio.Event()
-                    await self._room.wait()
+                if stats.active >= limit and not self._idle:
+                    # --max-connections reached, and every connection is busy: the rest
+                    # wait in the listen queue until one ends.
+                    await self._room_made()
                 try:
                     sock, address = listener.accept()
                 except BlockingIOError:
@@ -528,12 +555,44 @@ class Sink:
                         break
                     # The client gave up between its SYN and our accept: nothing to serve.
                     continue
+                if stats.active >= limit:
+                    # A connection in hand and no slot for it: the one that has sent
+                    # nothing for longest makes room.
+                    try:
+                        while stats.active >= limit:
+                            if self._idle:
+                                self._evict()
+                            await self._room_made()
+                    except BaseException:
+                        sock.close()
+                        raise
                 sock.setblocking(False)
                 stats.connections += 1
                 stats.active += 1
                 if stats.active > stats.max_active:
                     stats.max_active = stats.active
                 start(handler, sock, address, label)
+
+    async def _room_made(self) -> None:
+        """Until a connection ends (and so frees its slot)."""
+        if self._room is None:
+            self._room = trio.Event()
+        await self._room.wait()
+
+    def _evict(self) -> None:
+        """Close the connection that has waited longest for its first byte.
+
+        Idle connections cost a slot each and nothing else: without this, a few
+        thousand of them (a flood, or clients that connect and never speak) kept every
+        real client waiting for --timeout, five minutes by default.
+        """
+        sock = next(iter(self._idle))
+        self._idle.pop(sock).cancel()  # gone from _idle: _first_byte knows why it ended
+        now = time.monotonic()
+        if self._evict_warned < 0 or now - self._evict_warned >= 1.0:
+            self._evict_warned = now  # one line a second at most, however many
+            self._log("warning: every connection slot is taken: closing the connections "
+                      "that have sent nothing for longest")
 
     def _accept_trouble(self, exc: OSError) -> None:
         # One line a second at most, however hard the clients push.
@@ -570,6 +629,9 @@ class Sink:
         except _Timeout as exc:
             stats.timeouts += 1
             note = f"warning: timeout while {exc}"
+        except _Evicted:
+            stats.evicted += 1
+            note = "closed before a byte came, to make room"
         except _Lost as exc:
             stats.lost += 1
             note = f"warning: lost connection while {exc}"
@@ -600,7 +662,10 @@ class Sink:
                     if deadline < 0:
                         # --timeout counts from the first wait, microseconds after the accept.
                         deadline = trio.current_time() + self.config.timeout
-                    await _readable(sock.fileno(), deadline, "receiving request")
+                    if decoder is None:
+                        await self._first_byte(sock, deadline)
+                    else:
+                        await _readable(sock.fileno(), deadline, "receiving request")
                     continue
                 except OSError:
                     if decoder is not None:
@@ -648,6 +713,22 @@ class Sink:
         stats.recipients += len(request.recipients)
         stats.message_bytes += len(request.message)
         return request
+
+    async def _first_byte(self, sock: socket.socket, deadline: float) -> None:
+        """Wait until a new connection has something to read; raises _Timeout at the
+        deadline, or _Evicted when its slot is taken back meanwhile (see _evict)."""
+        idle = self._idle
+        with trio.move_on_at(deadline):
+            idle[sock] = trio.CancelScope()
+            with idle[sock]:
+                try:
+                    await trio.lowlevel.wait_readable(sock.fileno())
+                finally:
+                    evicted = idle.pop(sock, None) is None
+                return
+            if evicted:
+                raise _Evicted
+        raise _Timeout("receiving request")
 
     def _delay(self) -> float:
         faults = self.config.faults
