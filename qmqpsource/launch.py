@@ -28,6 +28,7 @@ from qmqpsource.stats import RunStats
 if TYPE_CHECKING:
     from qmqpsource import result
     from qmqpsource.budget import MessageBudget
+    from qmqpsource.workers import ParentLink
 
 __all__ = ["GRACE_SECONDS", "fatal", "open_json", "run_source", "write_json"]
 
@@ -66,6 +67,7 @@ def run_source(
     json_path: str | None = None,
     embedded_sink_args: Sequence[str] | None = None,
     budget: MessageBudget | None = None,
+    parent: ParentLink | None = None,
 ) -> int:
     """Run the load; print Postfix's fatal line on failure; return the exit status.
 
@@ -77,13 +79,17 @@ def run_source(
     With ``embedded_sink_args`` (a list, maybe empty) the target is a qmqp-sink that
     this run starts in a child process and stops afterwards; its counts are reported
     beside ours (and under "sink" in the JSON).
+
+    A --workers worker runs with ``parent``: its result goes up to the parent, and the
+    run stops at once, reporting nothing, when the parent is gone.
     """
     requests = RequestFactory(config)
     sample = requests.fixed if requests.fixed is not None else requests.build(0)
     stats = RunStats(config.recipients, len(sample))
     del sample
     # Opened before the run, so that a bad path fails at once, not after a long run.
-    json_file = open_json(json_path)
+    json_file = open_json(json_path) if parent is None else OutputFile.on_descriptor(
+        parent.result, "the parent's pipe")
     bar = bar_wanted(
         quiet=quiet, counter=config.counter, verbose=config.verbose, stream=sys.stderr
     )
@@ -120,6 +126,8 @@ def run_source(
             runner = Runner(config, endpoint, requests, stats, budget=budget)
             if catch_signals:
                 await nursery.start(partial(_watch_signals, runner, received))
+            if parent is not None:
+                nursery.start_soon(parent.watch, runner)
             run_result = await runner.run()
             nursery.cancel_scope.cancel()
         return run_result
@@ -160,6 +168,8 @@ def run_source(
             return 130
         report("failed", f"{type(exc).__name__}: {exc}")
         raise
+    if parent is not None and parent.gone:
+        return 1  # an orphan: nobody to report to
     if received:
         signum = received[0]
         report("interrupted", run_result.failure)
