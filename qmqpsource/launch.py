@@ -127,7 +127,7 @@ def run_source(
             if catch_signals:
                 await nursery.start(partial(_watch_signals, runner, received))
             if parent is not None:
-                nursery.start_soon(parent.watch, runner)
+                nursery.start_soon(parent.watch, runner.abort)
             run_result = await runner.run()
             nursery.cancel_scope.cancel()
         return run_result

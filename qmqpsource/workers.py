@@ -34,7 +34,7 @@ import sys
 import threading
 from collections.abc import Callable, Sequence
 from functools import partial
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import trio
 
@@ -45,9 +45,6 @@ from qmqpsource.embedded import EmbeddedSinkError, embedded_sink
 from qmqpsource.outcome import Outcome
 from qmqpsource.outfile import OutputFile
 from qmqpsource.summary import format_summary
-
-if TYPE_CHECKING:
-    from qmqpsource.runner import Runner
 
 __all__ = ["ParentLink", "WorkerRun", "run_workers"]
 
@@ -91,8 +88,8 @@ class ParentLink:
     result: int
     gone: bool = False
 
-    async def watch(self, runner: Runner) -> None:
-        """Abort the run at once when the parent is gone: nobody would read its result."""
+    async def watch(self, abort: Callable[[], None]) -> None:
+        """``abort()`` the run at once when the parent is gone: nobody would read its result."""
         fd = self.lifeline
         os.set_blocking(fd, False)
         while True:
@@ -106,7 +103,7 @@ class ParentLink:
                 pass
             break
         self.gone = True
-        runner.abort()
+        abort()
 
 
 def _die_with_parent() -> Callable[[], None]:

@@ -271,21 +271,15 @@ async def test_a_worker_whose_parent_is_gone_aborts_its_run() -> None:
     # pipe the parent holds tells the worker.
     from qmqpsource.workers import ParentLink
 
-    class Runner:
-        aborted = False
-
-        def abort(self) -> None:
-            self.aborted = True
-
+    aborted: list[bool] = []
     read_end, write_end = os.pipe()
-    runner = Runner()
     link = ParentLink(read_end, -1)
     try:
         async with trio.open_nursery() as nursery:
-            nursery.start_soon(link.watch, runner)
+            nursery.start_soon(link.watch, lambda: aborted.append(True))
             await trio.testing.wait_all_tasks_blocked()
-            assert not runner.aborted
+            assert not aborted
             os.close(write_end)  # the parent died
     finally:
         os.close(read_end)
-    assert runner.aborted and link.gone
+    assert aborted == [True] and link.gone
