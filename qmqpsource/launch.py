@@ -1,8 +1,8 @@
 """One qmqp-source run from a config: trio loop, progress, signals, summary, JSON, exit status.
 
 The CLI parses; this runs; the runner knows nothing of terminals or signals.
-SIGINT and SIGTERM stop new messages, give those in flight a short grace, then
-report as usual (exit 130 or 143); a second signal ends the run at once.
+SIGINT, SIGTERM and SIGHUP stop new messages, give those in flight a short grace,
+then report as usual (exit 130, 143 or 129); a second signal ends the run at once.
 """
 
 from __future__ import annotations
@@ -32,10 +32,12 @@ if TYPE_CHECKING:
 
 __all__ = ["GRACE_SECONDS", "fatal", "open_json", "run_source", "write_json"]
 
-# After the first SIGINT/SIGTERM, messages in flight get this long to finish.
+# After the first SIGINT/SIGTERM/SIGHUP, messages in flight get this long to finish.
 GRACE_SECONDS = 2.0
-_SIGNAL_EXIT = {signal.SIGINT: 130, signal.SIGTERM: 143}
-_SIGNAL_WORD = {signal.SIGINT: "interrupted", signal.SIGTERM: "terminated"}
+# SIGHUP too: a closed terminal or ssh session must not end the run without its result.
+_SIGNAL_EXIT = {signal.SIGINT: 130, signal.SIGTERM: 143, signal.SIGHUP: 129}
+_SIGNAL_WORD = {signal.SIGINT: "interrupted", signal.SIGTERM: "terminated",
+                signal.SIGHUP: "hung up"}
 
 
 def fatal(text: str) -> NoReturn:
@@ -47,7 +49,7 @@ def fatal(text: str) -> NoReturn:
 async def _watch_signals(
     runner: Runner, received: list[int], *, task_status: trio.TaskStatus[None]
 ) -> None:
-    with trio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
+    with trio.open_signal_receiver(*_SIGNAL_EXIT) as signals:
         # Started only once the handlers are in: the engine's first step already
         # connects, and a signal before this point would end the run without a grace.
         task_status.started()

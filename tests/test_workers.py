@@ -11,6 +11,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
+import pytest
 import trio
 import trio.testing
 
@@ -150,17 +151,20 @@ async def wait_for(condition: Any) -> None:
             await trio.sleep(0.05)
 
 
-async def test_sigint_reaches_every_worker(tmp_path: Path) -> None:
+@pytest.mark.parametrize(("signum", "status"), [(signal.SIGINT, 130), (signal.SIGHUP, 129)])
+async def test_a_signal_reaches_every_worker(
+    tmp_path: Path, signum: signal.Signals, status: int
+) -> None:
     out = tmp_path / "r.json"
     async with qmqp_server(slow) as server:
         parent = await start_parent(server, out)
         await wait_for(lambda: server.connections >= 8)
         workers = children_of(parent.pid)
         assert len(workers) == 2
-        parent.send_signal(signal.SIGINT)
+        parent.send_signal(signum)
         with trio.fail_after(30):
             await parent.wait()
-    assert parent.returncode == 130
+    assert parent.returncode == status
     for pid in workers:  # reaped by the parent, so gone from /proc: none outlives it
         assert not await trio.Path(f"/proc/{pid}").exists()
     value = json.loads(out.read_text())
