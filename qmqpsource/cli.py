@@ -12,9 +12,10 @@ frozen config to the runner, map the result to Postfix's messages and exit codes
 # each read evaluated them all again (~6 ms in all); as objects, they are made once
 # (~2.5 ms).
 
-from qmqpsource.startup import freeze_for_good, imports_uncollected
+from qmqpsource.startup import freeze_for_good, imports_uncollected, interrupts_end_quietly
 
-with imports_uncollected():  # and main() freezes: see startup.py
+# main() freezes: see startup.py
+with imports_uncollected(), interrupts_end_quietly("qmqp-source"):
     import dataclasses
     import math
     import os

@@ -10,16 +10,19 @@ This is how runs from several processes or hosts come together.
 
 from __future__ import annotations
 
-import sys
-from typing import Annotated
+from qmqpsource.startup import interrupts_end_quietly
 
-import typer
+with interrupts_end_quietly("qmqp-report"):
+    import sys
+    from typing import Annotated
 
-from qmqpsource import __version__, result
-from qmqpsource.commandline import fatal, make_app, run_command
-from qmqpsource.outfile import OutputError, OutputFile
-from qmqpsource.stdio import guard
-from qmqpsource.summary import format_summary
+    import typer
+
+    from qmqpsource import __version__, result
+    from qmqpsource.commandline import fatal, make_app, run_command
+    from qmqpsource.outfile import OutputError, OutputFile
+    from qmqpsource.stdio import guard
+    from qmqpsource.summary import format_summary
 
 __all__ = ["PROG", "app", "main", "report"]
 
@@ -83,13 +86,12 @@ USAGE = f"usage: {PROG} [-q] [--json PATH] FILE..."
 
 
 def main(argv: list[str] | None = None) -> None:
-    """Console entry point: exit 0, or one fatal line and exit 1; never a traceback."""
+    """Console entry point: exit 0, or one fatal line and exit 1 (130 for Ctrl-C); never a
+    traceback."""
     if argv is None:
         guard()  # closed or failing stdio must not change the run (see stdio.py)
     try:
         status = run_command(app, PROG, USAGE, argv)
     except Fatal as exc:
         fatal(PROG, " ".join(str(exc).split()))
-    except (typer.Abort, KeyboardInterrupt):
-        fatal(PROG, "interrupted")
     raise SystemExit(status)

@@ -16,9 +16,10 @@ qmqpsource.sink, print the summary. Bad arguments get one line,
 # No `from __future__ import annotations` here: typer reads sink()'s annotations four
 # times a start, and as strings each read would evaluate them all again (see cli.py).
 
-from qmqpsource.startup import freeze_for_good, imports_uncollected
+from qmqpsource.startup import freeze_for_good, imports_uncollected, interrupts_end_quietly
 
-with imports_uncollected():  # and main() freezes: see startup.py
+# main() freezes: see startup.py
+with imports_uncollected(), interrupts_end_quietly("qmqp-sink"):
     import contextlib
     import json
     import math

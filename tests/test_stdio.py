@@ -9,6 +9,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
 import trio
 
 from qmqpsource.loglines import LineWriter
@@ -159,3 +160,52 @@ def test_line_writer_counts_what_a_failing_descriptor_drops() -> None:
     finally:
         os.close(write_end)
     assert lines.dropped == 6
+
+
+# Stands in for a slow import: it says when the command's own imports reach typer, then
+# takes its time, so that the test's Ctrl-C lands while Python is still importing.
+SLOW_IMPORT = """
+import sys, time
+class Slow:
+    @staticmethod
+    def find_spec(name, path=None, target=None):
+        if name == "typer":
+            sys.meta_path.remove(Slow)
+            sys.stdout.write("importing\\n")
+            sys.stdout.flush()
+            time.sleep(RUN_LIMIT)
+        return None
+sys.meta_path.insert(0, Slow)
+sys.argv[1:] = ["--help"]
+from qmqpsource.MODULE import main
+main()
+"""
+
+
+@pytest.mark.parametrize(
+    ("module", "prog"),
+    [("cli", "qmqp-source"), ("sink_cli", "qmqp-sink"), ("report_cli", "qmqp-report")],
+)
+async def test_ctrl_c_while_importing_is_one_line_and_130(module: str, prog: str) -> None:
+    code = SLOW_IMPORT.replace("MODULE", module).replace("RUN_LIMIT", str(RUN_LIMIT))
+    proc = await trio.lowlevel.open_process(
+        [sys.executable, "-c", code], stdout=subprocess.PIPE, stderr=subprocess.PIPE
+    )
+    assert proc.stdout is not None and proc.stderr is not None
+    try:
+        with trio.fail_after(RUN_LIMIT):
+            said = b""
+            while not said.endswith(b"\n"):
+                said += await proc.stdout.receive_some()
+            assert said == b"importing\n"
+            proc.send_signal(signal.SIGINT)
+            err = b""
+            while chunk := await proc.stderr.receive_some():
+                err += chunk
+            await proc.wait()
+    finally:
+        if proc.returncode is None:
+            proc.kill()
+            await proc.wait()
+    assert proc.returncode == 130, err
+    assert err == f"{prog}: interrupted\n".encode()
