@@ -29,7 +29,7 @@ with imports_uncollected(), interrupts_end_quietly("qmqp-source"):
     from qmqpsource.launch import run_source
     from qmqpsource.limits import MAX_COUNT, MAX_SECONDS, LimitError, check_resources
     from qmqpsource.message import HostnameError, check_myhostname
-    from qmqpsource.request import MessageFileError, load_message_file
+    from qmqpsource.request import MessageFileError, message_file_size
     from qmqpsource.runner import PROG
     from qmqpsource.shard import Shard, ShardError, parse_shard
     from qmqpsource.stdio import guard
@@ -249,9 +249,10 @@ def source(
     if messages != MAX_COUNT and part.share(messages) == 0:
         # A shard whose share is empty (-m 3 --shard 3/4) has nothing to do.
         raise typer.Exit(0)
+    message_size = None
     if message_file is not None:
         try:
-            load_message_file(message_file)  # unreadable: say so now, not mid-run
+            message_size = message_file_size(message_file)  # unreadable: now, not mid-run
         except MessageFileError as exc:
             _fatal(str(exc))
     def make_config(share: Shard) -> SourceConfig:
@@ -290,7 +291,7 @@ def source(
 
     config = make_config(part)
     try:
-        check_resources(config)  # before the run, not a crash in its middle
+        check_resources(config, message_size=message_size)  # now, not a crash mid-run
     except LimitError as exc:
         _fatal(str(exc))
     worker_count = _worker_count(workers)

@@ -210,17 +210,26 @@ def _encoded_length(text: str) -> int:
 
 
 def check_resources(
-    config: SourceConfig, memory: Callable[[], int | None] = available_memory
+    config: SourceConfig,
+    memory: Callable[[], int | None] = available_memory,
+    *,
+    message_size: int | None = None,
 ) -> None:
-    """Every pre-run check for a configured run; raises LimitError with one line."""
+    """Every pre-run check for a configured run; raises LimitError with one line.
+
+    ``message_size``: -F's file size, which then takes the place of -l.
+    """
     default = default_address(config.myhostname or system_hostname())
     recipient = config.recipient if config.recipient is not None else default
     sender = config.sender if config.sender is not None else default
+    length = config.length if message_size is None else message_size
     needed = build_memory(
-        config.length, config.recipients, _encoded_length(recipient), _encoded_length(sender)
+        length, config.recipients, _encoded_length(recipient), _encoded_length(sender)
     )
-    what = f"-l {config.length}" if config.recipients == 1 else (
-        f"-l {config.length} with -r {config.recipients}"
-    )
+    what = f"-l {config.length}" if message_size is None else (
+        f"-F {config.message_file} ({format_bytes(message_size)})")
+    if config.recipients > 1:
+        what += f" with -r {config.recipients}"
     check_memory(needed, memory(), what)
-    ensure_descriptors(config.sessions)
+    # More sessions than messages would never all be used (the runner starts no more).
+    ensure_descriptors(min(config.sessions, config.messages))
