@@ -13,6 +13,7 @@ from __future__ import annotations
 from qmqpsource.startup import interrupts_end_quietly
 
 with interrupts_end_quietly("qmqp-report"):
+    import os
     import sys
     from typing import Annotated
 
@@ -20,8 +21,9 @@ with interrupts_end_quietly("qmqp-report"):
 
     from qmqpsource import __version__, result
     from qmqpsource.commandline import fatal, make_app, run_command
+    from qmqpsource.infile import InputError, read_fd_limited
     from qmqpsource.outfile import OutputError, OutputFile
-    from qmqpsource.stdio import guard
+    from qmqpsource.stdio import closed_at_start, guard
     from qmqpsource.summary import format_summary
 
 __all__ = ["PROG", "app", "main", "report"]
@@ -37,13 +39,31 @@ class Fatal(Exception):
 
 def _read(path: str) -> result.Result:
     try:
-        if path == "-":
-            return result.loads(sys.stdin.read())
-        return result.read(path)
-    except result.ResultError as exc:
+        if path != "-":
+            return result.read(path)
+        if closed_at_start(0):
+            raise Fatal("-: stdin is closed")
+        return result.decode(read_fd_limited(0, result.SIZE_LIMIT))
+    except (result.ResultError, InputError) as exc:
         raise Fatal(f"{path}: {exc}") from None
-    except (OSError, UnicodeDecodeError) as exc:
-        raise Fatal(f"{path}: {exc}") from None
+
+
+def _read_all(paths: list[str]) -> list[result.Result]:
+    """Every result named, each file once: the same one twice would count its runs twice."""
+    seen: dict[tuple[int, int], str] = {}
+    results = []
+    for path in paths:
+        try:
+            info = os.fstat(0) if path == "-" else os.stat(path)
+        except OSError:
+            pass  # _read says why
+        else:
+            key = (info.st_dev, info.st_ino)
+            if key in seen:
+                raise Fatal(f"{path}: the same file as {seen[key]}: its runs would count twice")
+            seen[key] = path
+        results.append(_read(path))
+    return results
 
 
 def report(paths: list[str], *, json_path: str | None = None, quiet: bool = False) -> None:
@@ -52,7 +72,7 @@ def report(paths: list[str], *, json_path: str | None = None, quiet: bool = Fals
         json_file = OutputFile.at(json_path) if json_path is not None else None
     except OutputError as exc:
         raise Fatal(str(exc)) from None
-    results = [_read(path) for path in paths]
+    results = _read_all(paths)
     merged = (
         results[0]
         if len(results) == 1
