@@ -336,7 +336,7 @@ def source(
 def _worker_count(text: str) -> int:
     if text == "auto":
         return os.cpu_count() or 1
-    if not text.isdigit() or not 0 < int(text) <= MAX_WORKERS:
+    if not (text.isascii() and text.isdigit()) or not 0 < int(text) <= MAX_WORKERS:
         raise UsageFailure(f"--workers wants a number from 1 to {MAX_WORKERS} or 'auto', "
                            f"not {text!r}")
     return int(text)

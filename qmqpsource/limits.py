@@ -14,7 +14,7 @@ import resource
 from collections.abc import Callable
 from pathlib import Path
 
-from qmqpsource.config import SourceConfig
+from qmqpsource.config import MAX_COUNT, MAX_SECONDS, SourceConfig
 from qmqpsource.message import default_address, system_hostname
 
 __all__ = [
@@ -36,11 +36,6 @@ __all__ = [
     "request_size",
 ]
 
-# Counts (-s -m -l -r -C --connect-limit) beyond int64 are typos, and nothing downstream
-# (JSON readers, HdrHistogram counts, C tools reading our results) takes them.
-MAX_COUNT = 2**63 - 1
-# Waits and timeouts (-w -R --timeout): longer than a year is a typo, not a plan.
-MAX_SECONDS = 365 * 86400.0
 # Descriptors besides the sessions' sockets: stdio, trio's epoll and wake-up pair, the
 # resolver's threads, a JSON file, with room to spare.
 RESERVED_DESCRIPTORS = 32

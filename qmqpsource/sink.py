@@ -78,6 +78,8 @@ DRAIN_TIME = 1.0
 # accept() errors that mean "out of descriptors or memory": wait, don't spin.
 _ACCEPT_RESOURCE_ERRNOS = frozenset({errno.EMFILE, errno.ENFILE, errno.ENOBUFS, errno.ENOMEM})
 _ACCEPT_PAUSE = 0.1
+# listen() takes a C int; the kernel caps the queue far lower anyway (somaxconn).
+_LISTEN_MAX = 2**31 - 1
 
 
 class SinkError(Exception):
@@ -123,7 +125,7 @@ def parse_endpoint(text: str) -> UnixEndpoint | InetEndpoint:
             raise ListenError(f"{text}: missing port, expected [inet:][host]:port")
         if ":" in host:
             raise ListenError(f"{text}: an IPv6 address goes in [brackets]")
-    if not port.isdigit() or not 0 <= int(port) < 65536:
+    if not (port.isascii() and port.isdigit()) or not 0 <= int(port) < 65536:
         raise ListenError(f"{text}: bad port number: {port!r}")
     return InetEndpoint(host or None, int(port))
 
@@ -198,7 +200,7 @@ def _listen_inet(family: int, address: tuple[Any, ...], backlog: int) -> socket.
             # Separate IPv4 and IPv6 listeners, as Postfix does; else the second bind fails.
             sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1)
         sock.bind(address)
-        sock.listen(backlog)
+        sock.listen(min(backlog, _LISTEN_MAX))
         sock.setblocking(False)
     except BaseException:
         sock.close()
@@ -218,7 +220,7 @@ def _listen_unix(path: str, backlog: int) -> socket.socket:
     sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
     try:
         sock.bind(path)
-        sock.listen(backlog)
+        sock.listen(min(backlog, _LISTEN_MAX))
         sock.setblocking(False)
     except OSError as exc:
         sock.close()

@@ -34,7 +34,7 @@ with imports_uncollected(), interrupts_end_quietly("qmqp-sink"):
 
     from qmqpsource import __version__
     from qmqpsource.commandline import UsageFailure, fatal, make_app, run_command
-    from qmqpsource.config import Family
+    from qmqpsource.config import MAX_COUNT, MAX_SECONDS, Family
     from qmqpsource.loglines import LineWriter
     from qmqpsource.outfile import OutputError, OutputFile
     from qmqpsource.sink import (
@@ -90,13 +90,38 @@ def parse_delay(value: str) -> tuple[float, float]:
         raise UsageFailure(f"--delay wants SECONDS or MIN-MAX, not {value!r}") from None
     if not all(math.isfinite(b) and b >= 0 for b in bounds) or bounds[0] > bounds[1]:
         raise UsageFailure(f"--delay wants SECONDS or MIN-MAX with 0 <= MIN <= MAX, not {value!r}")
+    if bounds[1] > MAX_SECONDS:
+        raise UsageFailure(f"--delay must be at most {MAX_SECONDS:.0f} seconds, not {value!r}")
     return bounds
 
 
 def _seconds(name: str, value: float) -> float:
     if not math.isfinite(value) or value <= 0:
         raise UsageFailure(f"{name} must be a positive number of seconds, not {value}")
+    if value > MAX_SECONDS:
+        raise UsageFailure(f"{name} must be at most {MAX_SECONDS:.0f} seconds, not {value}")
     return value
+
+
+def _count(name: str, value: int) -> int:
+    if value <= 0:
+        raise UsageFailure(f"{name} must be a positive number, not {value}")
+    if value > MAX_COUNT:
+        raise UsageFailure(f"{name} must be at most {MAX_COUNT}, not {value}")
+    return value
+
+
+def _check_control_fd(fd: int) -> int:
+    """A descriptor that is open now: a wrong number would be ignored, or worse."""
+    if fd < 0:
+        raise UsageFailure(f"--control-fd must be a descriptor number (0 or more), not {fd}")
+    try:
+        os.fstat(fd)
+    except OverflowError:
+        raise UsageFailure(f"--control-fd {fd}: no such descriptor number") from None
+    except OSError as exc:
+        _fatal(f"--control-fd {fd}: {exc.strerror or exc}")
+    return fd
 
 
 def _fit_descriptors(max_connections: int) -> int:
@@ -181,14 +206,19 @@ def sink(
         raise UsageFailure("missing endpoint")
     if backlog is None:
         raise UsageFailure("missing backlog")
-    if not backlog.isdigit() or int(backlog) <= 0:
+    if not (backlog.isascii() and backlog.isdigit()) or int(backlog) <= 0:
         raise UsageFailure(f"backlog must be a positive number, not {backlog!r}")
+    _count("backlog", int(backlog))
     if ipv4 and ipv6:
         raise UsageFailure("-4 and -6 exclude each other")
     if max_size <= 0:
         raise UsageFailure(f"--max-size must be a positive number of bytes, not {max_size}")
-    if max_connections <= 0:
-        raise UsageFailure(f"--max-connections must be a positive number, not {max_connections}")
+    _count("--max-size", max_size)
+    _count("--max-connections", max_connections)
+    if maildir == "":
+        raise UsageFailure("--maildir wants a folder, not ''")  # '' was the current folder
+    if control_fd is not None:
+        _check_control_fd(control_fd)
     rates = {
         "--drop": parse_rate("--drop", drop),
         "--hang": parse_rate("--hang", hang),
