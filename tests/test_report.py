@@ -335,7 +335,8 @@ def test_report_of_a_fifo_without_a_writer_does_not_wait(tmp_path: Path) -> None
 
 def test_report_of_a_huge_json_integer(tmp_path: Path) -> None:
     path = tmp_path / "r.json"
-    path.write_text(json.dumps(result.to_dict(run_a())).replace('"runs": 1', '"runs": ' + "9" * 5000))
+    text = json.dumps(result.to_dict(run_a()))
+    path.write_text(text.replace('"runs": 1', '"runs": ' + "9" * 5000))
     assert fatal_line(report_limited(path)).startswith(
         f"qmqp-report: fatal: {path}: not JSON: Exceeds the limit (4300 digits)"
     )
