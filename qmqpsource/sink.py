@@ -209,9 +209,12 @@ def _listen_inet(family: int, address: tuple[Any, ...], backlog: int) -> socket.
 
 
 def _listen_unix(path: str, backlog: int) -> socket.socket:
-    # A socket left by an earlier run would make bind fail; anything else is not ours to remove.
+    # A socket left by an earlier run would make bind fail; anything else is not ours to
+    # remove, and neither is the socket of a server that still answers on it.
     try:
         if stat.S_ISSOCK(os.lstat(path).st_mode):
+            if _answers(path):
+                raise ListenError(f"unix:{path}: a server is listening there already")
             os.unlink(path)
     except FileNotFoundError:
         pass
@@ -226,6 +229,29 @@ def _listen_unix(path: str, backlog: int) -> socket.socket:
         sock.close()
         raise ListenError(f"bind unix:{path}: {exc.strerror or exc}") from None
     return sock
+
+
+def _answers(path: str) -> bool:
+    """Whether a live server listens on the UNIX socket at ``path``; a stale one refuses."""
+    probe = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    probe.setblocking(False)
+    try:
+        probe.connect(path)
+    except (ConnectionRefusedError, FileNotFoundError):
+        return False
+    except BlockingIOError:
+        return True  # its listen queue is full: busy, but alive
+    finally:
+        probe.close()
+    return True
+
+
+def _file_identity(path: str) -> tuple[int, int] | None:
+    try:
+        info = os.stat(path)
+    except OSError:
+        return None
+    return info.st_dev, info.st_ino
 
 
 # --- configuration
@@ -508,6 +534,8 @@ class Sink:
             except OSError as exc:
                 raise SinkError(f"maildir {config.maildir}: {exc.strerror or exc}") from None
         listeners = await open_listeners(endpoint, config.family, config.backlog)
+        # What we bound, so that the exit removes our socket file and nobody else's.
+        ours = _file_identity(endpoint.path) if isinstance(endpoint, UnixEndpoint) else None
         try:
             self.labels = [_label(s.family, s.getsockname()) for s in listeners]
             if config.verbose:
@@ -526,7 +554,9 @@ class Sink:
             stats.cut_off = stats.connections - stats.ended()
             for sock in listeners:
                 sock.close()
-            if isinstance(endpoint, UnixEndpoint):
+            if isinstance(endpoint, UnixEndpoint) and ours is not None and (
+                _file_identity(endpoint.path) == ours
+            ):
                 with contextlib.suppress(OSError):
                     os.unlink(endpoint.path)
 
