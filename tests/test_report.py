@@ -196,6 +196,18 @@ def test_summary_text() -> None:
     assert len({len(line) for line in lines[3:]}) == 1  # the table's columns line up
 
 
+def test_summary_columns_stay_apart_for_long_latencies() -> None:
+    # 12 s and 123 s in milliseconds are 9 and 10 characters: wider than the columns were.
+    slow = make_result([(Outcome.ACCEPTED, 0.0, 12.0, 123.0)] * 3)
+    lines = format_summary(slow).splitlines()
+    table = lines[-3:]
+    for row, name, seconds in ((table[1], "connect", 12.0), (table[2], "total", 123.0)):
+        cells = row.split()
+        assert cells[0] == name and len(cells) == 6, row
+        assert all(abs(float(cell) / 1000 - seconds) < 0.01 * seconds for cell in cells[1:])
+    assert len({len(line) for line in table}) == 1  # still lined up
+
+
 def test_summary_of_a_merge_and_of_nothing() -> None:
     merged = result.merge([run_a(), run_b()], tool_name="qmqp-report", tool_version="0.1.0")
     assert format_summary(merged).startswith("2.750 s (2 runs), 14 messages: ")
