@@ -216,6 +216,9 @@ def source(
             sink_args = shlex.split(sink_options)
         except ValueError as exc:
             raise UsageFailure(f"--sink-options: {exc}") from None
+        from qmqpsource.sink_cli import check_embedded_options
+
+        check_embedded_options(sink_args)  # now, not when the sink fails after the run
     if embedded:
         target = EMBEDDED_TARGET
     if target is None:

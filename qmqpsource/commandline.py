@@ -8,7 +8,7 @@ from typing import NoReturn
 
 import typer
 
-__all__ = ["UsageFailure", "fatal", "make_app", "run_command"]
+__all__ = ["UsageFailure", "click_message", "fatal", "make_app", "run_command"]
 
 
 class UsageFailure(Exception):
@@ -31,7 +31,8 @@ def fatal(prog: str, text: str) -> NoReturn:
     raise SystemExit(1)
 
 
-def _click_message(exc: Exception) -> str:
+def click_message(exc: Exception) -> str:
+    """A click error as one line."""
     format_message = getattr(exc, "format_message", None)
     text = format_message() if callable(format_message) else str(exc)
     return " ".join(str(text).split())
@@ -47,7 +48,7 @@ def run_command(app: typer.Typer, prog: str, usage: str, argv: list[str] | None)
     except UsageFailure as exc:
         fatal(prog, f"{exc}; {usage}")
     except typer.exceptions.TyperException as exc:
-        fatal(prog, f"{_click_message(exc)}; {usage}")
+        fatal(prog, f"{click_message(exc)}; {usage}")
     except typer.Exit as exc:
         status = exc.exit_code
     except BrokenPipeError:

@@ -27,13 +27,20 @@ with imports_uncollected(), interrupts_end_quietly("qmqp-sink"):
     import resource
     import signal
     import sys
+    from collections.abc import Sequence
     from typing import Annotated, Any, NoReturn
 
     import trio
     import typer
 
     from qmqpsource import __version__
-    from qmqpsource.commandline import UsageFailure, fatal, make_app, run_command
+    from qmqpsource.commandline import (
+        UsageFailure,
+        click_message,
+        fatal,
+        make_app,
+        run_command,
+    )
     from qmqpsource.config import MAX_COUNT, MAX_SECONDS, Family
     from qmqpsource.loglines import LineWriter
     from qmqpsource.outfile import OutputError, OutputFile
@@ -53,7 +60,7 @@ with imports_uncollected(), interrupts_end_quietly("qmqp-sink"):
     )
     from qmqpsource.stdio import guard
 
-__all__ = ["app", "main", "parse_delay", "parse_rate"]
+__all__ = ["app", "check_embedded_options", "main", "parse_delay", "parse_rate"]
 
 USAGE = (
     "usage: qmqp-sink [-46cv] [-x time] [--max-size bytes] [--timeout seconds] "
@@ -255,6 +262,22 @@ def sink(
         except OutputError as exc:
             _fatal(f"--json: {exc}")
     raise typer.Exit(run_sink(config, stop_after, json_file, control_fd))
+
+
+def check_embedded_options(args: Sequence[str]) -> None:
+    """qmqp-source's --sink-options, before its run: options as the sink parses them,
+    and none of those that --embedded-sink sets itself (given twice, the user's would
+    win, and the source would learn only after its run that it has no summary)."""
+    command = typer.main.get_command(app)
+    try:
+        # A placeholder endpoint and backlog: any positional argument given is one too many.
+        ctx = command.make_context(PROG, ["127.0.0.1:0", "1", *args])
+    except typer.exceptions.TyperException as exc:
+        raise UsageFailure(f"--sink-options: {click_message(exc)}") from None
+    with ctx:
+        for name, option in (("json_path", "--json"), ("control_fd", "--control-fd")):
+            if ctx.params.get(name) is not None:
+                raise UsageFailure(f"--sink-options: {option} is --embedded-sink's own")
 
 
 def run_sink(
