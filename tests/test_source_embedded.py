@@ -76,7 +76,8 @@ def test_embedded_sink_refuses_a_target() -> None:
         ("--json elsewhere.json", "--sink-options: --json is --embedded-sink's own"),
         ("--json=elsewhere.json", "--sink-options: --json is --embedded-sink's own"),
         ("--control-fd 0", "--sink-options: --control-fd is --embedded-sink's own"),
-        ("unix:/tmp/x.sock 5", "--sink-options: Got unexpected extra argument(s) (unix:/tmp/x.sock 5)"),
+        ("unix:/tmp/x.sock 5",
+         "--sink-options: Got unexpected extra argument(s) (unix:/tmp/x.sock 5)"),
         ("--tempfail", "--sink-options: Option '--tempfail' requires an argument"),
     ],
 )
