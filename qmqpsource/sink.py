@@ -723,7 +723,7 @@ class Sink:
             # lower bound of the size is known.
             text = b"5.3.4 Error: message too large: over %d bytes" % exc.limit
             await self._refuse(sock, encode_reply(Status.PERMFAIL, text))
-            return f"warning: refused: request of {exc.length} bytes exceeds {exc.limit}"
+            return f"warning: refused: request of over {exc.limit} bytes"
         except NetstringTruncatedError:
             raise _Lost("receiving request") from None
         except ProtocolError as exc:

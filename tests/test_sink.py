@@ -137,10 +137,21 @@ async def test_oversize_length_refused_before_payload() -> None:
             # Only the length: the sink must answer without waiting for the payload.
             await send_all(sock, b"5000:")
             raw = await read_all(sock, within=2)
+        await _wait_idle(run)
     reply = parse_reply(raw)
     assert reply.status is Status.PERMFAIL and b"too large" in reply.text
     assert run.sink.stats.bytes == 5  # nothing buffered past the length
     assert run.sink.stats.malformed == 1
+    # Refused once its digits pass the limit, before the whole length is read: all that
+    # is known is "over the limit" (it said "request of 5000 bytes" for 5000000:).
+    assert run.log_lines[0].endswith(": warning: refused: request of over 1000 bytes")
+
+
+async def test_oversize_length_warning_names_the_limit_not_the_digits_read() -> None:
+    async with running_sink(max_size=1000) as run:
+        await exchange(run.target, b"5000000:", within=2)
+        await _wait_idle(run)
+    assert run.log_lines[0].endswith(": warning: refused: request of over 1000 bytes")
 
 
 async def test_huge_length_refused_at_once() -> None:
