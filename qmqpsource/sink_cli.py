@@ -278,6 +278,9 @@ def check_embedded_options(args: Sequence[str]) -> None:
         for name, option in (("json_path", "--json"), ("control_fd", "--control-fd")):
             if ctx.params.get(name) is not None:
                 raise UsageFailure(f"--sink-options: {option} is --embedded-sink's own")
+        if ctx.params.get("counter"):
+            # The embedded sink's stdout carries its summary to the source.
+            raise UsageFailure("--sink-options: -c does not go with --embedded-sink")
 
 
 def run_sink(
@@ -399,6 +402,8 @@ def _finish(server: Sink, json_file: OutputFile | None) -> None:
     stats = server.stats
     if config.counter:
         _tell(server.out, "\n")
+    if isinstance(server.out, LineWriter):
+        server.out.close(OUTPUT_WAIT)  # -c's counts before a --json - on the same stdout
     dropped = server.log.dropped if isinstance(server.log, LineWriter) else 0
     for line in format_summary(stats):
         _tell(server.log, f"{PROG}: {line}\n")

@@ -223,3 +223,11 @@ def test_console_script_entry_point() -> None:
     assert done.returncode == 0
     assert "backlog" in done.stdout and "--maildir" in done.stdout
     assert os.path.basename(SINK[-1].replace(".", "/")) == "sink_cli"
+
+
+def test_counter_and_json_share_stdout_in_order() -> None:
+    done = subprocess.run([*SINK, "-c", "-x", "0.2", "--json", "-", "127.0.0.1:0", "5"],
+                          capture_output=True, text=True, timeout=30)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.startswith("\n{")  # the counter's end of line, then the summary
+    assert json.loads(done.stdout)["connections"] == 0

@@ -79,6 +79,7 @@ def test_embedded_sink_refuses_a_target() -> None:
         ("unix:/tmp/x.sock 5",
          "--sink-options: Got unexpected extra argument(s) (unix:/tmp/x.sock 5)"),
         ("--tempfail", "--sink-options: Option '--tempfail' requires an argument"),
+        ("-c", "--sink-options: -c does not go with --embedded-sink"),
     ],
 )
 def test_sink_options_the_sink_cannot_take_are_refused_before_the_run(

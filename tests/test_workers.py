@@ -287,3 +287,24 @@ async def test_a_worker_whose_parent_is_gone_aborts_its_run() -> None:
     finally:
         os.close(read_end)
     assert aborted == [True] and link.gone
+
+
+async def test_workers_and_embedded_sink_leave_nothing_when_the_parent_is_killed(
+    tmp_path: Path,
+) -> None:
+    tmp = tmp_path / "tmp"
+    tmp.mkdir()
+    parent = await trio.lowlevel.open_process(
+        [*SOURCE, "--workers", "2", "--embedded-sink", "-s", "4", "--duration", "60"],
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        env={**os.environ, "TMPDIR": str(tmp)},
+    )
+    try:
+        await wait_for(lambda: len(children_of(parent.pid)) == 3)  # two workers, one sink
+        children = children_of(parent.pid)
+        await trio.sleep(0.5)  # well into the run
+    finally:
+        parent.kill()
+        await parent.wait()
+    await wait_for(lambda: all(gone(pid) for pid in children))
+    assert list(tmp.iterdir()) == []
