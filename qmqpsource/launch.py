@@ -19,7 +19,6 @@ import trio
 from qmqpsource import __version__
 from qmqpsource.config import SourceConfig
 from qmqpsource.connector import TargetError, resolve
-from qmqpsource.outfile import OutputError, OutputFile
 from qmqpsource.progress import bar_wanted, run_progress
 from qmqpsource.request import RequestFactory
 from qmqpsource.runner import PROG, Runner, RunResult
@@ -28,6 +27,7 @@ from qmqpsource.stats import RunStats
 if TYPE_CHECKING:
     from qmqpsource import result
     from qmqpsource.budget import MessageBudget
+    from qmqpsource.outfile import OutputFile
     from qmqpsource.workers import ParentLink
 
 __all__ = ["GRACE_SECONDS", "fatal", "open_json", "run_source", "write_json"]
@@ -90,8 +90,7 @@ def run_source(
     stats = RunStats(config.recipients, len(sample))
     del sample
     # Opened before the run, so that a bad path fails at once, not after a long run.
-    json_file = open_json(json_path) if parent is None else OutputFile.on_descriptor(
-        parent.result, "the parent's pipe")
+    json_file = open_json(json_path) if parent is None else parent.result_file()
     bar = bar_wanted(
         quiet=quiet, counter=config.counter, verbose=config.verbose, stream=sys.stderr
     )
@@ -191,6 +190,8 @@ def open_json(path: str | None) -> OutputFile | None:
     """--json's file, checked now (and left as it is until the end: see outfile.py)."""
     if path is None:
         return None
+    from qmqpsource.outfile import OutputError, OutputFile  # here: only --json needs it
+
     try:
         return OutputFile.at(path)
     except OutputError as exc:
@@ -212,7 +213,9 @@ def sink_line(counts: dict[str, Any], accepted: int) -> str:
 def write_json(
     file: OutputFile, value: result.Result, extra: Mapping[str, Any] | None = None
 ) -> None:
-    from qmqpsource import result  # imported already: the caller made ``value`` with it
+    # Imported already: the caller made ``value`` and ``file`` with them.
+    from qmqpsource import result
+    from qmqpsource.outfile import OutputError
 
     try:
         file.write(result.dumps(value, extra))

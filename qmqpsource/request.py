@@ -11,7 +11,6 @@ import os
 from dataclasses import dataclass
 
 from qmqpsource.config import SourceConfig
-from qmqpsource.infile import InputError, read_limited, regular_size
 from qmqpsource.message import (
     build_message,
     default_address,
@@ -47,6 +46,8 @@ def wire(text: str) -> bytes:
 def message_file_size(path: str) -> int:
     """-F's size, for the checks before the run. Only a regular file will do: a device
     (/dev/zero) never ends, and a FIFO would keep the run waiting for a writer."""
+    from qmqpsource.infile import InputError, regular_size  # here: only -F needs it
+
     try:
         return regular_size(path)
     except InputError as exc:
@@ -56,6 +57,8 @@ def message_file_size(path: str) -> int:
 def load_message_file(path: str) -> bytes:
     """-F: the file as QMQP sends it, CRLF line ends turned into LF; read no further
     than the size it had (checked against free memory before the run)."""
+    from qmqpsource.infile import InputError, read_limited, regular_size
+
     try:
         limit = max(regular_size(path), UNSIZED_LIMIT)
         data = read_limited(path, limit, regular_only=True)

@@ -88,6 +88,10 @@ class ParentLink:
     result: int
     gone: bool = False
 
+    def result_file(self) -> OutputFile:
+        """Where the worker's JSON result goes: up the pipe to the parent."""
+        return OutputFile.on_descriptor(self.result, "the parent's pipe")
+
     async def watch(self, abort: Callable[[], None]) -> None:
         """``abort()`` the run at once when the parent is gone: nobody would read its result."""
         fd = self.lifeline
