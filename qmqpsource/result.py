@@ -193,14 +193,8 @@ def _count(obj: Mapping[str, Any], key: str, where: str = "") -> int:
     return value
 
 
-def from_dict(obj: Any) -> Result:
-    """Validate and read a parsed JSON object; percentiles are recomputed from ``hdr``."""
-    if not isinstance(obj, dict):
-        raise ResultError("not a JSON object")
-    schema = obj.get("schema")
-    if schema != SCHEMA:
-        raise ResultError(f"schema is {schema!r}, not {SCHEMA!r}")
-    tool = _get(obj, "tool", dict)
+def _times(obj: Mapping[str, Any]) -> tuple[datetime, float]:
+    """started_at and elapsed_s, checked: an end that no date can hold is refused too."""
     started_text = _get(obj, "started_at", str)
     try:
         started_at = datetime.fromisoformat(started_text)
@@ -215,6 +209,18 @@ def from_dict(obj: Any) -> Result:
         started_at + timedelta(seconds=elapsed)  # the end: a merge needs it
     except OverflowError:
         raise ResultError("started_at plus elapsed_s is out of range") from None
+    return started_at, elapsed
+
+
+def from_dict(obj: Any) -> Result:
+    """Validate and read a parsed JSON object; percentiles are recomputed from ``hdr``."""
+    if not isinstance(obj, dict):
+        raise ResultError("not a JSON object")
+    schema = obj.get("schema")
+    if schema != SCHEMA:
+        raise ResultError(f"schema is {schema!r}, not {SCHEMA!r}")
+    tool = _get(obj, "tool", dict)
+    started_at, elapsed = _times(obj)
     counts = _get(obj, "counts", dict)
     errors = _get(obj, "errors", dict)
     outcomes = {
