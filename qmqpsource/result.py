@@ -379,6 +379,8 @@ def loads(text: str) -> Result:
     """Parse one result from JSON text; problems are ResultErrors."""
     import json
 
+    if not text.strip():
+        raise ResultError("empty: not a result")  # a FIFO with no writer reads so
     try:
         obj = json.loads(text)
     except json.JSONDecodeError as exc:

@@ -342,7 +342,7 @@ def test_report_of_dev_zero_is_refused_at_its_size_limit() -> None:
 def test_report_of_a_fifo_without_a_writer_does_not_wait(tmp_path: Path) -> None:
     fifo = tmp_path / "fifo"
     os.mkfifo(fifo)
-    assert fatal_line(report_limited(fifo)).startswith(f"qmqp-report: fatal: {fifo}: not JSON")
+    assert fatal_line(report_limited(fifo)) == f"qmqp-report: fatal: {fifo}: empty: not a result"
 
 
 def test_report_of_a_huge_json_integer(tmp_path: Path) -> None:
