@@ -12,9 +12,10 @@ frozen config to the runner, map the result to Postfix's messages and exit codes
 # each read evaluated them all again (~6 ms in all); as objects, they are made once
 # (~2.5 ms).
 
-from qmqpsource.startup import freeze_for_good, imports_uncollected
+from qmqpsource.startup import freeze_for_good, imports_uncollected, interrupts_end_quietly
 
-with imports_uncollected():  # and main() freezes: see startup.py
+# main() freezes: see startup.py
+with imports_uncollected(), interrupts_end_quietly("qmqp-source"):
     import dataclasses
     import math
     import os
@@ -28,9 +29,10 @@ with imports_uncollected():  # and main() freezes: see startup.py
     from qmqpsource.launch import run_source
     from qmqpsource.limits import MAX_COUNT, MAX_SECONDS, LimitError, check_resources
     from qmqpsource.message import HostnameError, check_myhostname
-    from qmqpsource.request import MessageFileError, load_message_file
+    from qmqpsource.request import MessageFileError, message_file_size
     from qmqpsource.runner import PROG
     from qmqpsource.shard import Shard, ShardError, parse_shard
+    from qmqpsource.stdio import guard
 
 __all__ = ["app", "main", "run_source"]
 
@@ -243,6 +245,9 @@ def source(
             sink_args = shlex.split(sink_options)
         except ValueError as exc:
             raise UsageFailure(f"--sink-options: {exc}") from None
+        from qmqpsource.sink_cli import check_embedded_options
+
+        check_embedded_options(sink_args)  # now, not when the sink fails after the run
     if embedded:
         target = EMBEDDED_TARGET
     if target is None:
@@ -276,9 +281,10 @@ def source(
     if messages != MAX_COUNT and part.share(messages) == 0:
         # A shard whose share is empty (-m 3 --shard 3/4) has nothing to do.
         raise typer.Exit(0)
+    message_size = None
     if message_file is not None:
         try:
-            load_message_file(message_file)  # unreadable: say so now, not mid-run
+            message_size = message_file_size(message_file)  # unreadable: now, not mid-run
         except MessageFileError as exc:
             _fatal(str(exc))
     def make_config(share: Shard) -> SourceConfig:
@@ -317,7 +323,7 @@ def source(
 
     config = make_config(part)
     try:
-        check_resources(config)  # before the run, not a crash in its middle
+        check_resources(config, message_size=message_size)  # now, not a crash mid-run
     except LimitError as exc:
         _fatal(str(exc))
     worker_count = _worker_count(workers)
@@ -362,7 +368,7 @@ def source(
 def _worker_count(text: str) -> int:
     if text == "auto":
         return os.cpu_count() or 1
-    if not text.isdigit() or not 0 < int(text) <= MAX_WORKERS:
+    if not (text.isascii() and text.isdigit()) or not 0 < int(text) <= MAX_WORKERS:
         raise UsageFailure(f"--workers wants a number from 1 to {MAX_WORKERS} or 'auto', "
                            f"not {text!r}")
     return int(text)
@@ -371,5 +377,6 @@ def _worker_count(text: str) -> int:
 def main(argv: list[str] | None = None) -> None:
     """Console entry point: Postfix's exit statuses, never a traceback for bad input."""
     if argv is None:
+        guard()  # closed or failing stdio must not change the run (see stdio.py)
         freeze_for_good()  # the command's own process, not a caller in-process
     raise SystemExit(run_command(app, PROG, USAGE, argv))

@@ -174,4 +174,8 @@ def run_command(app: typer.Typer, prog: str, usage: str, argv: list[str] | None)
         status = exc.exit_code
     except BrokenPipeError:
         status = 1
+    except (typer.Abort, KeyboardInterrupt):
+        # Ctrl-C before the command's own handling was up (click turns it into Abort).
+        sys.stderr.write(f"{prog}: interrupted\n")
+        return 130
     return status if isinstance(status, int) else 0

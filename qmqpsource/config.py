@@ -6,7 +6,15 @@ import enum
 from dataclasses import dataclass, fields
 from typing import Any
 
-__all__ = ["ConfigError", "Family", "SourceConfig"]
+__all__ = ["MAX_COUNT", "MAX_SECONDS", "ConfigError", "Family", "SourceConfig"]
+
+# Counts (-s -m -l -r -C --connect-limit, the sink's backlog...) beyond int64 are typos,
+# and nothing downstream (JSON readers, HdrHistogram counts, C tools reading our results)
+# takes them.
+MAX_COUNT = 2**63 - 1
+# Waits and timeouts (-w -R --timeout, the sink's -x --delay...): longer than a year is a
+# typo, not a plan.
+MAX_SECONDS = 365 * 86400.0
 
 
 class ConfigError(ValueError):

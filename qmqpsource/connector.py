@@ -114,7 +114,7 @@ def parse_target(target: str) -> UnixTarget | InetTarget:
         raise TargetError(f"{target}: missing host information")
     if not port:
         raise TargetError(f"{target}: missing port information")
-    if port.isdigit() and not 0 < int(port) < 65536:
+    if port.isascii() and port.isdigit() and not 0 < int(port) < 65536:
         raise TargetError(f"{target}: port out of range: {port}")
     return InetTarget(host, port)
 

@@ -9,6 +9,8 @@ The child listens on a free loopback port and tells us where over a socketpair
 the child with SIGTERM, waits a bounded time, then kills it; it is always
 reaped, also when the block is cancelled or Ctrl-C interrupts it. The same
 socketpair stops the child if we die without a word: it sees end-of-file.
+Its summary comes back on its stdout (--json -) and its log goes to an unnamed
+temporary file: nothing is left on disk, whoever dies first.
 
 The sink runs in its own process so that the load generator and the server
 use separate cores, and the server's numbers come from the real program.
@@ -18,7 +20,6 @@ from __future__ import annotations
 
 import contextlib
 import json
-import os
 import signal
 import socket
 import subprocess
@@ -38,6 +39,8 @@ READY_TIMEOUT = 20.0
 STOP_TIMEOUT = 10.0
 _LOG_TAIL = 2000
 _KILL_WAIT = 5.0
+# The summary is under a KiB; more than this on the sink's stdout is not one.
+_SUMMARY_LIMIT = 1 << 20
 
 
 class EmbeddedSinkError(RuntimeError):
@@ -56,12 +59,12 @@ class EmbeddedSink:
     log: str = ""  # the tail of what the sink wrote on stderr, after the block
 
 
-def _command(python: str, control_fd: int, json_path: str, extra: Sequence[str],
+def _command(python: str, control_fd: int, extra: Sequence[str],
              host: str, backlog: int) -> list[str]:
     return [
         python, "-m", "qmqpsource.sink_cli",
         "--control-fd", str(control_fd),
-        "--json", json_path,
+        "--json", "-",
         *extra,
         f"[{host}]:0" if ":" in host else f"{host}:0", str(backlog),
     ]
@@ -113,50 +116,51 @@ async def embedded_sink(
     exceptions (Ctrl-C's KeyboardInterrupt too) in ExceptionGroups. The child's
     lifetime is bound to the block all the same, by the shielded stop below.
     """
-    with tempfile.TemporaryDirectory(prefix="qmqp-embedded-sink-") as workdir:
-        json_path = os.path.join(workdir, "sink.json")
-        ours, theirs = socket.socketpair()
-        with ours, tempfile.TemporaryFile(dir=workdir) as log:
-            ours.setblocking(False)
+    ours, theirs = socket.socketpair()
+    with ours, tempfile.TemporaryFile() as log:
+        ours.setblocking(False)
+        try:
+            process = await trio.lowlevel.open_process(
+                _command(python, theirs.fileno(), extra_args, host, backlog),
+                stdin=subprocess.DEVNULL,
+                stdout=subprocess.PIPE,
+                stderr=log,
+                pass_fds=(theirs.fileno(),),
+                # Out of the terminal's process group: Ctrl-C is the source's to
+                # handle (it finishes in-flight messages, then stops the sink).
+                start_new_session=True,
+            )
+        finally:
+            theirs.close()  # the child's end lives in the child only: EOF if it dies
+        assert process.stdout is not None
+        try:
+            labels: list[str] = []
             try:
-                process = await trio.lowlevel.open_process(
-                    _command(python, theirs.fileno(), json_path, extra_args, host, backlog),
-                    stdin=subprocess.DEVNULL,
-                    stdout=subprocess.DEVNULL,
-                    stderr=log,
-                    pass_fds=(theirs.fileno(),),
-                    # Out of the terminal's process group: Ctrl-C is the source's to
-                    # handle (it finishes in-flight messages, then stops the sink).
-                    start_new_session=True,
-                )
-            finally:
-                theirs.close()  # the child's end lives in the child only: EOF if it dies
-            try:
-                labels: list[str] = []
-                try:
-                    with trio.move_on_after(ready_timeout):
-                        labels = (await _read_ready(ours)).split()
-                    if not labels:
-                        raise EmbeddedSinkError(f"the sink was not ready after {ready_timeout} s")
-                except EmbeddedSinkError as exc:
-                    with trio.CancelScope(shield=True):
-                        await _stop(process, stop_timeout)
-                    raise EmbeddedSinkError(f"{exc}: {_tail(log)}") from None
-                sink = EmbeddedSink(target=labels[0], listen=labels, process=process)
-                yield sink
-            finally:
+                with trio.move_on_after(ready_timeout):
+                    labels = (await _read_ready(ours)).split()
+                if not labels:
+                    raise EmbeddedSinkError(f"the sink was not ready after {ready_timeout} s")
+            except EmbeddedSinkError as exc:
                 with trio.CancelScope(shield=True):
                     await _stop(process, stop_timeout)
-                if labels:
-                    # Also when the block failed or was interrupted: the counts so far.
-                    sink.returncode = process.returncode
-                    sink.log = _tail(log)
-                    sink.result = _load_result(json_path)
-            if sink.result is None:
-                raise EmbeddedSinkError(
-                    f"the sink ended (status {process.returncode}) without its summary: "
-                    f"{sink.log}"
-                )
+                raise EmbeddedSinkError(f"{exc}: {_tail(log)}") from None
+            sink = EmbeddedSink(target=labels[0], listen=labels, process=process)
+            yield sink
+        finally:
+            with trio.CancelScope(shield=True):
+                await _stop(process, stop_timeout)
+                summary = await _read_summary(process.stdout)
+                await process.stdout.aclose()
+            if labels:
+                # Also when the block failed or was interrupted: the counts so far.
+                sink.returncode = process.returncode
+                sink.log = _tail(log)
+                sink.result = summary
+        if sink.result is None:
+            raise EmbeddedSinkError(
+                f"the sink ended (status {process.returncode}) without its summary: "
+                f"{sink.log}"
+            )
 
 
 def _tail(log: Any) -> str:
@@ -165,10 +169,17 @@ def _tail(log: Any) -> str:
     return text[-_LOG_TAIL:].strip()
 
 
-def _load_result(path: str) -> dict[str, Any] | None:
+async def _read_summary(stdout: trio.abc.ReceiveStream) -> dict[str, Any] | None:
+    """The summary the sink wrote on its stdout before it exited (it has, by now)."""
+    data = b""
+    with trio.move_on_after(_KILL_WAIT):
+        while len(data) <= _SUMMARY_LIMIT:
+            chunk = await stdout.receive_some()
+            if not chunk:
+                break
+            data += chunk
     try:
-        with open(path) as f:
-            result: dict[str, Any] = json.load(f)
-    except (OSError, ValueError):
+        result = json.loads(data)
+    except ValueError:
         return None
-    return result
+    return result if isinstance(result, dict) else None

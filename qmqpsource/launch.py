@@ -1,8 +1,8 @@
 """One qmqp-source run from a config: trio loop, progress, signals, summary, JSON, exit status.
 
 The CLI parses; this runs; the runner knows nothing of terminals or signals.
-SIGINT and SIGTERM stop new messages, give those in flight a short grace, then
-report as usual (exit 130 or 143); a second signal ends the run at once.
+SIGINT, SIGTERM and SIGHUP stop new messages, give those in flight a short grace,
+then report as usual (exit 130, 143 or 129); a second signal ends the run at once.
 """
 
 from __future__ import annotations
@@ -12,7 +12,7 @@ import sys
 import threading
 from collections.abc import Mapping, Sequence
 from functools import partial
-from typing import IO, TYPE_CHECKING, Any, NoReturn
+from typing import TYPE_CHECKING, Any, NoReturn
 
 import trio
 
@@ -28,13 +28,17 @@ from qmqpsource.wording import counted
 if TYPE_CHECKING:
     from qmqpsource import result
     from qmqpsource.budget import MessageBudget
+    from qmqpsource.outfile import OutputFile
+    from qmqpsource.workers import ParentLink
 
 __all__ = ["GRACE_SECONDS", "fatal", "open_json", "run_source", "write_json"]
 
-# After the first SIGINT/SIGTERM, messages in flight get this long to finish.
+# After the first SIGINT/SIGTERM/SIGHUP, messages in flight get this long to finish.
 GRACE_SECONDS = 2.0
-_SIGNAL_EXIT = {signal.SIGINT: 130, signal.SIGTERM: 143}
-_SIGNAL_WORD = {signal.SIGINT: "interrupted", signal.SIGTERM: "terminated"}
+# SIGHUP too: a closed terminal or ssh session must not end the run without its result.
+_SIGNAL_EXIT = {signal.SIGINT: 130, signal.SIGTERM: 143, signal.SIGHUP: 129}
+_SIGNAL_WORD = {signal.SIGINT: "interrupted", signal.SIGTERM: "terminated",
+                signal.SIGHUP: "hung up"}
 
 
 def fatal(text: str) -> NoReturn:
@@ -46,7 +50,7 @@ def fatal(text: str) -> NoReturn:
 async def _watch_signals(
     runner: Runner, received: list[int], *, task_status: trio.TaskStatus[None]
 ) -> None:
-    with trio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
+    with trio.open_signal_receiver(*_SIGNAL_EXIT) as signals:
         # Started only once the handlers are in: the sessions' first step already
         # connects, and a signal before this point would end the run without a grace.
         task_status.started()
@@ -66,6 +70,7 @@ def run_source(
     json_path: str | None = None,
     embedded_sink_args: Sequence[str] | None = None,
     budget: MessageBudget | None = None,
+    parent: ParentLink | None = None,
 ) -> int:
     """Run the load; print Postfix's fatal line on failure; return the exit status.
 
@@ -77,13 +82,16 @@ def run_source(
     With ``embedded_sink_args`` (a list, maybe empty) the target is a qmqp-sink that
     this run starts in a child process and stops afterwards; its counts are reported
     beside ours (and under "sink" in the JSON).
+
+    A --workers worker runs with ``parent``: its result goes up to the parent, and the
+    run stops at once, reporting nothing, when the parent is gone.
     """
     requests = RequestFactory(config)
     sample = requests.fixed if requests.fixed is not None else requests.build(0)
     stats = RunStats(config.recipients, len(sample))
     del sample
     # Opened before the run, so that a bad path fails at once, not after a long run.
-    json_file = open_json(json_path)
+    json_file = open_json(json_path) if parent is None else parent.result_file()
     bar = bar_wanted(
         quiet=quiet, counter=config.counter, verbose=config.verbose, stream=sys.stderr
     )
@@ -120,6 +128,8 @@ def run_source(
             runner = Runner(config, endpoint, requests, stats, budget=budget)
             if catch_signals:
                 await nursery.start(partial(_watch_signals, runner, received))
+            if parent is not None:
+                nursery.start_soon(parent.watch, runner.abort)
             run_result = await runner.run()
             nursery.cancel_scope.cancel()
         return run_result
@@ -160,6 +170,8 @@ def run_source(
             return 130
         report("failed", f"{type(exc).__name__}: {exc}")
         raise
+    if parent is not None and parent.gone:
+        return 1  # an orphan: nobody to report to
     if received:
         signum = received[0]
         report("interrupted", run_result.failure)
@@ -176,15 +188,16 @@ def run_source(
     return run_result.exit_status
 
 
-def open_json(path: str | None) -> IO[str] | None:
+def open_json(path: str | None) -> OutputFile | None:
+    """--json's file, checked now (and left as it is until the end: see outfile.py)."""
     if path is None:
         return None
-    if path == "-":
-        return sys.stdout
+    from qmqpsource.outfile import OutputError, OutputFile  # here: only --json needs it
+
     try:
-        return open(path, "w", encoding="utf-8")  # closed by write_json
-    except OSError as exc:
-        fatal(f"open {path}: {exc.strerror or exc}")
+        return OutputFile.at(path)
+    except OutputError as exc:
+        fatal(str(exc))
 
 
 def sink_line(counts: dict[str, Any], accepted: int) -> str:
@@ -201,14 +214,13 @@ def sink_line(counts: dict[str, Any], accepted: int) -> str:
 
 
 def write_json(
-    file: IO[str], value: result.Result, extra: Mapping[str, Any] | None = None
+    file: OutputFile, value: result.Result, extra: Mapping[str, Any] | None = None
 ) -> None:
-    from qmqpsource import result  # imported already: the caller made ``value`` with it
+    # Imported already: the caller made ``value`` and ``file`` with them.
+    from qmqpsource import result
+    from qmqpsource.outfile import OutputError
 
     try:
-        result.write(value, file, extra)
-    except OSError as exc:
-        fatal(f"write {getattr(file, 'name', 'JSON')}: {exc.strerror or exc}")
-    finally:
-        if file is not sys.stdout:
-            file.close()
+        file.write(result.dumps(value, extra))
+    except OutputError as exc:
+        fatal(str(exc))

@@ -14,7 +14,7 @@ import resource
 from collections.abc import Callable
 from pathlib import Path
 
-from qmqpsource.config import SourceConfig
+from qmqpsource.config import MAX_COUNT, MAX_SECONDS, SourceConfig
 from qmqpsource.message import default_address, system_hostname
 
 __all__ = [
@@ -36,11 +36,6 @@ __all__ = [
     "request_size",
 ]
 
-# Counts (-s -m -l -r -C --connect-limit) beyond int64 are typos, and nothing downstream
-# (JSON readers, HdrHistogram counts, C tools reading our results) takes them.
-MAX_COUNT = 2**63 - 1
-# Waits and timeouts (-w -R --timeout): longer than a year is a typo, not a plan.
-MAX_SECONDS = 365 * 86400.0
 # Descriptors besides the sessions' sockets: stdio, trio's epoll and wake-up pair, the
 # resolver's threads, a JSON file, with room to spare.
 RESERVED_DESCRIPTORS = 32
@@ -210,17 +205,26 @@ def _encoded_length(text: str) -> int:
 
 
 def check_resources(
-    config: SourceConfig, memory: Callable[[], int | None] = available_memory
+    config: SourceConfig,
+    memory: Callable[[], int | None] = available_memory,
+    *,
+    message_size: int | None = None,
 ) -> None:
-    """Every pre-run check for a configured run; raises LimitError with one line."""
+    """Every pre-run check for a configured run; raises LimitError with one line.
+
+    ``message_size``: -F's file size, which then takes the place of -l.
+    """
     default = default_address(config.myhostname or system_hostname())
     recipient = config.recipient if config.recipient is not None else default
     sender = config.sender if config.sender is not None else default
+    length = config.length if message_size is None else message_size
     needed = build_memory(
-        config.length, config.recipients, _encoded_length(recipient), _encoded_length(sender)
+        length, config.recipients, _encoded_length(recipient), _encoded_length(sender)
     )
-    what = f"-l {config.length}" if config.recipients == 1 else (
-        f"-l {config.length} with -r {config.recipients}"
-    )
+    what = f"-l {config.length}" if message_size is None else (
+        f"-F {config.message_file} ({format_bytes(message_size)})")
+    if config.recipients > 1:
+        what += f" with -r {config.recipients}"
     check_memory(needed, memory(), what)
-    ensure_descriptors(config.sessions)
+    # More sessions than messages would never all be used (the runner starts no more).
+    ensure_descriptors(min(config.sessions, config.messages))

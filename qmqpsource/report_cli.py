@@ -10,14 +10,21 @@ This is how runs from several processes or hosts come together.
 
 from __future__ import annotations
 
-import sys
-from typing import Annotated
+from qmqpsource.startup import interrupts_end_quietly
 
-import typer
+with interrupts_end_quietly("qmqp-report"):
+    import os
+    import sys
+    from typing import Annotated
 
-from qmqpsource import __version__, result
-from qmqpsource.commandline import Command, UsageFailure, fatal, make_app, run_command
-from qmqpsource.summary import format_summary
+    import typer
+
+    from qmqpsource import __version__, result
+    from qmqpsource.commandline import Command, UsageFailure, fatal, make_app, run_command
+    from qmqpsource.infile import InputError, read_fd_limited
+    from qmqpsource.outfile import OutputError, OutputFile
+    from qmqpsource.stdio import closed_at_start, guard
+    from qmqpsource.summary import format_summary
 
 __all__ = ["PROG", "app", "main", "report"]
 
@@ -32,18 +39,40 @@ class Fatal(Exception):
 
 def _read(path: str) -> result.Result:
     try:
-        if path == "-":
-            return result.loads(sys.stdin.read())
-        return result.read(path)
-    except result.ResultError as exc:
+        if path != "-":
+            return result.read(path)
+        if closed_at_start(0):
+            raise Fatal("-: stdin is closed")
+        return result.decode(read_fd_limited(0, result.SIZE_LIMIT))
+    except (result.ResultError, InputError) as exc:
         raise Fatal(f"{path}: {exc}") from None
-    except (OSError, UnicodeDecodeError) as exc:
-        raise Fatal(f"{path}: {exc}") from None
+
+
+def _read_all(paths: list[str]) -> list[result.Result]:
+    """Every result named, each file once: the same one twice would count its runs twice."""
+    seen: dict[tuple[int, int], str] = {}
+    results = []
+    for path in paths:
+        try:
+            info = os.fstat(0) if path == "-" else os.stat(path)
+        except OSError:
+            pass  # _read says why
+        else:
+            key = (info.st_dev, info.st_ino)
+            if key in seen:
+                raise Fatal(f"{path}: the same file as {seen[key]}: its runs would count twice")
+            seen[key] = path
+        results.append(_read(path))
+    return results
 
 
 def report(paths: list[str], *, json_path: str | None = None, quiet: bool = False) -> None:
     """Read, merge, summarize, write; raises Fatal with the line to print."""
-    results = [_read(path) for path in paths]
+    try:
+        json_file = OutputFile.at(json_path) if json_path is not None else None
+    except OutputError as exc:
+        raise Fatal(str(exc)) from None
+    results = _read_all(paths)
     merged = (
         results[0]
         if len(results) == 1
@@ -54,16 +83,12 @@ def report(paths: list[str], *, json_path: str | None = None, quiet: bool = Fals
         out = sys.stderr if json_path == "-" else sys.stdout
         out.write(format_summary(merged))
         out.flush()
-    if json_path is None:
-        return
-    if json_path == "-":
-        result.write(merged, sys.stdout)
+    if json_file is None:
         return
     try:
-        with open(json_path, "w", encoding="utf-8") as file:
-            result.write(merged, file)
-    except OSError as exc:
-        raise Fatal(f"write {json_path}: {exc.strerror or exc}") from None
+        json_file.write(result.dumps(merged))
+    except OutputError as exc:
+        raise Fatal(str(exc)) from None
 
 
 @app.command(cls=Command, options_metavar="[OPTIONS] FILE...", help=__doc__,
@@ -94,13 +119,14 @@ USAGE = f"usage: {PROG} [-q] [--json PATH] FILE..."
 
 
 def main(argv: list[str] | None = None) -> None:
-    """Console entry point: exit 0, or one fatal line and exit 1; never a traceback."""
+    """Console entry point: exit 0, or one fatal line and exit 1 (130 for Ctrl-C); never a
+    traceback."""
+    if argv is None:
+        guard()  # closed or failing stdio must not change the run (see stdio.py)
     try:
         status = run_command(app, PROG, USAGE, argv)
     except Fatal as exc:
         fatal(PROG, " ".join(str(exc).split()))
-    except (typer.Abort, KeyboardInterrupt):
-        fatal(PROG, "interrupted")
     raise SystemExit(status)
 
 

@@ -21,9 +21,17 @@ from qmqpsource.message import (
 )
 from qmqpsource.protocol import encode_request, netstring
 
-__all__ = ["MessageFileError", "RequestFactory", "load_message_file", "wire"]
+__all__ = [
+    "MessageFileError",
+    "RequestFactory",
+    "load_message_file",
+    "message_file_size",
+    "wire",
+]
 
 SEQ_HEADER = "X-Qmqpsource-Seq"
+# -F of a file that says it is empty (those in /proc do) is read up to this.
+UNSIZED_LIMIT = 1 << 20
 
 
 class MessageFileError(ValueError):
@@ -35,13 +43,27 @@ def wire(text: str) -> bytes:
     return text.encode("utf-8", "surrogateescape")
 
 
-def load_message_file(path: str) -> bytes:
-    """-F: the file as QMQP sends it, CRLF line ends turned into LF."""
+def message_file_size(path: str) -> int:
+    """-F's size, for the checks before the run. Only a regular file will do: a device
+    (/dev/zero) never ends, and a FIFO would keep the run waiting for a writer."""
+    from qmqpsource.infile import InputError, regular_size  # here: only -F needs it
+
     try:
-        with open(path, "rb") as file:
-            data = file.read()
-    except OSError as exc:
-        raise MessageFileError(f"cannot read message file {path}: {exc.strerror}") from None
+        return regular_size(path)
+    except InputError as exc:
+        raise MessageFileError(f"cannot read message file {path}: {exc}") from None
+
+
+def load_message_file(path: str) -> bytes:
+    """-F: the file as QMQP sends it, CRLF line ends turned into LF; read no further
+    than the size it had (checked against free memory before the run)."""
+    from qmqpsource.infile import InputError, read_limited, regular_size
+
+    try:
+        limit = max(regular_size(path), UNSIZED_LIMIT)
+        data = read_limited(path, limit, regular_only=True)
+    except InputError as exc:
+        raise MessageFileError(f"cannot read message file {path}: {exc}") from None
     return data.replace(b"\r\n", b"\n")
 
 

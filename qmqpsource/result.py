@@ -28,9 +28,12 @@ __all__ = [
     "ERROR_CAUSES",
     "PERCENTILES",
     "SCHEMA",
+    "SIZE_LIMIT",
     "STATUSES",
     "Result",
     "ResultError",
+    "decode",
+    "dumps",
     "from_dict",
     "from_stats",
     "loads",
@@ -41,6 +44,9 @@ __all__ = [
 ]
 
 SCHEMA = "qmqpsource.result/1"
+# A result is a few KiB (a merge of thousands of runs, a few MiB): a file larger than
+# this is not one, and is not read further (/dev/zero would fill the memory).
+SIZE_LIMIT = 64 * 1024 * 1024
 # Percentile -> key in latency_ms.
 PERCENTILES = {50.0: "p50", 90.0: "p90", 99.0: "p99", 99.9: "p999"}
 ERROR_CAUSES = tuple(o.value for o in Outcome if o.is_error)
@@ -187,14 +193,8 @@ def _count(obj: Mapping[str, Any], key: str, where: str = "") -> int:
     return value
 
 
-def from_dict(obj: Any) -> Result:
-    """Validate and read a parsed JSON object; percentiles are recomputed from ``hdr``."""
-    if not isinstance(obj, dict):
-        raise ResultError("not a JSON object")
-    schema = obj.get("schema")
-    if schema != SCHEMA:
-        raise ResultError(f"schema is {schema!r}, not {SCHEMA!r}")
-    tool = _get(obj, "tool", dict)
+def _times(obj: Mapping[str, Any]) -> tuple[datetime, float]:
+    """started_at and elapsed_s, checked: an end that no date can hold is refused too."""
     started_text = _get(obj, "started_at", str)
     try:
         started_at = datetime.fromisoformat(started_text)
@@ -205,6 +205,22 @@ def from_dict(obj: Any) -> Result:
     elapsed = float(_get(obj, "elapsed_s", (int, float)))
     if not math.isfinite(elapsed) or elapsed < 0:
         raise ResultError("elapsed_s: not a duration")
+    try:
+        started_at + timedelta(seconds=elapsed)  # the end: a merge needs it
+    except OverflowError:
+        raise ResultError("started_at plus elapsed_s is out of range") from None
+    return started_at, elapsed
+
+
+def from_dict(obj: Any) -> Result:
+    """Validate and read a parsed JSON object; percentiles are recomputed from ``hdr``."""
+    if not isinstance(obj, dict):
+        raise ResultError("not a JSON object")
+    schema = obj.get("schema")
+    if schema != SCHEMA:
+        raise ResultError(f"schema is {schema!r}, not {SCHEMA!r}")
+    tool = _get(obj, "tool", dict)
+    started_at, elapsed = _times(obj)
     counts = _get(obj, "counts", dict)
     errors = _get(obj, "errors", dict)
     outcomes = {
@@ -325,22 +341,35 @@ def merge(results: Sequence[Result], *, tool_name: str, tool_version: str) -> Re
     )
 
 
-def write(result: Result, file: IO[str], extra: Mapping[str, Any] | None = None) -> None:
-    """Write ``result`` as one JSON document to an open text file (``extra``: more keys)."""
+def dumps(result: Result, extra: Mapping[str, Any] | None = None) -> str:
+    """``result`` as the text of one JSON document (``extra``: more keys)."""
     import json
 
-    json.dump({**to_dict(result), **(extra or {})}, file, indent=2)
-    file.write("\n")
+    return json.dumps({**to_dict(result), **(extra or {})}, indent=2) + "\n"
+
+
+def write(result: Result, file: IO[str], extra: Mapping[str, Any] | None = None) -> None:
+    """Write ``result`` as one JSON document to an open text file (``extra``: more keys)."""
+    file.write(dumps(result, extra))
     file.flush()
 
 
 def read(path: str) -> Result:
-    """Read one result file; any problem (unreadable, not JSON, bad schema) is a ResultError."""
+    """Read one result file; any problem (unreadable, too large, not JSON, bad schema) is
+    a ResultError. A FIFO is read until its writer closes it (at once if it has none)."""
+    from qmqpsource.infile import InputError, read_limited
+
     try:
-        with open(path, encoding="utf-8") as file:
-            text = file.read()
-    except OSError as exc:
-        raise ResultError(exc.strerror or str(exc)) from None
+        data = read_limited(path, SIZE_LIMIT)
+    except InputError as exc:
+        raise ResultError(str(exc)) from None
+    return decode(data)
+
+
+def decode(data: bytes) -> Result:
+    """Parse one result from the bytes of a file; problems are ResultErrors."""
+    try:
+        text = data.decode("utf-8")
     except UnicodeDecodeError:
         raise ResultError("not UTF-8 text") from None
     return loads(text)
@@ -350,10 +379,14 @@ def loads(text: str) -> Result:
     """Parse one result from JSON text; problems are ResultErrors."""
     import json
 
+    if not text.strip():
+        raise ResultError("empty: not a result")  # a FIFO with no writer reads so
     try:
         obj = json.loads(text)
     except json.JSONDecodeError as exc:
         raise ResultError(f"not JSON: {exc}") from None
     except RecursionError:
         raise ResultError("not JSON: nested too deeply") from None
+    except ValueError as exc:  # an integer of thousands of digits, say
+        raise ResultError(f"not JSON: {str(exc).split(';')[0]}") from None
     return from_dict(obj)

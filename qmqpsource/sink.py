@@ -21,7 +21,7 @@ import stat
 import sys
 import time
 from dataclasses import dataclass, field
-from typing import Any, Protocol, TextIO
+from typing import Any, Protocol
 
 import trio
 
@@ -49,6 +49,7 @@ __all__ = [
     "DEFAULT_TIMEOUT",
     "Faults",
     "InetEndpoint",
+    "Lines",
     "ListenError",
     "Sink",
     "SinkConfig",
@@ -78,6 +79,8 @@ DRAIN_TIME = 1.0
 # accept() errors that mean "out of descriptors or memory": wait, don't spin.
 _ACCEPT_RESOURCE_ERRNOS = frozenset({errno.EMFILE, errno.ENFILE, errno.ENOBUFS, errno.ENOMEM})
 _ACCEPT_PAUSE = 0.1
+# listen() takes a C int; the kernel caps the queue far lower anyway (somaxconn).
+_LISTEN_MAX = 2**31 - 1
 
 
 class SinkError(Exception):
@@ -123,7 +126,7 @@ def parse_endpoint(text: str) -> UnixEndpoint | InetEndpoint:
             raise ListenError(f"{text}: missing port, expected [inet:][host]:port")
         if ":" in host:
             raise ListenError(f"{text}: an IPv6 address goes in [brackets]")
-    if not port.isdigit() or not 0 <= int(port) < 65536:
+    if not (port.isascii() and port.isdigit()) or not 0 <= int(port) < 65536:
         raise ListenError(f"{text}: bad port number: {port!r}")
     return InetEndpoint(host or None, int(port))
 
@@ -198,7 +201,7 @@ def _listen_inet(family: int, address: tuple[Any, ...], backlog: int) -> socket.
             # Separate IPv4 and IPv6 listeners, as Postfix does; else the second bind fails.
             sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1)
         sock.bind(address)
-        sock.listen(backlog)
+        sock.listen(min(backlog, _LISTEN_MAX))
         sock.setblocking(False)
     except BaseException:
         sock.close()
@@ -207,9 +210,12 @@ def _listen_inet(family: int, address: tuple[Any, ...], backlog: int) -> socket.
 
 
 def _listen_unix(path: str, backlog: int) -> socket.socket:
-    # A socket left by an earlier run would make bind fail; anything else is not ours to remove.
+    # A socket left by an earlier run would make bind fail; anything else is not ours to
+    # remove, and neither is the socket of a server that still answers on it.
     try:
         if stat.S_ISSOCK(os.lstat(path).st_mode):
+            if _answers(path):
+                raise ListenError(f"unix:{path}: a server is listening there already")
             os.unlink(path)
     except FileNotFoundError:
         pass
@@ -218,12 +224,35 @@ def _listen_unix(path: str, backlog: int) -> socket.socket:
     sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
     try:
         sock.bind(path)
-        sock.listen(backlog)
+        sock.listen(min(backlog, _LISTEN_MAX))
         sock.setblocking(False)
     except OSError as exc:
         sock.close()
         raise ListenError(f"bind unix:{path}: {exc.strerror or exc}") from None
     return sock
+
+
+def _answers(path: str) -> bool:
+    """Whether a live server listens on the UNIX socket at ``path``; a stale one refuses."""
+    probe = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    probe.setblocking(False)
+    try:
+        probe.connect(path)
+    except (ConnectionRefusedError, FileNotFoundError):
+        return False
+    except BlockingIOError:
+        return True  # its listen queue is full: busy, but alive
+    finally:
+        probe.close()
+    return True
+
+
+def _file_identity(path: str) -> tuple[int, int] | None:
+    try:
+        info = os.stat(path)
+    except OSError:
+        return None
+    return info.st_dev, info.st_ino
 
 
 # --- configuration
@@ -289,8 +318,10 @@ class SinkStats:
         "active",
         "bytes",
         "connections",
+        "cut_off",
         "dropped",
         "empty",
+        "evicted",
         "hung",
         "lost",
         "malformed",
@@ -323,6 +354,9 @@ class SinkStats:
         self.empty = 0  # connections closed before sending a byte (probes)
         self.dropped = 0  # --drop: closed on purpose without a reply
         self.hung = 0  # --hang: never answered
+        self.evicted = 0  # closed before their first byte, to make room for new ones
+        # Open when the sink stopped, ended in none of the ways above; set at the stop.
+        self.cut_off = 0
         self.started = time.monotonic()
         self.stopped: float | None = None
 
@@ -330,6 +364,11 @@ class SinkStats:
     def elapsed(self) -> float:
         end = self.stopped if self.stopped is not None else time.monotonic()
         return end - self.started
+
+    def ended(self) -> int:
+        """Connections that ended in one of the counted ways; every one ends in exactly one."""
+        return (self.empty + self.lost + self.timeouts + self.replies_k + self.replies_z
+                + self.replies_d + self.dropped + self.hung + self.evicted)
 
     def as_dict(self) -> dict[str, Any]:
         elapsed = self.elapsed
@@ -347,6 +386,8 @@ class SinkStats:
             "empty": self.empty,
             "dropped": self.dropped,
             "hung": self.hung,
+            "evicted": self.evicted,
+            "cut_off": self.cut_off,
             "elapsed": round(elapsed, 6),
             "messages_per_second": round(self.messages / elapsed, 1) if elapsed > 0 else 0.0,
         }
@@ -356,7 +397,7 @@ def format_summary(stats: SinkStats) -> list[str]:
     """The human summary, a few lines."""
     elapsed = stats.elapsed
     rate = stats.messages / elapsed if elapsed > 0 else 0.0
-    return [
+    lines = [
         f"{counted(stats.connections, 'connection')}, {counted(stats.messages, 'message')}, "
         f"{counted(stats.recipients, 'recipient')}, {counted(stats.bytes, 'byte')} "
         f"in {elapsed:.3f} s "
@@ -365,9 +406,22 @@ def format_summary(stats: SinkStats) -> list[str]:
         f"malformed {stats.malformed}, timeouts {stats.timeouts}, lost {stats.lost}, "
         f"dropped {stats.dropped}, hung {stats.hung}",
     ]
+    if stats.evicted or stats.cut_off:
+        lines.append(
+            f"closed idle to make room {stats.evicted}; cut off by the stop {stats.cut_off}"
+        )
+    return lines
 
 
 # --- the server
+
+
+class Lines(Protocol):
+    """Where log lines and -c's counts go: a text stream, or a loglines.LineWriter."""
+
+    def write(self, text: str, /) -> object: ...
+
+    def flush(self) -> object: ...
 
 
 class _Started(Protocol):
@@ -381,6 +435,10 @@ class _Lost(Exception):
 
 class _Timeout(Exception):
     """The connection's deadline passed; ``str()`` says while doing what."""
+
+
+class _Evicted(Exception):
+    """The connection had sent nothing, and its slot went to a new one."""
 
 
 def _peer_label(family: int, address: Any, listener: str) -> str:
@@ -426,14 +484,15 @@ class Sink:
         self,
         config: SinkConfig,
         *,
-        log: TextIO | None = None,
-        out: TextIO | None = None,
+        log: Lines | None = None,
+        out: Lines | None = None,
     ) -> None:
         self.config = config
         self.stats = SinkStats()
         self.labels: list[str] = []
-        self._log_file = log if log is not None else sys.stderr
-        self._out = out if out is not None else sys.stdout
+        # -v's lines and -c's counter (qmqp-sink gives loglines.LineWriters: never blocking).
+        self.log: Lines = log if log is not None else sys.stderr
+        self.out: Lines = out if out is not None else sys.stdout
         self._maildir: Maildir | None = None
         faults = config.faults
         self._faulty = faults.any_rate
@@ -455,11 +514,14 @@ class Sink:
         # a plain count (stats.active) is cheaper than a semaphore on the hot path.
         self._room: trio.Event | None = None
         self._accept_warned = -1.0
+        # Connections waiting for their first byte, oldest first: who makes room (_evict).
+        self._idle: dict[socket.socket, trio.CancelScope] = {}
+        self._evict_warned = -1.0
 
     def _log(self, text: str) -> None:
         try:
-            self._log_file.write(f"{PROG}: {text}\n")
-            self._log_file.flush()
+            self.log.write(f"{PROG}: {text}\n")
+            self.log.flush()
         except (OSError, ValueError):
             pass  # a closed stderr must not take a connection (or the sink) down
 
@@ -473,6 +535,8 @@ class Sink:
             except OSError as exc:
                 raise SinkError(f"maildir {config.maildir}: {exc.strerror or exc}") from None
         listeners = await open_listeners(endpoint, config.family, config.backlog)
+        # What we bound, so that the exit removes our socket file and nobody else's.
+        ours = _file_identity(endpoint.path) if isinstance(endpoint, UnixEndpoint) else None
         try:
             self.labels = [_label(s.family, s.getsockname()) for s in listeners]
             if config.verbose:
@@ -484,10 +548,16 @@ class Sink:
                     connections.start_soon(self._accept_loop, sock, label, connections)
                 task_status.started(self.labels)
         finally:
-            self.stats.stopped = time.monotonic()
+            stats = self.stats
+            stats.stopped = time.monotonic()
+            # Every connection task has ended: those that ended in no counted way were
+            # cut off by the stop (mid-request, waiting for --delay or the Maildir...).
+            stats.cut_off = stats.connections - stats.ended()
             for sock in listeners:
                 sock.close()
-            if isinstance(endpoint, UnixEndpoint):
+            if isinstance(endpoint, UnixEndpoint) and ours is not None and (
+                _file_identity(endpoint.path) == ours
+            ):
                 with contextlib.suppress(OSError):
                     os.unlink(endpoint.path)
 
@@ -503,11 +573,10 @@ class Sink:
         while True:
             await wait_readable(fd)
             for _ in range(ACCEPT_BATCH):
-                while stats.active >= limit:
-                    # --max-connections reached: the rest wait in the listen queue.
-                    if self._room is None:
-                        self._room = trio.Event()
-                    await self._room.wait()
+                if stats.active >= limit and not self._idle:
+                    # --max-connections reached, and every connection is busy: the rest
+                    # wait in the listen queue until one ends.
+                    await self._room_made()
                 try:
                     sock, address = listener.accept()
                 except BlockingIOError:
@@ -519,12 +588,44 @@ class Sink:
                         break
                     # The client gave up between its SYN and our accept: nothing to serve.
                     continue
+                if stats.active >= limit:
+                    # A connection in hand and no slot for it: the one that has sent
+                    # nothing for longest makes room.
+                    try:
+                        while stats.active >= limit:
+                            if self._idle:
+                                self._evict()
+                            await self._room_made()
+                    except BaseException:
+                        sock.close()
+                        raise
                 sock.setblocking(False)
                 stats.connections += 1
                 stats.active += 1
                 if stats.active > stats.max_active:
                     stats.max_active = stats.active
                 start(handler, sock, address, label)
+
+    async def _room_made(self) -> None:
+        """Until a connection ends (and so frees its slot)."""
+        if self._room is None:
+            self._room = trio.Event()
+        await self._room.wait()
+
+    def _evict(self) -> None:
+        """Close the connection that has waited longest for its first byte.
+
+        Idle connections cost a slot each and nothing else: without this, a few
+        thousand of them (a flood, or clients that connect and never speak) kept every
+        real client waiting for --timeout, five minutes by default.
+        """
+        sock = next(iter(self._idle))
+        self._idle.pop(sock).cancel()  # gone from _idle: _first_byte knows why it ended
+        now = time.monotonic()
+        if self._evict_warned < 0 or now - self._evict_warned >= 1.0:
+            self._evict_warned = now  # one line a second at most, however many
+            self._log("warning: every connection slot is taken: closing the connections "
+                      "that have sent nothing for longest")
 
     def _accept_trouble(self, exc: OSError) -> None:
         # One line a second at most, however hard the clients push.
@@ -561,6 +662,9 @@ class Sink:
         except _Timeout as exc:
             stats.timeouts += 1
             note = f"warning: timeout while {exc}"
+        except _Evicted:
+            stats.evicted += 1
+            note = "closed before a byte came, to make room"
         except _Lost as exc:
             stats.lost += 1
             note = f"warning: lost connection while {exc}"
@@ -591,7 +695,10 @@ class Sink:
                     if deadline < 0:
                         # --timeout counts from the first wait, microseconds after the accept.
                         deadline = trio.current_time() + self.config.timeout
-                    await _readable(sock.fileno(), deadline, "receiving request")
+                    if decoder is None:
+                        await self._first_byte(sock, deadline)
+                    else:
+                        await _readable(sock.fileno(), deadline, "receiving request")
                     continue
                 except OSError:
                     if decoder is not None:
@@ -617,7 +724,7 @@ class Sink:
             # lower bound of the size is known.
             text = b"5.3.4 Error: message too large: over %d bytes" % exc.limit
             await self._refuse(sock, encode_reply(Status.PERMFAIL, text))
-            return f"warning: refused: request of {exc.length} bytes exceeds {exc.limit}"
+            return f"warning: refused: request of over {exc.limit} bytes"
         except NetstringTruncatedError:
             raise _Lost("receiving request") from None
         except ProtocolError as exc:
@@ -639,6 +746,22 @@ class Sink:
         stats.recipients += len(request.recipients)
         stats.message_bytes += len(request.message)
         return request
+
+    async def _first_byte(self, sock: socket.socket, deadline: float) -> None:
+        """Wait until a new connection has something to read; raises _Timeout at the
+        deadline, or _Evicted when its slot is taken back meanwhile (see _evict)."""
+        idle = self._idle
+        with trio.move_on_at(deadline):
+            idle[sock] = trio.CancelScope()
+            with idle[sock]:
+                try:
+                    await trio.lowlevel.wait_readable(sock.fileno())
+                finally:
+                    evicted = idle.pop(sock, None) is None
+                return
+            if evicted:
+                raise _Evicted
+        raise _Timeout("receiving request")
 
     def _delay(self) -> float:
         faults = self.config.faults
@@ -698,8 +821,8 @@ class Sink:
         if self.config.counter:
             self._completed += 1
             with contextlib.suppress(OSError, ValueError):
-                self._out.write(f"{self._completed}\r")
-                self._out.flush()
+                self.out.write(f"{self._completed}\r")
+                self.out.flush()
         if not self.config.verbose:
             return None
         text = _printable(reply[reply.index(b":") + 1 : -1])

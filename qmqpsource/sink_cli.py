@@ -16,9 +16,10 @@ qmqpsource.sink, print the summary. Bad arguments get one line,
 # No `from __future__ import annotations` here: typer reads sink()'s annotations four
 # times a start, and as strings each read would evaluate them all again (see cli.py).
 
-from qmqpsource.startup import freeze_for_good, imports_uncollected
+from qmqpsource.startup import freeze_for_good, imports_uncollected, interrupts_end_quietly
 
-with imports_uncollected():  # and main() freezes: see startup.py
+# main() freezes: see startup.py
+with imports_uncollected(), interrupts_end_quietly("qmqp-sink"):
     import contextlib
     import json
     import math
@@ -26,20 +27,31 @@ with imports_uncollected():  # and main() freezes: see startup.py
     import resource
     import signal
     import sys
+    from collections.abc import Sequence
     from typing import Annotated, Any, NoReturn
 
     import trio
     import typer
 
     from qmqpsource import __version__
-    from qmqpsource.commandline import Command, UsageFailure, fatal, make_app, run_command
-    from qmqpsource.config import Family
+    from qmqpsource.commandline import (
+        Command,
+        UsageFailure,
+        fatal,
+        make_app,
+        run_command,
+        usage_text,
+    )
+    from qmqpsource.config import MAX_COUNT, MAX_SECONDS, Family
+    from qmqpsource.loglines import LineWriter
+    from qmqpsource.outfile import OutputError, OutputFile
     from qmqpsource.sink import (
         DEFAULT_MAX_CONNECTIONS,
         DEFAULT_MAX_SIZE,
         DEFAULT_TIMEOUT,
         PROG,
         Faults,
+        Lines,
         ListenError,
         Sink,
         SinkConfig,
@@ -47,8 +59,9 @@ with imports_uncollected():  # and main() freezes: see startup.py
         format_summary,
         parse_endpoint,
     )
+    from qmqpsource.stdio import guard
 
-__all__ = ["app", "main", "parse_delay", "parse_rate"]
+__all__ = ["app", "check_embedded_options", "main", "parse_delay", "parse_rate"]
 
 USAGE = (
     "usage: qmqp-sink [-46cv] [-x time] [--max-size bytes] [--timeout seconds] "
@@ -58,6 +71,10 @@ USAGE = (
 )
 # Descriptors kept aside for listeners, the Maildir, logs and worker threads.
 _SPARE_FDS = 64
+# At the exit, how long the summary may wait for a reader of stderr (or stdout).
+OUTPUT_WAIT = 2.0
+# Whether main() runs as the command's own process (not called in-process by a test).
+_own_process = False
 
 app = make_app()
 
@@ -81,13 +98,38 @@ def parse_delay(value: str) -> tuple[float, float]:
         raise UsageFailure(f"--delay wants SECONDS or MIN-MAX, not {value!r}") from None
     if not all(math.isfinite(b) and b >= 0 for b in bounds) or bounds[0] > bounds[1]:
         raise UsageFailure(f"--delay wants SECONDS or MIN-MAX with 0 <= MIN <= MAX, not {value!r}")
+    if bounds[1] > MAX_SECONDS:
+        raise UsageFailure(f"--delay must be at most {MAX_SECONDS:.0f} seconds, not {value!r}")
     return bounds
 
 
 def _seconds(name: str, value: float) -> float:
     if not math.isfinite(value) or value <= 0:
         raise UsageFailure(f"{name} must be a positive number of seconds, not {value}")
+    if value > MAX_SECONDS:
+        raise UsageFailure(f"{name} must be at most {MAX_SECONDS:.0f} seconds, not {value}")
     return value
+
+
+def _count(name: str, value: int) -> int:
+    if value <= 0:
+        raise UsageFailure(f"{name} must be a positive number, not {value}")
+    if value > MAX_COUNT:
+        raise UsageFailure(f"{name} must be at most {MAX_COUNT}, not {value}")
+    return value
+
+
+def _check_control_fd(fd: int) -> int:
+    """A descriptor that is open now: a wrong number would be ignored, or worse."""
+    if fd < 0:
+        raise UsageFailure(f"--control-fd must be a descriptor number (0 or more), not {fd}")
+    try:
+        os.fstat(fd)
+    except OverflowError:
+        raise UsageFailure(f"--control-fd {fd}: no such descriptor number") from None
+    except OSError as exc:
+        _fatal(f"--control-fd {fd}: {exc.strerror or exc}")
+    return fd
 
 
 def _fit_descriptors(max_connections: int) -> int:
@@ -200,14 +242,19 @@ def sink(
         raise UsageFailure("missing endpoint")
     if backlog is None:
         raise UsageFailure("missing backlog")
-    if not backlog.isdigit() or int(backlog) <= 0:
+    if not (backlog.isascii() and backlog.isdigit()) or int(backlog) <= 0:
         raise UsageFailure(f"backlog must be a positive number, not {backlog!r}")
+    _count("backlog", int(backlog))
     if ipv4 and ipv6:
         raise UsageFailure("-4 and -6 exclude each other")
     if max_size <= 0:
         raise UsageFailure(f"--max-size must be a positive number of bytes, not {max_size}")
-    if max_connections <= 0:
-        raise UsageFailure(f"--max-connections must be a positive number, not {max_connections}")
+    _count("--max-size", max_size)
+    _count("--max-connections", max_connections)
+    if maildir == "":
+        raise UsageFailure("--maildir wants a folder, not ''")  # '' was the current folder
+    if control_fd is not None:
+        _check_control_fd(control_fd)
     rates = {
         "--drop": parse_rate("--drop", drop),
         "--hang": parse_rate("--hang", hang),
@@ -237,32 +284,79 @@ def sink(
         verbose=verbose,
     )
     stop_after = _seconds("-x", duration) if duration is not None else None
-    raise typer.Exit(run_sink(config, stop_after, json_path, control_fd))
+    json_file = None
+    if json_path is not None:
+        try:
+            json_file = OutputFile.at(json_path)  # a bad path fails now, not after the run
+        except OutputError as exc:
+            _fatal(f"--json: {exc}")
+    raise typer.Exit(run_sink(config, stop_after, json_file, control_fd))
+
+
+def check_embedded_options(args: Sequence[str]) -> None:
+    """qmqp-source's --sink-options, before its run: options as the sink parses them,
+    and none of those that --embedded-sink sets itself (given twice, the user's would
+    win, and the source would learn only after its run that it has no summary)."""
+    command = typer.main.get_command(app)
+    try:
+        # A placeholder endpoint and backlog: any positional argument given is one too many.
+        ctx = command.make_context(PROG, ["127.0.0.1:0", "1", *args])
+    except typer.exceptions.TyperException as exc:
+        raise UsageFailure(f"--sink-options: {usage_text(exc)}") from None
+    with ctx:
+        for name, option in (("json_path", "--json"), ("control_fd", "--control-fd")):
+            if ctx.params.get(name) is not None:
+                raise UsageFailure(f"--sink-options: {option} is --embedded-sink's own")
+        if ctx.params.get("counter"):
+            # The embedded sink's stdout carries its summary to the source.
+            raise UsageFailure("--sink-options: -c does not go with --embedded-sink")
 
 
 def run_sink(
     config: SinkConfig,
     duration: float | None = None,
-    json_path: str | None = None,
+    json_file: OutputFile | None = None,
     control_fd: int | None = None,
 ) -> int:
     """Serve until a signal, -x or the parent says stop; print the summary; exit status."""
-    server = Sink(config)
+    log, out = _outputs()
+    server = Sink(config, log=log, out=out)
     failure: str | None = None
     # SIGTERM outside the signal receiver's scope: noted, never fatal (see _StopFlag).
     previous = signal.signal(signal.SIGTERM, _stop_flag)
     try:
         try:
-            trio.run(_serve, server, duration, json_path, control_fd)
+            trio.run(_serve, server, duration, json_file, control_fd)
         except* (SinkError, _SinkFailure) as group:
             failure = str(group.exceptions[0])
     except KeyboardInterrupt:
         return 130  # a Ctrl-C before the signal receiver was up, or after the summary
     finally:
         signal.signal(signal.SIGTERM, previous)
-    if failure is not None:
-        _fatal(failure)
-    return 0
+        if failure is not None:
+            _tell(log, f"{PROG}: fatal: {failure}\n")
+        for stream in (out, log):
+            if isinstance(stream, LineWriter):
+                stream.close(OUTPUT_WAIT)
+    return 0 if failure is None else 1
+
+
+def _outputs() -> tuple[Lines, Lines]:
+    """stderr and stdout for the run: in the command's own process, writers that never
+    block the event loop (an unread pipe froze the sink); called in-process (tests), the
+    caller's streams as they are."""
+    if _own_process:
+        return LineWriter(2), LineWriter(1)
+    return sys.stderr, sys.stdout
+
+
+def _tell(stream: Lines, text: str) -> None:
+    """A line that must not be dropped for a full queue: the summary, a failure."""
+    if isinstance(stream, LineWriter):
+        stream.write(text, always=True)
+    else:
+        stream.write(text)
+        stream.flush()
 
 
 class _StopFlag:
@@ -287,7 +381,7 @@ class _SinkFailure(Exception):
 
 
 async def _serve(
-    server: Sink, duration: float | None, json_path: str | None, control_fd: int | None
+    server: Sink, duration: float | None, json_file: OutputFile | None, control_fd: int | None
 ) -> None:
     # Signals are held for the whole run, summary included: a second SIGTERM while
     # the JSON is being written must not kill the process halfway through it.
@@ -301,7 +395,7 @@ async def _serve(
                 nursery.start_soon(_control, control_fd, labels, nursery.cancel_scope)
             if duration is not None:
                 nursery.cancel_scope.deadline = trio.current_time() + duration
-        _finish(server, json_path)
+        _finish(server, json_file)
 
 
 async def _stop_on_signal(signals: Any, scope: trio.CancelScope) -> None:
@@ -332,38 +426,39 @@ async def _control(fd: int, labels: list[str], scope: trio.CancelScope) -> None:
             os.close(fd)
 
 
-def _finish(server: Sink, json_path: str | None) -> None:
+def _finish(server: Sink, json_file: OutputFile | None) -> None:
     config = server.config
     stats = server.stats
     if config.counter:
-        sys.stdout.write("\n")
-        sys.stdout.flush()
+        _tell(server.out, "\n")
+    if isinstance(server.out, LineWriter):
+        server.out.close(OUTPUT_WAIT)  # -c's counts before a --json - on the same stdout
+    dropped = server.log.dropped if isinstance(server.log, LineWriter) else 0
     for line in format_summary(stats):
-        sys.stderr.write(f"{PROG}: {line}\n")
-    sys.stderr.flush()
-    if json_path is None:
+        _tell(server.log, f"{PROG}: {line}\n")
+    if dropped:
+        _tell(server.log, f"{PROG}: {dropped} log lines dropped: stderr was not read fast "
+                          "enough\n")
+    if json_file is None:
         return
     result = stats.as_dict()
     result["listen"] = server.labels
     result["maildir"] = config.maildir
-    # Written whole, then renamed: a reader never sees half a file.
-    temporary = f"{json_path}.tmp{os.getpid()}"
+    result["log_dropped"] = dropped
     try:
-        with open(temporary, "w") as f:
-            json.dump(result, f, indent=2)
-            f.write("\n")
-        os.replace(temporary, json_path)
-    except OSError as exc:
-        with contextlib.suppress(OSError):
-            os.unlink(temporary)
-        raise _SinkFailure(f"--json {json_path}: {exc.strerror or exc}") from None
+        json_file.write(json.dumps(result, indent=2) + "\n")  # whole, or not at all
+    except OutputError as exc:
+        raise _SinkFailure(f"--json: {exc}") from None
 
 
 def main(argv: list[str] | None = None) -> None:
     """Console entry point: Postfix's exit statuses, never a traceback for bad input."""
+    global _own_process
     if argv is None:
+        _own_process = True
         # The real process, not a caller in-process: SIGTERM is ours until the exit.
         signal.signal(signal.SIGTERM, _stop_flag)
+        guard()  # closed or failing stdio must not change the run (see stdio.py)
         freeze_for_good()
     try:
         status = run_command(app, PROG, USAGE, argv)

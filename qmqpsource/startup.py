@@ -11,9 +11,11 @@ from __future__ import annotations
 
 import contextlib
 import gc
+import os
+import signal
 from collections.abc import Iterator
 
-__all__ = ["freeze_for_good", "imports_uncollected"]
+__all__ = ["freeze_for_good", "imports_uncollected", "interrupts_end_quietly"]
 
 
 @contextlib.contextmanager
@@ -45,3 +47,28 @@ def freeze_for_good() -> None:
     instead of taking it apart (Python never promised to finalize what is alive then).
     """
     gc.freeze()
+
+
+@contextlib.contextmanager
+def interrupts_end_quietly(prog: str) -> Iterator[None]:
+    """Ctrl-C while the block runs (a command's imports, a tenth of a second): exit 130
+    with one line, not a KeyboardInterrupt traceback from deep inside some import.
+
+    Nothing is open yet that would need closing, so the handler exits at once. The
+    previous handler is back after the block: from there on the command handles
+    KeyboardInterrupt itself.
+    """
+    def interrupted(signum: int, frame: object) -> None:
+        with contextlib.suppress(OSError):
+            os.write(2, f"{prog}: interrupted\n".encode())
+        os._exit(130)
+
+    try:
+        previous = signal.signal(signal.SIGINT, interrupted)
+    except ValueError:  # not the main thread (imported by a test's thread): not ours
+        previous = None
+    try:
+        yield
+    finally:
+        if previous is not None:
+            signal.signal(signal.SIGINT, previous)

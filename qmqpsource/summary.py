@@ -24,13 +24,11 @@ SUMMARY_PERCENTILES = {50.0: "p50", 90.0: "p90", 99.0: "p99", 99.9: "p99.9"}
 _WIDTH = 9
 
 
-def _latency_row(name: str, histogram: Histogram) -> str:
+def _latency_cells(histogram: Histogram) -> list[str]:
     if not histogram.count:
-        cells = ["-"] * (len(SUMMARY_PERCENTILES) + 1)
-    else:
-        values = [*histogram.percentiles(list(SUMMARY_PERCENTILES)), histogram.max]
-        cells = [f"{v / 1000:.3f}" for v in values]
-    return f"  {name:<9}" + "".join(c.rjust(_WIDTH) for c in cells)
+        return ["-"] * (len(SUMMARY_PERCENTILES) + 1)
+    values = [*histogram.percentiles(list(SUMMARY_PERCENTILES)), histogram.max]
+    return [f"{v / 1000:.3f}" for v in values]
 
 
 def format_summary(result: Result) -> str:
@@ -62,11 +60,12 @@ def format_summary(result: Result) -> str:
         f"{result.rate(result.attempted):.1f} msg/s, {result.rate(result.recipients):.1f} rcpt/s, "
         f"{result.rate(result.bytes_sent) / 1e6:.2f} MB/s"
     )
+    rows = {name: _latency_cells(result.latency[name])
+            for name in SUMMARY_LATENCIES if name in result.latency}
+    # 10 s and more is 9 characters and up: the columns widen to keep a space between.
+    width = max([_WIDTH, *(len(cell) + 1 for cells in rows.values() for cell in cells)])
     heads = [*SUMMARY_PERCENTILES.values(), "max"]
-    lines.append("latency ms " + "".join(h.rjust(_WIDTH) for h in heads))
-    lines.extend(
-        _latency_row(name, result.latency[name])
-        for name in SUMMARY_LATENCIES
-        if name in result.latency
-    )
+    lines.append("latency ms " + "".join(h.rjust(width) for h in heads))
+    lines.extend(f"  {name:<9}" + "".join(c.rjust(width) for c in cells)
+                 for name, cells in rows.items())
     return "".join(line + "\n" for line in lines)

@@ -11,12 +11,17 @@ together; otherwise each is a shard, as hosts are with --shard.
 Workers are forked before any trio loop or thread exists, so that they start
 without paying for Python's start-up and imports again. Each waits on a pipe for
 its target, which the parent sends once it is known (an embedded sink comes up
-inside the parent's loop, after the fork).
+inside the parent's loop, after the fork). Each sends its JSON result back up a
+pipe of its own: no file, so nothing is left behind whoever dies.
 
 Signals: workers run in their own sessions, so that a terminal's Ctrl-C reaches
-the parent only; the parent passes each SIGINT/SIGTERM on to every worker (the
-first: finish in-flight messages; the second: stop at once). A worker that
+the parent only; the parent passes each SIGINT/SIGTERM/SIGHUP on to every worker
+(the first: finish in-flight messages; the second: stop at once). A worker that
 fails fatally (without -A) ends the run for all, as one process would.
+
+A worker never outlives its parent: on Linux the kernel kills it when the parent
+dies (a parent-death signal); everywhere, the parent holds the target pipe open
+for the whole run, and a worker that sees it close stops at once (ParentLink).
 """
 
 from __future__ import annotations
@@ -26,9 +31,8 @@ import dataclasses
 import os
 import signal
 import sys
-import tempfile
 import threading
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from functools import partial
 from typing import Any
 
@@ -39,68 +43,149 @@ from qmqpsource.budget import MessageBudget
 from qmqpsource.config import SourceConfig
 from qmqpsource.embedded import EmbeddedSinkError, embedded_sink
 from qmqpsource.outcome import Outcome
+from qmqpsource.outfile import OutputFile
 from qmqpsource.summary import format_summary
 from qmqpsource.wording import counted
 
-__all__ = ["WorkerRun", "run_workers"]
+__all__ = ["ParentLink", "WorkerRun", "run_workers"]
 
 PROG = "qmqp-source"
 # A worker asked to stop gets this long (beyond its own 2 s grace) before it is killed.
 STOP_TIMEOUT = 10.0
 # Without pidfd_open (Linux < 5.3), how often to look whether a worker has ended.
 _POLL_INTERVAL = 0.02
-_SIGNAL_EXIT = {signal.SIGINT: 130, signal.SIGTERM: 143}
-_SIGNAL_WORD = {signal.SIGINT: "interrupted", signal.SIGTERM: "terminated"}
+# A worker's JSON result is a few KiB; anything past this is not one.
+RESULT_LIMIT = 64 * 1024 * 1024
+_SIGNAL_EXIT = {signal.SIGINT: 130, signal.SIGTERM: 143, signal.SIGHUP: 129}
+_SIGNAL_WORD = {signal.SIGINT: "interrupted", signal.SIGTERM: "terminated",
+                signal.SIGHUP: "hung up"}
+_END_OF_TARGET = b"\0"  # argv cannot hold it
 
 
 @dataclasses.dataclass
 class WorkerRun:
-    """One worker: its config, JSON file, process, and how it ended."""
+    """One worker: its config, process, result, and how it ended."""
 
     index: int
     config: SourceConfig
-    json_path: str
     pid: int = 0
-    target_pipe: int = -1  # the parent's end: the target goes through it, then EOF
+    # The parent's end: the target goes through it, then it stays open as long as the
+    # worker may run (its closing tells the worker to stop: see ParentLink).
+    target_pipe: int = -1
+    result_pipe: int = -1  # the parent's end: the worker's JSON result comes up it
+    result_text: bytes = b""
     returncode: int | None = None
     # Whether this run signalled it: a worker that had not yet set up its own handling
     # dies of the signal, which is then no news to report.
     signalled: bool = False
 
 
-def _worker_main(worker: WorkerRun, target_pipe: int, budget: MessageBudget | None) -> int:
+@dataclasses.dataclass
+class ParentLink:
+    """A worker's ties to its parent: where its result goes, and how it learns that the
+    parent is gone (the target pipe reads end-of-file)."""
+
+    lifeline: int
+    result: int
+    gone: bool = False
+
+    def result_file(self) -> OutputFile:
+        """Where the worker's JSON result goes: up the pipe to the parent."""
+        return OutputFile.on_descriptor(self.result, "the parent's pipe")
+
+    async def watch(self, abort: Callable[[], None]) -> None:
+        """``abort()`` the run at once when the parent is gone: nobody would read its result."""
+        fd = self.lifeline
+        os.set_blocking(fd, False)
+        while True:
+            await trio.lowlevel.wait_readable(fd)
+            try:
+                if os.read(fd, 512):
+                    continue  # the parent sends nothing after the target: not expected
+            except BlockingIOError:
+                continue
+            except OSError:
+                pass
+            break
+        self.gone = True
+        abort()
+
+
+def _die_with_parent() -> Callable[[], None]:
+    """What a worker calls first: on Linux, have the kernel kill it when the parent dies.
+
+    Made in the parent, before the forks, so that ctypes is imported once. Elsewhere
+    (macOS, the BSDs), ParentLink alone notices the parent's end.
+    """
+    parent = os.getpid()
+    prctl = None
+    if sys.platform.startswith("linux"):
+        try:
+            import ctypes
+
+            prctl = ctypes.CDLL(None, use_errno=True).prctl
+        except (OSError, AttributeError):
+            prctl = None
+
+    def arm() -> None:
+        if prctl is not None:
+            prctl(1, int(signal.SIGKILL))  # PR_SET_PDEATHSIG
+        if os.getppid() != parent:
+            os._exit(1)  # the parent died before the signal was armed
+
+    return arm
+
+
+def _read_target(pipe: int) -> str | None:
+    """The target the parent sends (None: the run was called off before it started)."""
+    data = b""
+    while _END_OF_TARGET not in data:
+        chunk = os.read(pipe, 4096)
+        if not chunk:
+            return None
+        data += chunk
+    return data.split(_END_OF_TARGET, 1)[0].decode("utf-8", "surrogateescape")
+
+
+def _worker_main(worker: WorkerRun, pipes: tuple[int, int], budget: MessageBudget | None) -> int:
     """In the forked worker: wait for the target, run the shard, return the exit status."""
     from qmqpsource.launch import run_source
 
     os.setsid()  # out of the terminal's process group: signals come via the parent
-    chunks = []
-    while chunk := os.read(target_pipe, 4096):
-        chunks.append(chunk)
-    os.close(target_pipe)
-    target = b"".join(chunks).decode("utf-8", "surrogateescape")
+    target_pipe, result_pipe = pipes
+    target = _read_target(target_pipe)
     if not target:
         return 1  # the parent gave up before the run started; it says why
     config = dataclasses.replace(worker.config, target=target)
-    return run_source(config, quiet=True, json_path=worker.json_path, budget=budget)
+    return run_source(config, quiet=True, budget=budget,
+                      parent=ParentLink(target_pipe, result_pipe))
 
 
 def _fork(
-    worker: WorkerRun, forked: Sequence[WorkerRun] = (), budget: MessageBudget | None = None
+    worker: WorkerRun,
+    forked: Sequence[WorkerRun],
+    budget: MessageBudget | None,
+    arm: Callable[[], None],
 ) -> None:
     """Fork ``worker``; ``forked`` are the workers forked before it."""
-    read_end, write_end = os.pipe()
+    target_read, target_write = os.pipe()
+    result_read, result_write = os.pipe()
     pid = os.fork()
     if pid == 0:
         status = 1
         try:
-            os.close(write_end)
+            arm()
+            os.close(target_write)
+            os.close(result_read)
             # The parent's ends of the earlier workers' pipes came along with the fork:
             # held open here, they would keep those workers from seeing the end of
-            # their target until this one exits, and the workers would run one by one.
+            # their target (or the parent's death) until this one exits, and the
+            # workers would run one by one.
             for earlier in forked:
-                if earlier.target_pipe >= 0:
-                    os.close(earlier.target_pipe)
-            status = _worker_main(worker, read_end, budget)
+                for fd in (earlier.target_pipe, earlier.result_pipe):
+                    if fd >= 0:
+                        os.close(fd)
+            status = _worker_main(worker, (target_read, result_write), budget)
         except SystemExit as exc:
             status = exc.code if isinstance(exc.code, int) else 1
         except BaseException as exc:  # a worker must never return into the parent's code
@@ -110,21 +195,48 @@ def _fork(
                 sys.stdout.flush()
                 sys.stderr.flush()
             os._exit(status)
-    os.close(read_end)
+    os.close(target_read)
+    os.close(result_write)
     worker.pid = pid
-    worker.target_pipe = write_end
+    worker.target_pipe = target_write
+    worker.result_pipe = result_read
 
 
-def _send_target(workers: Sequence[WorkerRun], target: str | None) -> None:
-    """Start the workers (a target) or release them (None: they exit quietly)."""
+def _send_target(workers: Sequence[WorkerRun], target: str) -> None:
+    """Start the workers; their pipes stay open (see ParentLink)."""
+    data = target.encode("utf-8", "surrogateescape") + _END_OF_TARGET
     for worker in workers:
-        if worker.target_pipe < 0:
-            continue
         with contextlib.suppress(OSError):  # a worker that already died
-            if target is not None:
-                os.write(worker.target_pipe, target.encode("utf-8", "surrogateescape"))
-        os.close(worker.target_pipe)
-        worker.target_pipe = -1
+            os.write(worker.target_pipe, data)
+
+
+def _close_pipes(workers: Sequence[WorkerRun]) -> None:
+    """Workers still waiting for a target read its end and exit; others stop at once."""
+    for worker in workers:
+        for name in ("target_pipe", "result_pipe"):
+            fd = getattr(worker, name)
+            if fd >= 0:
+                os.close(fd)
+                setattr(worker, name, -1)
+
+
+async def _read_result(worker: WorkerRun) -> None:
+    """What the worker sends up its result pipe, until it closes it (at its exit)."""
+    fd = worker.result_pipe
+    os.set_blocking(fd, False)
+    chunks: list[bytes] = []
+    size = 0
+    while size <= RESULT_LIMIT:
+        await trio.lowlevel.wait_readable(fd)
+        try:
+            chunk = os.read(fd, 65536)
+        except BlockingIOError:
+            continue
+        if not chunk:
+            break
+        chunks.append(chunk)
+        size += len(chunk)
+    worker.result_text = b"".join(chunks) if size <= RESULT_LIMIT else b""
 
 
 async def _wait_exit(pid: int) -> int:
@@ -149,6 +261,7 @@ async def _wait_exit(pid: int) -> int:
 
 async def _supervise(worker: WorkerRun, failed: trio.Event) -> None:
     try:
+        await _read_result(worker)
         worker.returncode = await _wait_exit(worker.pid)
     finally:
         if worker.returncode is None:
@@ -186,7 +299,7 @@ async def _stop_on_failure(
 async def _forward_signals(
     workers: Sequence[WorkerRun], received: list[int], *, task_status: trio.TaskStatus[None]
 ) -> None:
-    with trio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
+    with trio.open_signal_receiver(signal.SIGINT, signal.SIGTERM, signal.SIGHUP) as signals:
         task_status.started()  # the handlers are in before any worker gets its target
         async for signum in signals:
             received.append(signum)
@@ -207,61 +320,80 @@ def run_workers(
     Without ``budget`` each config is a shard with its own -m; with one, the workers
     take their messages from it as they go (see budget.py).
     """
-    from qmqpsource.launch import fatal, open_json, sink_line, write_json
+    from qmqpsource.launch import fatal, open_json
 
-    received: list[int] = []
-    sink_counts: dict[str, Any] = {}
-    with tempfile.TemporaryDirectory(prefix="qmqp-workers-") as tmp:
-        workers = [
-            WorkerRun(n, config, os.path.join(tmp, f"{n}.json"))
-            for n, config in enumerate(configs)
-        ]
+    workers = [WorkerRun(n, config) for n, config in enumerate(configs)]
+    arm = _die_with_parent()
+    try:
+        for n, worker in enumerate(workers):
+            _fork(worker, workers[:n], budget, arm)
+    finally:
+        if budget is not None:
+            budget.close()  # the parent takes nothing from it
+    try:
+        json_file = open_json(json_path)  # after the forks, so that no worker holds it
+    except SystemExit:
+        _reap(workers)  # the workers waiting for a target exit at once
+        raise
+    run = _Run(workers, keep_going, configs[0].target, embedded_sink_args)
+    try:
+        trio.run(run.main)
+    except EmbeddedSinkError as exc:
+        _reap(workers)
+        fatal(f"embedded sink: {exc}")
+    finally:
+        _reap(workers)
+    return _report(run, quiet=quiet, json_file=json_file)
+
+
+@dataclasses.dataclass
+class _Run:
+    """The parent's side of a run: the workers, and what it saw of them."""
+
+    workers: list[WorkerRun]
+    keep_going: bool
+    target: str
+    embedded_sink_args: Sequence[str] | None
+    received: list[int] = dataclasses.field(default_factory=list)  # signals
+    sink_counts: dict[str, Any] = dataclasses.field(default_factory=dict)
+
+    async def main(self) -> None:
+        workers = self.workers
+        failed = trio.Event()
+        async with trio.open_nursery() as nursery:
+            if threading.current_thread() is threading.main_thread():
+                await nursery.start(partial(_forward_signals, workers, self.received))
+            nursery.start_soon(_stop_on_failure, workers, failed, self.keep_going)
+            if self.embedded_sink_args is None:
+                _send_target(workers, self.target)
+                await self._supervise_all(failed)
+            else:
+                # The sink stays up until every worker has ended.
+                async with embedded_sink(self.embedded_sink_args) as sink:
+                    _send_target(workers, sink.target)
+                    await self._supervise_all(failed)
+                self.sink_counts.update(sink.result or {})
+            nursery.cancel_scope.cancel()
+
+    async def _supervise_all(self, failed: trio.Event) -> None:
+        async with trio.open_nursery() as runs:
+            for worker in self.workers:
+                runs.start_soon(_supervise, worker, failed)
+
+
+def _report(run: _Run, *, quiet: bool, json_file: OutputFile | None) -> int:
+    """Merge what the workers sent, print the summary, write the JSON; the exit status."""
+    from qmqpsource.launch import fatal, sink_line, write_json
+
+    workers, received, sink_counts = run.workers, run.received, run.sink_counts
+    results: list[result.Result] = []
+    lost: list[str] = []
+    for worker in workers:
         try:
-            for n, worker in enumerate(workers):
-                _fork(worker, workers[:n], budget)
-        finally:
-            if budget is not None:
-                budget.close()  # the parent takes nothing from it
-        # Opened after the fork, so that no worker holds the file.
-        json_file = open_json(json_path)
-
-        async def supervise_all(failed: trio.Event) -> None:
-            async with trio.open_nursery() as runs:
-                for worker in workers:
-                    runs.start_soon(_supervise, worker, failed)
-
-        async def main() -> None:
-            failed = trio.Event()
-            async with trio.open_nursery() as nursery:
-                if threading.current_thread() is threading.main_thread():
-                    await nursery.start(partial(_forward_signals, workers, received))
-                nursery.start_soon(_stop_on_failure, workers, failed, keep_going)
-                if embedded_sink_args is None:
-                    _send_target(workers, configs[0].target)
-                    await supervise_all(failed)
-                else:
-                    # The sink stays up until every worker has ended.
-                    async with embedded_sink(embedded_sink_args) as sink:
-                        _send_target(workers, sink.target)
-                        await supervise_all(failed)
-                    sink_counts.update(sink.result or {})
-                nursery.cancel_scope.cancel()
-
-        try:
-            trio.run(main)
-        except EmbeddedSinkError as exc:
-            _reap(workers)
-            fatal(f"embedded sink: {exc}")
-        finally:
-            _reap(workers)
-        results: list[result.Result] = []
-        lost: list[str] = []
-        for worker in workers:
-            try:
-                results.append(result.read(worker.json_path))
-            except result.ResultError:
-                if not (worker.signalled and (worker.returncode or 0) < 0):
-                    lost.append(_describe(worker))
+            results.append(result.loads(worker.result_text.decode("utf-8")))
+        except (result.ResultError, UnicodeDecodeError):
+            if not (worker.signalled and (worker.returncode or 0) < 0):
+                lost.append(_describe(worker))
     for line in lost:
         sys.stderr.write(f"{PROG}: {line}\n")
     if not results:
@@ -296,8 +428,9 @@ def run_workers(
 
 
 def _reap(workers: Sequence[WorkerRun]) -> None:
-    """Release workers still waiting for a target and make sure every one has ended."""
-    _send_target(workers, None)  # waiting ones read EOF and exit at once
+    """Close every pipe (a worker still waiting for its target exits at once; one still
+    running stops) and make sure every worker has ended."""
+    _close_pipes(workers)
     for worker in workers:
         if worker.returncode is None and worker.pid:
             with contextlib.suppress(ChildProcessError):

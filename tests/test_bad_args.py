@@ -95,7 +95,8 @@ CASES += [
     (["-l", str(2**62), NOWHERE], "of memory to build the request"),
     (["-r", str(10**12), NOWHERE], f"with -r {10**12} needs about"),
     # Descriptors: every session holds a socket (no machine has 2**40 of them).
-    (["-s", str(2**40), NOWHERE], f"-s {2**40} needs {2**40 + 32} file descriptors"),
+    (["-s", str(2**40), "-m", str(2**40), NOWHERE],
+     f"-s {2**40} needs {2**40 + 32} file descriptors"),
 ]
 IDS = [" ".join(args)[:60] or "(none)" for args, _ in CASES]
 
@@ -161,6 +162,40 @@ async def test_sessions_beyond_the_hard_descriptor_limit_are_refused() -> None:
     assert one_line(done) == (
         "qmqp-source: fatal: -s 100 needs 132 file descriptors; the limit is 64 "
         "(see ulimit -Hn)"
+    )
+
+
+async def test_sessions_beyond_the_messages_need_no_descriptors() -> None:
+    # -s 100000 -m 1 uses one session: it was refused for the 99999 it never opens.
+    async with qmqp_server() as server:
+        done = await run_limited(lower_descriptor_limit(64, 64), "-q", "-s", "100000",
+                                 "-m", "1", server.target)
+    assert (done.returncode, done.stderr) == (0, b"")
+    assert len(server.requests) == 1
+
+
+def limited_memory() -> None:
+    # However a bug reads -F, it cannot take the machine's memory with it.
+    resource.setrlimit(resource.RLIMIT_AS, (2 << 30, 2 << 30))
+
+
+async def test_message_file_that_is_no_plain_file_is_refused(tmp_path: Path) -> None:
+    fifo = tmp_path / "fifo"
+    os.mkfifo(fifo)  # no writer: reading it used to wait for ever
+    for path, kind in [("/dev/zero", "a device"), (str(fifo), "a FIFO")]:
+        done = await run_limited(limited_memory, "-F", path, NOWHERE)
+        assert one_line(done) == (
+            f"qmqp-source: fatal: cannot read message file {path}: not a regular file ({kind})"
+        )
+
+
+async def test_message_file_beyond_free_memory_is_refused(tmp_path: Path) -> None:
+    big = tmp_path / "big.eml"
+    with big.open("wb") as file:
+        file.truncate(16 << 30)  # sparse: 16 GiB that take no room
+    done = await run_limited(limited_memory, "-F", str(big), NOWHERE)
+    assert one_line(done).startswith(
+        f"qmqp-source: fatal: -F {big} (16.0 GiB) needs about 64.0 GiB of memory"
     )
 
 

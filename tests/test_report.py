@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import os
+import resource
 import subprocess
 import sys
 from collections.abc import Sequence
@@ -194,6 +196,18 @@ def test_summary_text() -> None:
     assert len({len(line) for line in lines[3:]}) == 1  # the table's columns line up
 
 
+def test_summary_columns_stay_apart_for_long_latencies() -> None:
+    # 12 s and 123 s in milliseconds are 9 and 10 characters: wider than the columns were.
+    slow = make_result([(Outcome.ACCEPTED, 0.0, 12.0, 123.0)] * 3)
+    lines = format_summary(slow).splitlines()
+    table = lines[-3:]
+    for row, name, seconds in ((table[1], "connect", 12.0), (table[2], "total", 123.0)):
+        cells = row.split()
+        assert cells[0] == name and len(cells) == 6, row
+        assert all(abs(float(cell) / 1000 - seconds) < 0.01 * seconds for cell in cells[1:])
+    assert len({len(line) for line in table}) == 1  # still lined up
+
+
 def test_summary_of_a_merge_and_of_nothing() -> None:
     merged = result.merge([run_a(), run_b()], tool_name="qmqp-report", tool_version="0.1.0")
     assert format_summary(merged).startswith("2.750 s (2 runs), 14 messages: ")
@@ -285,7 +299,8 @@ def test_report_unwritable_json(tmp_path: Path) -> None:
     a = write(tmp_path / "a.json", run_a())
     done = report("-q", a, "--json", tmp_path / "no" / "m.json")
     assert done.returncode == 1
-    assert done.stderr.startswith("qmqp-report: fatal: write ")
+    # Checked before anything is read: a long merge must not end in this.
+    assert done.stderr.startswith(f"qmqp-report: fatal: open {tmp_path}/no/m.json: ")
     assert done.stderr.count("\n") == 1
 
 
@@ -294,3 +309,69 @@ def test_qmqp_report_console_script_is_installed(tmp_path: Path) -> None:
     done = subprocess.run(["qmqp-report", "-q", str(a)], capture_output=True, text=True,
                           timeout=60, check=False)
     assert (done.returncode, done.stdout, done.stderr) == (0, "", "")
+
+
+# -- hostile input (issue 14, item 11): one line each, never a hang or a traceback
+
+
+def report_limited(*args: str | Path, shell_redirect: str = "") -> subprocess.CompletedProcess[str]:
+    """The command with 2 GiB of address space (so that a bug reading /dev/zero cannot
+    take the machine), optionally through sh for a redirection such as ``<&-``."""
+    argv = [*REPORT, *map(str, args)]
+    if shell_redirect:
+        quoted = " ".join("'" + a.replace("'", "'\\''") + "'" for a in argv)
+        argv = ["sh", "-c", f"exec {quoted} {shell_redirect}"]
+    return subprocess.run(
+        argv, capture_output=True, text=True, timeout=60, check=False,
+        preexec_fn=lambda: resource.setrlimit(resource.RLIMIT_AS, (2 << 30, 2 << 30)),
+    )
+
+
+def fatal_line(done: subprocess.CompletedProcess[str]) -> str:
+    assert done.returncode == 1, done.stderr
+    assert done.stderr.count("\n") == 1 and "Traceback" not in done.stderr, done.stderr
+    assert done.stdout == ""
+    return done.stderr.rstrip("\n")
+
+
+def test_report_of_dev_zero_is_refused_at_its_size_limit() -> None:
+    line = fatal_line(report_limited("/dev/zero"))
+    assert line == f"qmqp-report: fatal: /dev/zero: larger than {result.SIZE_LIMIT} bytes"
+
+
+def test_report_of_a_fifo_without_a_writer_does_not_wait(tmp_path: Path) -> None:
+    fifo = tmp_path / "fifo"
+    os.mkfifo(fifo)
+    assert fatal_line(report_limited(fifo)) == f"qmqp-report: fatal: {fifo}: empty: not a result"
+
+
+def test_report_of_a_huge_json_integer(tmp_path: Path) -> None:
+    path = tmp_path / "r.json"
+    text = json.dumps(result.to_dict(run_a()))
+    path.write_text(text.replace('"runs": 1', '"runs": ' + "9" * 5000))
+    assert fatal_line(report_limited(path)).startswith(
+        f"qmqp-report: fatal: {path}: not JSON: Exceeds the limit (4300 digits)"
+    )
+
+
+def test_report_with_stdin_closed() -> None:
+    line = fatal_line(report_limited("-", shell_redirect="<&-"))
+    assert line == "qmqp-report: fatal: -: stdin is closed"
+
+
+def test_report_of_times_past_the_calendar(tmp_path: Path) -> None:
+    far = dataclasses.replace(run_b(), elapsed_s=1e300)
+    a, b = write(tmp_path / "a.json", run_a()), write(tmp_path / "b.json", far)
+    assert fatal_line(report_limited(a, b)) == (
+        f"qmqp-report: fatal: {b}: started_at plus elapsed_s is out of range"
+    )
+
+
+def test_report_refuses_a_file_named_twice(tmp_path: Path) -> None:
+    a = write(tmp_path / "a.json", run_a())
+    link = tmp_path / "link.json"
+    link.symlink_to(a)
+    for twice in ([a, a], [a, link]):
+        line = fatal_line(report_limited(*twice))
+        assert line == (f"qmqp-report: fatal: {twice[1]}: the same file as {a}: "
+                        "its runs would count twice")

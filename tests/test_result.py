@@ -248,7 +248,14 @@ async def test_unwritable_json_path_fails_before_the_run(
 SOURCE = [sys.executable, "-m", "qmqpsource"]
 
 
-async def test_interrupted_run_still_writes_its_result(tmp_path: Path) -> None:
+@pytest.mark.parametrize(
+    ("signum", "status", "word"),
+    [(signal.SIGINT, 130, "interrupted"), (signal.SIGTERM, 143, "terminated"),
+     (signal.SIGHUP, 129, "hung up")],
+)
+async def test_interrupted_run_still_writes_its_result(
+    tmp_path: Path, signum: signal.Signals, status: int, word: str
+) -> None:
     path = tmp_path / "r.json"
     err_path = tmp_path / "stderr"
     async with qmqp_server(delay=0.05) as server:
@@ -261,14 +268,14 @@ async def test_interrupted_run_still_writes_its_result(tmp_path: Path) -> None:
                 # Well into the run: trio is up and messages are flowing.
                 while len(server.requests) < 5:  # noqa: ASYNC110 - the server has no event
                     await trio.sleep(0.02)
-                process.send_signal(signal.SIGINT)
-                status = await process.wait()
+                process.send_signal(signum)
+                returncode = await process.wait()
             finally:
                 if process.returncode is None:
                     process.kill()
                     await process.wait()
         seen = len(server.requests)
-    assert status == 130, err_path.read_text()
+    assert returncode == status, err_path.read_text()
     result = json.loads(path.read_text())
     assert result["status"] == "interrupted"
     accepted = result["counts"]["accepted"]
@@ -277,7 +284,7 @@ async def test_interrupted_run_still_writes_its_result(tmp_path: Path) -> None:
     assert result["counts"]["attempted"] == accepted
     stderr = err_path.read_text()
     assert "Traceback" not in stderr
-    assert stderr.endswith("qmqp-source: interrupted\n")
+    assert stderr.endswith(f"qmqp-source: {word}\n")
     assert f"{accepted} messages: {accepted} accepted" in stderr  # the summary came first
 
 

@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pytest
 import trio
+import trio.testing
 
 from qmqpsource.config import Family
 from qmqpsource.protocol import Status, netstring
@@ -136,10 +137,21 @@ async def test_oversize_length_refused_before_payload() -> None:
             # Only the length: the sink must answer without waiting for the payload.
             await send_all(sock, b"5000:")
             raw = await read_all(sock, within=2)
+        await _wait_idle(run)
     reply = parse_reply(raw)
     assert reply.status is Status.PERMFAIL and b"too large" in reply.text
     assert run.sink.stats.bytes == 5  # nothing buffered past the length
     assert run.sink.stats.malformed == 1
+    # Refused once its digits pass the limit, before the whole length is read: all that
+    # is known is "over the limit" (it said "request of 5000 bytes" for 5000000:).
+    assert run.log_lines[0].endswith(": warning: refused: request of over 1000 bytes")
+
+
+async def test_oversize_length_warning_names_the_limit_not_the_digits_read() -> None:
+    async with running_sink(max_size=1000) as run:
+        await exchange(run.target, b"5000000:", within=2)
+        await _wait_idle(run)
+    assert run.log_lines[0].endswith(": warning: refused: request of over 1000 bytes")
 
 
 async def test_huge_length_refused_at_once() -> None:
@@ -265,18 +277,53 @@ async def test_thousand_hostile_connections_at_once() -> None:
 
 async def test_max_connections_makes_the_rest_wait() -> None:
     async with running_sink(max_connections=2) as run:
-        idle = [await connect(run.target), await connect(run.target)]
+        # Both have sent part of a request: neither is idle, so neither makes room.
+        busy = [await connect(run.target), await connect(run.target)]
         try:
+            for sock in busy:
+                await send_all(sock, b"4000:half a request")
             with trio.move_on_after(0.3) as waited:
                 await exchange(run.target, request(), within=5)
             assert waited.cancelled_caught  # queued in the kernel, not served
-            idle[0].close()
+            busy[0].close()
             reply = parse_reply(await exchange(run.target, request()))
             assert reply.status is Status.OK
         finally:
-            for sock in idle:
+            for sock in busy:
                 sock.close()
     assert run.sink.stats.max_active == 2
+    assert run.sink.stats.evicted == 0
+
+
+async def _wait_waiting(run: RunningSink, count: int) -> None:
+    """Until ``count`` connections are open and each waits for its first byte."""
+    with trio.fail_after(10):
+        while run.sink.stats.active < count:  # noqa: ASYNC110 - the sink has no event
+            await trio.sleep(0.01)
+        await trio.testing.wait_all_tasks_blocked()
+
+
+async def test_full_slots_close_the_longest_idle_connection() -> None:
+    async with running_sink(max_connections=2) as run:
+        oldest = await connect(run.target)
+        await _wait_waiting(run, 1)
+        newer = await connect(run.target)
+        await _wait_waiting(run, 2)
+        try:
+            # Both slots hold a connection that has sent nothing: a real client still
+            # gets one at once, and the oldest idle one is closed to make room.
+            reply = parse_reply(await exchange(run.target, request(), within=10))
+            assert reply.status is Status.OK
+            assert await read_all(oldest, within=10) == b""
+            await send_all(newer, request())
+            assert parse_reply(await read_all(newer, within=10)).status is Status.OK
+        finally:
+            oldest.close()
+            newer.close()
+    stats = run.sink.stats
+    assert (stats.evicted, stats.replies_k, stats.max_active) == (1, 2, 2)
+    assert any("closing the connections that have sent nothing for longest" in line
+               for line in run.log_lines)
 
 
 # --- faults on purpose, as a QMQP client sees them
@@ -457,6 +504,30 @@ async def test_unix_socket_replaces_a_stale_one(tmp_path: Path) -> None:
         assert parse_reply(await exchange(run.target, request())).status is Status.OK
 
 
+async def test_unix_socket_of_a_live_server_is_refused_not_taken(tmp_path: Path) -> None:
+    path = tmp_path / "sink.sock"
+    async with running_sink(endpoint=f"unix:{path}") as first:
+        refused: list[str] = []
+        try:
+            async with running_sink(endpoint=f"unix:{path}"):
+                pass
+        except* ListenError as group:
+            refused = [str(exc) for exc in group.exceptions]
+        assert refused == [f"unix:{path}: a server is listening there already"]
+        # The first one still has its socket, and answers on it.
+        assert parse_reply(await exchange(first.target, request())).status is Status.OK
+    assert not path.exists()  # removed by the sink that made it
+
+
+async def test_a_sink_removes_only_its_own_socket_file(tmp_path: Path) -> None:
+    path = tmp_path / "sink.sock"
+    with socket.socket(socket.AF_UNIX) as other:
+        async with running_sink(endpoint=f"unix:{path}"):
+            path.unlink()  # someone else's socket takes the path meanwhile
+            other.bind(str(path))
+        assert path.exists()
+
+
 @pytest.mark.skipif(not ipv6_available(), reason="IPv6 loopback [::1] cannot be bound here")
 async def test_ipv6_loopback() -> None:
     async with running_sink(endpoint="[::1]:0") as run:
@@ -493,6 +564,40 @@ async def test_counter_output() -> None:
         for _ in range(3):
             await exchange(run.target, request())
     assert run.out.getvalue() == "1\r2\r3\r"
+
+
+async def test_requests_cut_off_by_the_stop_are_counted() -> None:
+    clients: list[trio.socket.SocketType] = []
+    try:
+        async with running_sink(faults=Faults(delay_min=30, delay_max=30)) as run:
+            for _ in range(3):  # whole requests, waiting out --delay when the sink stops
+                clients.append(await connect(run.target))
+                await send_all(clients[-1], request())
+            clients.append(await connect(run.target))  # and one that sent nothing
+            await _wait_waiting(run, 4)
+    finally:
+        for sock in clients:
+            sock.close()
+    stats = run.sink.stats
+    assert (stats.connections, stats.messages, stats.cut_off) == (4, 3, 4)
+    assert stats.as_dict()["cut_off"] == 4
+    assert stats.replies_k == stats.ended() == 0
+    assert format_summary(stats)[2] == "closed idle to make room 0; cut off by the stop 4"
+
+
+async def test_every_connection_ends_in_one_count_when_none_is_cut_off() -> None:
+    faults = Faults(drop=0.25, hang=0.25, tempfail=0.25, seed=3)
+    async with running_sink(faults=faults) as run:
+        for _ in range(20):
+            with trio.move_on_after(0.2):  # a hung one never answers
+                await exchange(run.target, request())
+        await exchange(run.target, b"garbage")  # malformed: a D
+        (await connect(run.target)).close()  # a probe: empty
+        await _wait_idle(run)
+    stats = run.sink.stats
+    assert stats.hung and stats.dropped and stats.replies_z and stats.replies_k
+    assert stats.connections == 22 == stats.ended()
+    assert stats.cut_off == 0
 
 
 def test_summary_lines() -> None:

@@ -46,6 +46,22 @@ SINK = [sys.executable, "-m", "qmqpsource.sink_cli"]
         (["--tempfail", "x", "127.0.0.1:0", "5"], "--tempfail must be a number from 0 to 1"),
         (["--seed", "1.5", "127.0.0.1:0", "5"], "--seed must be a whole number, not '1.5'"),
         (["127.0.0.1:0", "5", "extra"], "unexpected extra argument: extra"),
+        # Absurd values (issue 14, items 12 and 14): the caps qmqp-source uses.
+        (["127.0.0.1:0", "99999999999999999999999"],
+         "backlog must be at most 9223372036854775807"),
+        (["127.0.0.1:0", "\u00b2"], "backlog must be a positive number"),
+        (["127.0.0.1:\u00b2", "5"], "bad port number"),
+        (["--timeout", "1e300", "127.0.0.1:0", "5"],
+         "--timeout must be at most 31536000 seconds, not 1e+300"),
+        (["-x", "1e300", "127.0.0.1:0", "5"], "-x must be at most 31536000 seconds"),
+        (["--delay", "1e300", "127.0.0.1:0", "5"], "--delay must be at most 31536000 seconds"),
+        (["--delay", "0-1e300", "127.0.0.1:0", "5"], "--delay must be at most"),
+        (["--max-size", "99999999999999999999999", "127.0.0.1:0", "5"],
+         "--max-size must be at most 9223372036854775807"),
+        (["--control-fd", "-1", "127.0.0.1:0", "5"], "--control-fd must be a descriptor number"),
+        (["--control-fd", "1099511627776", "127.0.0.1:0", "5"],
+         "--control-fd 1099511627776: no such descriptor number"),
+        (["--maildir", "", "127.0.0.1:0", "5"], "--maildir wants a folder, not ''"),
     ],
 )
 def test_usage_errors_are_one_fatal_line(
@@ -59,6 +75,27 @@ def test_usage_errors_are_one_fatal_line(
     assert err.startswith("qmqp-sink: fatal: ")
     assert says in err
     assert "Traceback" not in err
+
+
+def test_control_fd_that_is_not_open_is_fatal(capsys: pytest.CaptureFixture[str]) -> None:
+    fd = 90
+    while True:  # the first closed descriptor from 90 up
+        try:
+            os.fstat(fd)
+        except OSError:
+            break
+        fd += 1
+    with pytest.raises(SystemExit) as exit_info:
+        main(["--control-fd", str(fd), "127.0.0.1:0", "5"])
+    assert exit_info.value.code == 1
+    assert capsys.readouterr().err == f"qmqp-sink: fatal: --control-fd {fd}: Bad file descriptor\n"
+
+
+def test_backlog_past_what_listen_takes_is_capped(tmp_path: Path) -> None:
+    done = subprocess.run([*SINK, "-x", "0.1", "127.0.0.1:0", str(2**63 - 1)],
+                          capture_output=True, text=True, timeout=30)
+    assert done.returncode == 0, done.stderr  # the kernel caps it at somaxconn anyway
+    assert "Traceback" not in done.stderr
 
 
 def test_bind_failure_is_fatal(capsys: pytest.CaptureFixture[str]) -> None:
@@ -189,3 +226,11 @@ def test_console_script_entry_point() -> None:
     assert done.returncode == 0
     assert "backlog" in done.stdout and "--maildir" in done.stdout
     assert os.path.basename(SINK[-1].replace(".", "/")) == "sink_cli"
+
+
+def test_counter_and_json_share_stdout_in_order() -> None:
+    done = subprocess.run([*SINK, "-c", "-x", "0.2", "--json", "-", "127.0.0.1:0", "5"],
+                          capture_output=True, text=True, timeout=30)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.startswith("\n{")  # the counter's end of line, then the summary
+    assert json.loads(done.stdout)["connections"] == 0

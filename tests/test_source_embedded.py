@@ -8,6 +8,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 SOURCE = [sys.executable, "-m", "qmqpsource"]
 
 
@@ -66,3 +68,28 @@ def test_embedded_sink_refuses_a_target() -> None:
     done = source("--sink-options", "--reject 1", "127.0.0.1:9")
     assert done.returncode == 1
     assert "--sink-options goes with --embedded-sink" in done.stderr
+
+
+@pytest.mark.parametrize(
+    ("options", "says"),
+    [
+        ("--json elsewhere.json", "--sink-options: --json is --embedded-sink's own"),
+        ("--json=elsewhere.json", "--sink-options: --json is --embedded-sink's own"),
+        ("--control-fd 0", "--sink-options: --control-fd is --embedded-sink's own"),
+        ("unix:/tmp/x.sock 5",
+         "--sink-options: unexpected extra arguments: unix:/tmp/x.sock 5"),
+        ("--tempfail", "--sink-options: --tempfail requires an argument"),
+        ("-c", "--sink-options: -c does not go with --embedded-sink"),
+    ],
+)
+def test_sink_options_the_sink_cannot_take_are_refused_before_the_run(
+    options: str, says: str, tmp_path: Path
+) -> None:
+    before = sink_processes()
+    done = subprocess.run([*SOURCE, "--embedded-sink", "--sink-options", options, "-m", "3"],
+                          capture_output=True, text=True, timeout=120, cwd=tmp_path)
+    assert done.returncode == 1
+    assert done.stderr.count("\n") == 1 and says in done.stderr, done.stderr
+    assert done.stderr.startswith("qmqp-source: fatal: --sink-options: ")
+    assert not (tmp_path / "elsewhere.json").exists()
+    assert sink_processes() == before  # refused before any sink started

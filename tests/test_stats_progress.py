@@ -8,6 +8,7 @@ from functools import partial
 
 import pytest
 import trio
+import trio.testing
 
 from qmqpsource.outcome import Outcome
 from qmqpsource.progress import IntervalLines, bar_wanted, run_progress
@@ -62,7 +63,7 @@ def test_interval_lines_report_each_interval_alone() -> None:
     assert lines.line().endswith(" 0 messages, 0.0 msg/s, 0 failed, p99 -")
 
 
-async def test_interval_lines_without_a_bar() -> None:
+async def test_interval_lines_without_a_bar(autojump_clock: trio.testing.MockClock) -> None:
     stats = RunStats(1, 100)
     stats.begin()
     out = io.StringIO()
@@ -86,9 +87,13 @@ async def test_nothing_to_show_returns_at_once() -> None:
 
 
 async def test_bar_shows_done_total_rate_failures_and_interval_lines(
-    monkeypatch: pytest.MonkeyPatch,
+    autojump_clock: trio.testing.MockClock, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    # A terminal that can draw: rich draws nothing live where TERM is dumb (as in some CI).
+    # Virtual time: the bar's redraws (every 0.25 s) and the interval line (at 0.3 s) come
+    # at their times between the loop's sleeps however loaded the machine is. A fixed
+    # terminal: rich reads its width and kind from the environment (a narrow one crops
+    # the "N/40" column; TERM=dumb draws no bar at all).
+    monkeypatch.setenv("COLUMNS", "120")
     monkeypatch.setenv("TERM", "xterm")
     stats = RunStats(1, 100)
     stats.begin()

@@ -11,7 +11,9 @@ import sys
 from pathlib import Path
 from typing import Any
 
+import pytest
 import trio
+import trio.testing
 
 from qmqpsource.request import SEQ_HEADER
 from tests.qmqp_server import Handler, ServerState, qmqp_server, read_request
@@ -149,17 +151,20 @@ async def wait_for(condition: Any) -> None:
             await trio.sleep(0.05)
 
 
-async def test_sigint_reaches_every_worker(tmp_path: Path) -> None:
+@pytest.mark.parametrize(("signum", "status"), [(signal.SIGINT, 130), (signal.SIGHUP, 129)])
+async def test_a_signal_reaches_every_worker(
+    tmp_path: Path, signum: signal.Signals, status: int
+) -> None:
     out = tmp_path / "r.json"
     async with qmqp_server(slow) as server:
         parent = await start_parent(server, out)
         await wait_for(lambda: server.connections >= 8)
         workers = children_of(parent.pid)
         assert len(workers) == 2
-        parent.send_signal(signal.SIGINT)
+        parent.send_signal(signum)
         with trio.fail_after(30):
             await parent.wait()
-    assert parent.returncode == 130
+    assert parent.returncode == status
     for pid in workers:  # reaped by the parent, so gone from /proc: none outlives it
         assert not await trio.Path(f"/proc/{pid}").exists()
     value = json.loads(out.read_text())
@@ -225,3 +230,81 @@ async def test_workers_with_embedded_sink(tmp_path: Path) -> None:
     assert done.returncode == 0, done.stderr
     value = json.loads(out.read_text())
     assert value["counts"]["accepted"] == 300 == value["sink"]["replies"]["K"]
+
+
+def gone(pid: int) -> bool:
+    """No such process, or a zombie waiting for whoever adopted it to reap it."""
+    try:
+        with open(f"/proc/{pid}/stat") as file:
+            return file.read().rsplit(")", 1)[1].split()[0] == "Z"
+    except FileNotFoundError:
+        return True
+
+
+async def test_workers_stop_when_the_parent_is_killed(tmp_path: Path) -> None:
+    # SIGKILL leaves the parent no say: the workers must notice by themselves, and
+    # nothing may be left in the temporary folder.
+    tmp = tmp_path / "tmp"
+    tmp.mkdir()
+    async with qmqp_server(slow) as server:
+        parent = await trio.lowlevel.open_process(
+            [*SOURCE, "--workers", "2", "-s", "4", "--duration", "60", "--json",
+             str(tmp_path / "r.json"), server.target],
+            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+            env={**os.environ, "TMPDIR": str(tmp)},
+        )
+        await wait_for(lambda: server.connections >= 8)
+        workers = children_of(parent.pid)
+        assert len(workers) == 2
+        parent.kill()
+        await parent.wait()
+        started = trio.current_time()
+        await wait_for(lambda: all(gone(pid) for pid in workers))
+        took = trio.current_time() - started
+        connections = server.connections
+        await trio.sleep(0.5)  # nothing connects any more
+        assert server.connections == connections
+        assert server.handler_errors == []
+    print(f"workers gone {took:.3f} s after their parent's SIGKILL")
+    assert list(tmp.iterdir()) == []
+    assert not (tmp_path / "r.json").exists()
+
+
+async def test_a_worker_whose_parent_is_gone_aborts_its_run() -> None:
+    # Where there is no parent-death signal (macOS, the BSDs), the closed end of the
+    # pipe the parent holds tells the worker.
+    from qmqpsource.workers import ParentLink
+
+    aborted: list[bool] = []
+    read_end, write_end = os.pipe()
+    link = ParentLink(read_end, -1)
+    try:
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(link.watch, lambda: aborted.append(True))
+            await trio.testing.wait_all_tasks_blocked()
+            assert not aborted
+            os.close(write_end)  # the parent died
+    finally:
+        os.close(read_end)
+    assert aborted == [True] and link.gone
+
+
+async def test_workers_and_embedded_sink_leave_nothing_when_the_parent_is_killed(
+    tmp_path: Path,
+) -> None:
+    tmp = tmp_path / "tmp"
+    tmp.mkdir()
+    parent = await trio.lowlevel.open_process(
+        [*SOURCE, "--workers", "2", "--embedded-sink", "-s", "4", "--duration", "60"],
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        env={**os.environ, "TMPDIR": str(tmp)},
+    )
+    try:
+        await wait_for(lambda: len(children_of(parent.pid)) == 3)  # two workers, one sink
+        children = children_of(parent.pid)
+        await trio.sleep(0.5)  # well into the run
+    finally:
+        parent.kill()
+        await parent.wait()
+    await wait_for(lambda: all(gone(pid) for pid in children))
+    assert list(tmp.iterdir()) == []
