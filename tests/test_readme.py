@@ -69,7 +69,7 @@ def ratios(text: str) -> list[tuple[str, str]]:
         cells = [cell.strip() for cell in line.strip().strip("|").split("|")]
         if line.startswith("| ") and len(cells) >= 2 and re.fullmatch(r"\d+\.\d\d", cells[-1]):
             rows.append((cells[0], cells[-1]))
-        elif line.startswith("| ") and len(cells) == 8 and re.fullmatch(r"\d+\.\d\d", cells[3]):
+        elif line.startswith("| ") and len(cells) >= 8 and re.fullmatch(r"\d+\.\d\d", cells[3]):
             rows.append((cells[0], cells[3]))
     return rows
 
