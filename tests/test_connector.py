@@ -80,7 +80,7 @@ async def test_resolve_service_name_and_families() -> None:
     with pytest.raises(TargetError, match="localhost:nosuchservice"):
         await resolve("localhost:nosuchservice")
     # Digits that are not ASCII ('²'.isdigit() is true, int('²') fails) name no service.
-    with pytest.raises(TargetError, match="127.0.0.1:\u00b2"):
+    with pytest.raises(TargetError, match=re.escape("127.0.0.1:\u00b2")):
         await resolve("127.0.0.1:\u00b2")
 
 
