@@ -41,7 +41,7 @@ def _ours(script: str, module: str) -> list[str]:
 
 
 OURS = _ours("qmqp-source", "qmqpsource")
-OUR_SINK = _ours("qmqp-sink", "qmqpsource.sink_cli")
+OUR_SINK = _ours("qmqp-sink", "qmqpsource.cli.sink")
 FLOOR = Path(__file__).with_name("python_floor.py")
 RESULTS = Path(__file__).with_name("RESULTS.md")
 # The README's quick start, run as it is written there; its summary goes into RESULTS.md.

@@ -61,7 +61,7 @@ def main() -> int:
     parser.add_argument("--sessions", type=int, default=10)
     parser.add_argument("--messages", type=int, default=10000)
     parser.add_argument("--backlog", type=int, default=1024)
-    parser.add_argument("--ours", default=f"{sys.executable} -m qmqpsource.sink_cli")
+    parser.add_argument("--ours", default=f"{sys.executable} -m qmqpsource.cli.sink")
     parser.add_argument("extra", nargs="*", help="extra arguments for our sink")
     args = parser.parse_args()
     for tool in (POSTFIX_SOURCE, POSTFIX_SINK):

@@ -1,3 +1,3 @@
-from qmqpsource.cli import main
+from qmqpsource.cli.source import main
 
 main()

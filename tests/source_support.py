@@ -7,11 +7,11 @@ from typing import Any
 
 import trio
 
-from qmqpsource.config import SourceConfig
-from qmqpsource.connector import resolve
-from qmqpsource.request import RequestFactory
-from qmqpsource.runner import Runner, RunResult
-from qmqpsource.stats import RunStats
+from qmqpsource.results.stats import RunStats
+from qmqpsource.source.config import SourceConfig
+from qmqpsource.source.connector import resolve
+from qmqpsource.source.request import RequestFactory
+from qmqpsource.source.runner import Runner, RunResult
 
 __all__ = ["make_runner", "run_in_process"]
 

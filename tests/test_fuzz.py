@@ -23,8 +23,6 @@ import trio
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from qmqpsource.client import read_reply
-from qmqpsource.outcome import DeliveryError, Outcome
 from qmqpsource.protocol import (
     MAX_LENGTH_DIGITS,
     NetstringDecoder,
@@ -41,6 +39,8 @@ from qmqpsource.protocol import (
     encode_request,
     netstring,
 )
+from qmqpsource.results.outcome import DeliveryError, Outcome
+from qmqpsource.source.client import read_reply
 
 FUZZ = settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 

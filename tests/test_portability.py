@@ -19,8 +19,8 @@ import qmqpsource
 
 PACKAGE = Path(qmqpsource.__file__).parent
 MODULES = sorted(
-    f"qmqpsource.{info.name}" for info in pkgutil.iter_modules([str(PACKAGE)])
-    if info.name != "__main__"
+    info.name for info in pkgutil.walk_packages([str(PACKAGE)], "qmqpsource.")
+    if not info.name.endswith("__main__")
 )
 # Run in a child: trio is imported first (it picks its poller, as on any platform), then
 # every poller the select module has is taken away before any module of ours is imported.
@@ -58,7 +58,7 @@ def test_every_module_imports_without_epoll() -> None:
 
 
 @pytest.mark.parametrize(
-    "command", ["qmqpsource.cli", "qmqpsource.sink_cli", "qmqpsource.report_cli"]
+    "command", ["qmqpsource.cli.source", "qmqpsource.cli.sink", "qmqpsource.cli.report"]
 )
 def test_every_command_helps_without_epoll(command: str) -> None:
     code = WITHOUT_POLLERS + (

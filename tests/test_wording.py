@@ -6,15 +6,15 @@ import dataclasses
 
 import pytest
 
-from qmqpsource import result
-from qmqpsource.config import SourceConfig
-from qmqpsource.launch import sink_line
-from qmqpsource.outcome import Outcome
-from qmqpsource.progress import IntervalLines
-from qmqpsource.sink import SinkStats
-from qmqpsource.sink import format_summary as sink_summary
-from qmqpsource.stats import RunStats
-from qmqpsource.summary import format_summary
+from qmqpsource.cli.launch import sink_line
+from qmqpsource.results import result
+from qmqpsource.results.outcome import Outcome
+from qmqpsource.results.progress import IntervalLines
+from qmqpsource.results.stats import RunStats
+from qmqpsource.results.summary import format_summary
+from qmqpsource.sink.server import SinkStats
+from qmqpsource.sink.server import format_summary as sink_summary
+from qmqpsource.source.config import SourceConfig
 from qmqpsource.wording import counted
 
 

@@ -1,0 +1,135 @@
+"""qmqp-report: merge qmqp-source results and summarize them.
+
+    qmqp-report [-q] [--json PATH] FILE...
+
+Reads one or more JSON results (schema qmqpsource.result/1; FILE '-' is stdin),
+merges them exactly (counts add, histograms merge, elapsed spans every run),
+prints the human summary on stdout, and with --json writes the merged result.
+This is how runs from several processes or hosts come together.
+"""
+
+from __future__ import annotations
+
+from qmqpsource.cli.startup import interrupts_end_quietly
+
+with interrupts_end_quietly("qmqp-report"):
+    import os
+    import sys
+    from typing import Annotated
+
+    import typer
+
+    from qmqpsource import __version__
+    from qmqpsource.cli.common import Command, UsageFailure, fatal, make_app, run_command
+    from qmqpsource.cli.outfile import OutputError, OutputFile
+    from qmqpsource.cli.stdio import closed_at_start, guard
+    from qmqpsource.infile import InputError, read_fd_limited
+    from qmqpsource.results import result
+    from qmqpsource.results.summary import format_summary
+
+__all__ = ["PROG", "app", "main", "report"]
+
+PROG = "qmqp-report"
+
+app = make_app()
+
+
+class Fatal(Exception):
+    """One line for stderr after 'qmqp-report: fatal: '; exit status 1."""
+
+
+def _read(path: str) -> result.Result:
+    try:
+        if path != "-":
+            return result.read(path)
+        if closed_at_start(0):
+            raise Fatal("-: stdin is closed")
+        return result.decode(read_fd_limited(0, result.SIZE_LIMIT))
+    except (result.ResultError, InputError) as exc:
+        raise Fatal(f"{path}: {exc}") from None
+
+
+def _read_all(paths: list[str]) -> list[result.Result]:
+    """Every result named, each file once: the same one twice would count its runs twice."""
+    seen: dict[tuple[int, int], str] = {}
+    results = []
+    for path in paths:
+        try:
+            info = os.fstat(0) if path == "-" else os.stat(path)
+        except OSError:
+            pass  # _read says why
+        else:
+            key = (info.st_dev, info.st_ino)
+            if key in seen:
+                raise Fatal(f"{path}: the same file as {seen[key]}: its runs would count twice")
+            seen[key] = path
+        results.append(_read(path))
+    return results
+
+
+def report(paths: list[str], *, json_path: str | None = None, quiet: bool = False) -> None:
+    """Read, merge, summarize, write; raises Fatal with the line to print."""
+    try:
+        json_file = OutputFile.at(json_path) if json_path is not None else None
+    except OutputError as exc:
+        raise Fatal(str(exc)) from None
+    results = _read_all(paths)
+    merged = (
+        results[0]
+        if len(results) == 1
+        else result.merge(results, tool_name=PROG, tool_version=__version__)
+    )
+    if not quiet:
+        # stdout is the JSON's when --json is '-'.
+        out = sys.stderr if json_path == "-" else sys.stdout
+        out.write(format_summary(merged))
+        out.flush()
+    if json_file is None:
+        return
+    try:
+        json_file.write(result.dumps(merged))
+    except OutputError as exc:
+        raise Fatal(str(exc)) from None
+
+
+@app.command(cls=Command, options_metavar="[OPTIONS] FILE...", help=__doc__,
+             no_args_is_help=False)
+def command(
+    files: Annotated[
+        list[str] | None,
+        typer.Argument(metavar="FILE...", help="qmqp-source results ('-': stdin).",
+                       show_default=False),
+    ] = None,
+    json_path: Annotated[
+        str | None,
+        typer.Option("--json", metavar="PATH",
+                     help="Write the merged result to PATH ('-': stdout)."),
+    ] = None,
+    quiet: Annotated[bool, typer.Option("-q", "--quiet", help="No summary.")] = False,
+    version: Annotated[bool, typer.Option("--version", help="Print the version.")] = False,
+) -> None:
+    if version:
+        print(f"{PROG} {__version__}")
+        raise typer.Exit(0)
+    if not files:
+        raise UsageFailure("missing FILE")
+    report(files, json_path=json_path, quiet=quiet)
+
+
+USAGE = f"usage: {PROG} [-q] [--json PATH] FILE..."
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Console entry point: exit 0, or one fatal line and exit 1 (130 for Ctrl-C); never a
+    traceback."""
+    if argv is None:
+        guard()  # closed or failing stdio must not change the run (see stdio.py)
+    try:
+        status = run_command(app, PROG, USAGE, argv)
+    except Fatal as exc:
+        fatal(PROG, " ".join(str(exc).split()))
+    raise SystemExit(status)
+
+
+if __name__ == "__main__":
+    main()

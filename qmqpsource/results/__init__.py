@@ -1,0 +1,1 @@
+"""What a run measured: outcomes, latency histograms, results, summaries."""

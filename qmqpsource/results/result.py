@@ -1,0 +1,392 @@
+"""A run's result, schema ``qmqpsource.result/1``: build, JSON, parse, exact merge.
+
+The histograms' ``hdr`` strings are the source of truth: parsing recomputes every
+percentile from them, and merging adds counts and histograms, so that results from
+several processes or hosts combine exactly. ``elapsed_s`` of a merge spans from the
+earliest start to the latest end; throughput is recomputed over that span.
+
+Throughput counts every message that ended (``attempted``), failures included: the
+counts by outcome say what became of them.
+
+No I/O here beyond ``read`` and ``write`` of the files given. json is imported only
+by those, so that a run without --json does not pay for it.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import IO, Any
+
+from qmqpsource.results.histogram import Histogram, HistogramError
+from qmqpsource.results.outcome import Outcome
+from qmqpsource.results.stats import LATENCIES, RunStats
+
+__all__ = [
+    "ERROR_CAUSES",
+    "PERCENTILES",
+    "SCHEMA",
+    "SIZE_LIMIT",
+    "STATUSES",
+    "Result",
+    "ResultError",
+    "decode",
+    "dumps",
+    "from_dict",
+    "from_stats",
+    "loads",
+    "merge",
+    "read",
+    "to_dict",
+    "write",
+]
+
+SCHEMA = "qmqpsource.result/1"
+# A result is a few KiB (a merge of thousands of runs, a few MiB): a file larger than
+# this is not one, and is not read further (/dev/zero would fill the memory).
+SIZE_LIMIT = 64 * 1024 * 1024
+# Percentile -> key in latency_ms.
+PERCENTILES = {50.0: "p50", 90.0: "p90", 99.0: "p99", 99.9: "p999"}
+ERROR_CAUSES = tuple(o.value for o in Outcome if o.is_error)
+STATUSES = ("completed", "failed", "interrupted")
+
+
+class ResultError(ValueError):
+    """A result that cannot be read or merged; ``str()`` is one line for the user."""
+
+
+@dataclass(frozen=True)
+class Result:
+    """One run, or several merged. ``outcomes`` holds every Outcome, zeros included."""
+
+    tool_name: str
+    tool_version: str
+    config: dict[str, Any]
+    started_at: datetime
+    elapsed_s: float
+    outcomes: dict[Outcome, int]
+    recipients: int
+    bytes_sent: int
+    latency: dict[str, Histogram]
+    status: str = "completed"
+    failure: str | None = None
+    runs: int = 1
+    behind_schedule: int = 0
+    cut_off: int = 0
+
+    @property
+    def attempted(self) -> int:
+        return sum(self.outcomes.values())
+
+    @property
+    def errors(self) -> dict[str, int]:
+        return {o.value: n for o, n in self.outcomes.items() if o.is_error}
+
+    @property
+    def error(self) -> int:
+        return sum(self.errors.values())
+
+    def rate(self, amount: int) -> float:
+        return amount / self.elapsed_s if self.elapsed_s > 0 else 0.0
+
+
+def _all_outcomes(counts: Mapping[Outcome, int]) -> dict[Outcome, int]:
+    return {o: int(counts.get(o, 0)) for o in Outcome}
+
+
+def from_stats(
+    stats: RunStats,
+    config: Mapping[str, Any],
+    *,
+    tool_name: str,
+    tool_version: str,
+    status: str = "completed",
+    failure: str | None = None,
+) -> Result:
+    """The result of a run that has finished (stats.finish() called)."""
+    if status not in STATUSES:
+        raise ValueError(f"unknown status {status!r}")
+    started_at = stats.started_at
+    if started_at is None:
+        raise ValueError("the run never began")
+    return Result(
+        tool_name=tool_name,
+        tool_version=tool_version,
+        config=dict(config),
+        started_at=started_at,
+        elapsed_s=stats.elapsed,
+        outcomes=_all_outcomes(stats.counts),
+        recipients=stats.recipients,
+        bytes_sent=stats.bytes_sent,
+        latency={name: h.copy() for name, h in stats.histograms().items()},
+        status=status,
+        failure=failure,
+        behind_schedule=stats.behind_schedule,
+        cut_off=stats.cut_off,
+    )
+
+
+def _ms(us: float) -> float:
+    return round(us / 1000, 3)
+
+
+def _latency_dict(histogram: Histogram) -> dict[str, Any]:
+    values = histogram.percentiles(list(PERCENTILES))
+    out: dict[str, Any] = {"count": histogram.count, "mean": _ms(histogram.mean)}
+    out.update((key, _ms(v)) for key, v in zip(PERCENTILES.values(), values, strict=True))
+    out["max"] = _ms(histogram.max)
+    out["hdr"] = histogram.encode()
+    return out
+
+
+def to_dict(result: Result) -> dict[str, Any]:
+    """The JSON object of schema qmqpsource.result/1."""
+    o = result.outcomes
+    return {
+        "schema": SCHEMA,
+        "tool": {"name": result.tool_name, "version": result.tool_version},
+        "config": result.config,
+        "status": result.status,
+        "failure": result.failure,
+        "runs": result.runs,
+        "started_at": result.started_at.isoformat(timespec="microseconds"),
+        "elapsed_s": round(result.elapsed_s, 6),
+        "counts": {
+            "attempted": result.attempted,
+            "accepted": o[Outcome.ACCEPTED],
+            "tempfail": o[Outcome.TEMPFAIL],
+            "permfail": o[Outcome.PERMFAIL],
+            "error": result.error,
+        },
+        "errors": result.errors,
+        "recipients": result.recipients,
+        "bytes_sent": result.bytes_sent,
+        "behind_schedule": result.behind_schedule,
+        "cut_off": result.cut_off,
+        "throughput": {
+            "messages_per_s": round(result.rate(result.attempted), 3),
+            "recipients_per_s": round(result.rate(result.recipients), 3),
+            "bytes_per_s": round(result.rate(result.bytes_sent), 3),
+        },
+        "latency_ms": {name: _latency_dict(h) for name, h in result.latency.items()},
+    }
+
+
+def _get(obj: Mapping[str, Any], key: str, kind: type | tuple[type, ...], where: str = "") -> Any:
+    if key not in obj:
+        raise ResultError(f"missing {where}{key}")
+    value = obj[key]
+    # bool is an int in Python, never in this schema.
+    if isinstance(value, bool) and bool not in (kind if isinstance(kind, tuple) else (kind,)):
+        raise ResultError(f"{where}{key}: wrong type")
+    if not isinstance(value, kind):
+        raise ResultError(f"{where}{key}: wrong type")
+    return value
+
+
+def _count(obj: Mapping[str, Any], key: str, where: str = "") -> int:
+    value: int = _get(obj, key, int, where)
+    if value < 0:
+        raise ResultError(f"{where}{key}: negative")
+    return value
+
+
+def _times(obj: Mapping[str, Any]) -> tuple[datetime, float]:
+    """started_at and elapsed_s, checked: an end that no date can hold is refused too."""
+    started_text = _get(obj, "started_at", str)
+    try:
+        started_at = datetime.fromisoformat(started_text)
+    except ValueError:
+        raise ResultError(f"started_at: not an ISO 8601 time: {started_text!r}") from None
+    if started_at.tzinfo is None:
+        raise ResultError("started_at: no UTC offset")
+    elapsed = float(_get(obj, "elapsed_s", (int, float)))
+    if not math.isfinite(elapsed) or elapsed < 0:
+        raise ResultError("elapsed_s: not a duration")
+    try:
+        started_at + timedelta(seconds=elapsed)  # the end: a merge needs it
+    except OverflowError:
+        raise ResultError("started_at plus elapsed_s is out of range") from None
+    return started_at, elapsed
+
+
+def from_dict(obj: Any) -> Result:
+    """Validate and read a parsed JSON object; percentiles are recomputed from ``hdr``."""
+    if not isinstance(obj, dict):
+        raise ResultError("not a JSON object")
+    schema = obj.get("schema")
+    if schema != SCHEMA:
+        raise ResultError(f"schema is {schema!r}, not {SCHEMA!r}")
+    tool = _get(obj, "tool", dict)
+    started_at, elapsed = _times(obj)
+    counts = _get(obj, "counts", dict)
+    errors = _get(obj, "errors", dict)
+    outcomes = {
+        Outcome.ACCEPTED: _count(counts, "accepted", "counts."),
+        Outcome.TEMPFAIL: _count(counts, "tempfail", "counts."),
+        Outcome.PERMFAIL: _count(counts, "permfail", "counts."),
+    }
+    for cause in errors:
+        if cause not in ERROR_CAUSES:
+            raise ResultError(f"errors: unknown cause {cause!r}")
+    for cause in ERROR_CAUSES:
+        outcomes[Outcome(cause)] = _count(errors, cause, "errors.") if cause in errors else 0
+    error_total = sum(n for o, n in outcomes.items() if o.is_error)
+    if _count(counts, "error", "counts.") != error_total:
+        raise ResultError("counts.error is not the sum of errors")
+    if _count(counts, "attempted", "counts.") != sum(outcomes.values()):
+        raise ResultError("counts.attempted is not the sum of the outcomes")
+    status = _get(obj, "status", str) if "status" in obj else "completed"
+    if status not in STATUSES:
+        raise ResultError(f"status: unknown {status!r}")
+    failure = obj.get("failure")
+    if failure is not None and not isinstance(failure, str):
+        raise ResultError("failure: wrong type")
+    runs = _count(obj, "runs") if "runs" in obj else 1
+    if runs < 1:
+        raise ResultError("runs: not a positive count")
+    latency_obj = _get(obj, "latency_ms", dict)
+    latency: dict[str, Histogram] = {}
+    for name in LATENCIES:
+        if name not in latency_obj:
+            if name == "reply":  # optional in the schema; only connect and total are required
+                continue
+            raise ResultError(f"missing latency_ms.{name}")
+        entry = _get(latency_obj, name, dict, "latency_ms.")
+        try:
+            histogram = Histogram.decode(_get(entry, "hdr", str, f"latency_ms.{name}."))
+        except HistogramError as exc:
+            raise ResultError(f"latency_ms.{name}.hdr: {exc}") from None
+        if "count" in entry and _count(entry, "count", f"latency_ms.{name}.") != histogram.count:
+            raise ResultError(f"latency_ms.{name}: count differs from its histogram")
+        latency[name] = histogram
+    if latency["total"].count != sum(outcomes.values()):
+        raise ResultError("latency_ms.total.count is not counts.attempted")
+    return Result(
+        tool_name=str(_get(tool, "name", str, "tool.")),
+        tool_version=str(_get(tool, "version", str, "tool.")),
+        config=dict(_get(obj, "config", dict)),
+        started_at=started_at,
+        elapsed_s=elapsed,
+        outcomes=outcomes,
+        recipients=_count(obj, "recipients"),
+        bytes_sent=_count(obj, "bytes_sent"),
+        latency=latency,
+        status=status,
+        failure=failure,
+        runs=runs,
+        behind_schedule=_count(obj, "behind_schedule") if "behind_schedule" in obj else 0,
+        cut_off=_count(obj, "cut_off") if "cut_off" in obj else 0,
+    )
+
+
+def _merge_config(configs: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
+    """Options every run shares keep their value; where runs differ, the distinct values."""
+    out: dict[str, Any] = {}
+    for config in configs:
+        for key in config:
+            if key in out:
+                continue
+            values: list[Any] = []
+            for other in configs:
+                value = other.get(key)
+                if value not in values:
+                    values.append(value)
+            out[key] = values[0] if len(values) == 1 else values
+    return out
+
+
+def _merge_status(results: Sequence[Result]) -> str:
+    statuses = {r.status for r in results}
+    for status in ("interrupted", "failed"):
+        if status in statuses:
+            return status
+    return "completed"
+
+
+def merge(results: Sequence[Result], *, tool_name: str, tool_version: str) -> Result:
+    """Several results as one: counts add, histograms merge, elapsed spans all the runs."""
+    if not results:
+        raise ValueError("nothing to merge")
+    start = min(r.started_at for r in results)
+    try:
+        end = max(r.started_at + timedelta(seconds=r.elapsed_s) for r in results)
+    except OverflowError:
+        raise ResultError("started_at plus elapsed_s is out of range") from None
+    names = [n for n in LATENCIES if all(n in r.latency for r in results)]
+    failures: list[str] = []
+    for r in results:
+        if r.failure is not None and r.failure not in failures:
+            failures.append(r.failure)
+    return Result(
+        tool_name=tool_name,
+        tool_version=tool_version,
+        config=_merge_config([r.config for r in results]),
+        started_at=start,
+        elapsed_s=(end - start).total_seconds(),
+        outcomes={o: sum(r.outcomes[o] for r in results) for o in Outcome},
+        recipients=sum(r.recipients for r in results),
+        bytes_sent=sum(r.bytes_sent for r in results),
+        latency={
+            n: sum((r.latency[n] for r in results[1:]), results[0].latency[n].copy())
+            for n in names
+        },
+        status=_merge_status(results),
+        failure="; ".join(failures) or None,
+        runs=sum(r.runs for r in results),
+        behind_schedule=sum(r.behind_schedule for r in results),
+        cut_off=sum(r.cut_off for r in results),
+    )
+
+
+def dumps(result: Result, extra: Mapping[str, Any] | None = None) -> str:
+    """``result`` as the text of one JSON document (``extra``: more keys)."""
+    import json
+
+    return json.dumps({**to_dict(result), **(extra or {})}, indent=2) + "\n"
+
+
+def write(result: Result, file: IO[str], extra: Mapping[str, Any] | None = None) -> None:
+    """Write ``result`` as one JSON document to an open text file (``extra``: more keys)."""
+    file.write(dumps(result, extra))
+    file.flush()
+
+
+def read(path: str) -> Result:
+    """Read one result file; any problem (unreadable, too large, not JSON, bad schema) is
+    a ResultError. A FIFO is read until its writer closes it (at once if it has none)."""
+    from qmqpsource.infile import InputError, read_limited
+
+    try:
+        data = read_limited(path, SIZE_LIMIT)
+    except InputError as exc:
+        raise ResultError(str(exc)) from None
+    return decode(data)
+
+
+def decode(data: bytes) -> Result:
+    """Parse one result from the bytes of a file; problems are ResultErrors."""
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError:
+        raise ResultError("not UTF-8 text") from None
+    return loads(text)
+
+
+def loads(text: str) -> Result:
+    """Parse one result from JSON text; problems are ResultErrors."""
+    import json
+
+    if not text.strip():
+        raise ResultError("empty: not a result")  # a FIFO with no writer reads so
+    try:
+        obj = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise ResultError(f"not JSON: {exc}") from None
+    except RecursionError:
+        raise ResultError("not JSON: nested too deeply") from None
+    except ValueError as exc:  # an integer of thousands of digits, say
+        raise ResultError(f"not JSON: {str(exc).split(';')[0]}") from None
+    return from_dict(obj)

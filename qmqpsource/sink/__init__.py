@@ -1,0 +1,1 @@
+"""qmqp-sink's server: listeners, connections, faults, counts, Maildir."""

@@ -1,0 +1,1 @@
+"""The load generator: config, message, connections, sessions."""

@@ -1,0 +1,259 @@
+"""Where to connect and how: target syntax, resolution, connect with RESET retry.
+
+Sockets here are plain non-blocking sockets that the calling trio task waits on with
+trio.lowlevel.wait_writable: trio's own event loop, whatever the platform's is.
+"""
+
+from __future__ import annotations
+
+import errno
+import os
+import socket
+import struct
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import trio
+
+from qmqpsource.source.config import Family
+
+__all__ = [
+    "DEFAULT_PORT",
+    "ConnectError",
+    "Endpoint",
+    "InetTarget",
+    "TargetError",
+    "UnixTarget",
+    "begin_connect",
+    "connect",
+    "connect_and_send",
+    "parse_target",
+    "resolve",
+]
+
+DEFAULT_PORT = "628"
+# sun_path is 108 bytes on Linux, and the kernel wants room for a terminating NUL.
+UNIX_PATH_MAX = 108
+# SO_LINGER {on, 0}: close() sends RST and leaves no TIME_WAIT behind, as Postfix does;
+# tens of thousands of connections a minute would otherwise exhaust ephemeral ports.
+LINGER_ABORT = struct.pack("ii", 1, 0)
+# Between -C attempts: short at first (a full listen queue drains fast), growing so that
+# a listener that comes up late is still found; Postfix waits a flat 10 microseconds.
+RETRY_FIRST_DELAY = 0.01
+RETRY_MAX_DELAY = 1.0
+# Errors that mean "nobody took the call"; each uses up one -C attempt.
+_RETRYABLE = frozenset(
+    {errno.ECONNREFUSED, errno.ECONNRESET, errno.EAGAIN, errno.ETIMEDOUT, errno.ENOENT}
+)
+
+
+class TargetError(ValueError):
+    """A target that cannot be parsed or resolved; ``str()`` is one line for the user."""
+
+
+class ConnectError(OSError):
+    """Connecting failed after every attempt; ``str()`` reads like Postfix's ``connect: %m``."""
+
+    def __init__(self, err: int) -> None:
+        super().__init__(err, os.strerror(err))
+
+    def __str__(self) -> str:
+        return f"connect: {self.strerror}"
+
+
+@dataclass(frozen=True, slots=True)
+class UnixTarget:
+    path: str
+
+
+@dataclass(frozen=True, slots=True)
+class InetTarget:
+    host: str
+    port: str
+
+
+@dataclass(frozen=True, slots=True)
+class Endpoint:
+    """A resolved address, ready for connect()."""
+
+    family: int
+    address: str | tuple[str, int] | tuple[str, int, int, int]
+    label: str
+
+    @property
+    def is_tcp(self) -> bool:
+        return self.family != socket.AF_UNIX
+
+
+def parse_target(target: str) -> UnixTarget | InetTarget:
+    """``[inet:]host[:port]``, ``[inet:][addr]:port``, ``unix:pathname``; port 628 by default."""
+    if target.startswith("unix:"):
+        path = target[5:]
+        if not path:
+            raise TargetError(f"{target}: missing pathname")
+        if len(os.fsencode(path)) >= UNIX_PATH_MAX:
+            raise TargetError(f"unix-domain name too long: {path}")
+        return UnixTarget(path)
+    rest = target.removeprefix("inet:")
+    if rest.startswith("["):
+        close = rest.find("]")
+        if close < 0:
+            raise TargetError(f"{target}: missing ']'")
+        host, tail = rest[1:close], rest[close + 1 :]
+        if tail and not tail.startswith(":"):
+            raise TargetError(f"{target}: garbage after ']'")
+        port = tail[1:] if tail else DEFAULT_PORT
+    elif rest.count(":") > 1:
+        # A bare IPv6 address would be ambiguous with host:port; Postfix wants [addr].
+        raise TargetError(f"{target}: valid hostname or network address required")
+    else:
+        host, colon, port = rest.partition(":")
+        if not colon:
+            port = DEFAULT_PORT
+    if not host:
+        raise TargetError(f"{target}: missing host information")
+    if not port:
+        raise TargetError(f"{target}: missing port information")
+    if port.isascii() and port.isdigit() and not 0 < int(port) < 65536:
+        raise TargetError(f"{target}: port out of range: {port}")
+    return InetTarget(host, port)
+
+
+_FAMILIES = {
+    Family.ANY: socket.AF_UNSPEC,
+    Family.INET: socket.AF_INET,
+    Family.INET6: socket.AF_INET6,
+}
+
+
+async def resolve(target: str, family: Family = Family.ANY) -> Endpoint:
+    """Resolve once, before the run; the first address wins, as in Postfix."""
+    parsed = parse_target(target)
+    if isinstance(parsed, UnixTarget):
+        return Endpoint(socket.AF_UNIX, parsed.path, f"unix:{parsed.path}")
+    try:
+        infos = await trio.socket.getaddrinfo(
+            parsed.host, parsed.port, _FAMILIES[family], socket.SOCK_STREAM
+        )
+    except socket.gaierror as exc:
+        raise TargetError(f"{target}: {exc.strerror}") from None
+    except UnicodeError:
+        raise TargetError(f"{target}: bad host name") from None
+    if not infos:
+        raise TargetError(f"{target}: no address found")
+    fam, _, _, _, sockaddr = infos[0]
+    host, port = str(sockaddr[0]), int(sockaddr[1])
+    if fam == socket.AF_INET6:
+        flowinfo, scope_id = int(sockaddr[2]), int(sockaddr[3])  # type: ignore[misc]
+        return Endpoint(int(fam), (host, port, flowinfo, scope_id), f"[{host}]:{port}")
+    return Endpoint(int(fam), (host, port), f"{host}:{port}")
+
+
+# The C socket type, not socket.socket: that subclass's Python __init__ and close()
+# cost more per message than they give (io wrappers, reference counting of makefile).
+# SOCK_NONBLOCK makes it non-blocking in the socket() call itself.
+_SOCKET = socket.SocketType
+_SOCK_NONBLOCK: int = getattr(socket, "SOCK_NONBLOCK", 0)
+_NONBLOCKING_STREAM = socket.SOCK_STREAM | _SOCK_NONBLOCK
+# A first send that fails with these found the connection up and already lost: the
+# send path reports it (and looks for an early reply), not the connect path.
+_LOST_AFTER_CONNECT = frozenset({errno.ECONNRESET, errno.EPIPE})
+
+
+def _new_socket(endpoint: Endpoint) -> socket.SocketType:
+    sock = _SOCKET(endpoint.family, _NONBLOCKING_STREAM)
+    if not _SOCK_NONBLOCK:  # a platform without it: one more call
+        sock.setblocking(False)
+    if endpoint.is_tcp:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, LINGER_ABORT)
+    return sock
+
+
+def begin_connect(
+    endpoint: Endpoint, first: memoryview | None = None
+) -> tuple[socket.SocketType | None, int, int]:
+    """Start one attempt without waiting: (socket, errno, bytes of ``first`` sent).
+
+    errno 0: the connection is up and ``sent`` bytes of ``first`` are gone; EINPROGRESS:
+    still connecting (connect() finishes it); anything else: failed, and the socket is
+    closed (None). A plain function: on loopback the common case never waits, and this
+    is once per message.
+    """
+    sock = _new_socket(endpoint)
+    sent = 0
+    try:
+        err = sock.connect_ex(endpoint.address)
+        if err == errno.EINPROGRESS and first is not None:
+            # On loopback the handshake is over by the time connect() returns: sending
+            # at once finds out for no extra syscall; "would block" means still connecting.
+            try:
+                sent = sock.send(first)
+                err = 0
+            except BlockingIOError:
+                pass
+            except OSError as exc:
+                err = 0 if exc.errno in _LOST_AFTER_CONNECT else (exc.errno or errno.EIO)
+    except BaseException:
+        sock.close()
+        raise
+    if err and err != errno.EINPROGRESS:
+        sock.close()
+        return None, err, 0
+    return sock, err, sent
+
+
+async def _finish(sock: socket.SocketType) -> int:
+    """Wait for a connect in progress; its errno (0: up). The socket is closed unless up."""
+    try:
+        await trio.lowlevel.wait_writable(sock)
+        err = sock.getsockopt(socket.SOL_SOCKET, socket.SO_ERROR)
+    except BaseException:
+        sock.close()
+        raise
+    if err:
+        sock.close()
+    return err
+
+
+async def connect_and_send(
+    endpoint: Endpoint,
+    attempts: int = 1,
+    on_retry: Callable[[ConnectError], None] | None = None,
+    first: memoryview | None = None,
+    begun: tuple[socket.SocketType | None, int, int] | None = None,
+) -> tuple[socket.SocketType, int]:
+    """Connect, retrying refused or reset attempts up to ``attempts`` times in all.
+
+    With ``first`` (the request), as much of it as the socket takes at once is sent
+    as soon as the connection is up. ``begun``: what begin_connect() gave for the first
+    attempt, when the caller started it. Returns (socket, bytes of ``first`` sent);
+    raises ConnectError. Cancelled, it leaves no socket open.
+    """
+    delay = RETRY_FIRST_DELAY
+    for attempt in range(1, attempts + 1):
+        if begun is None:
+            sock, err, sent = begin_connect(endpoint, first)
+        else:
+            sock, err, sent = begun
+            begun = None
+        if err == errno.EINPROGRESS and sock is not None:
+            err = await _finish(sock)
+        if sock is not None and not err:
+            return sock, sent
+        if attempt == attempts or err not in _RETRYABLE:
+            raise ConnectError(err)
+        if on_retry is not None:
+            on_retry(ConnectError(err))
+        await trio.sleep(delay)
+        delay = min(delay * 2, RETRY_MAX_DELAY)
+    raise AssertionError("unreachable")  # pragma: no cover
+
+
+async def connect(
+    endpoint: Endpoint,
+    attempts: int = 1,
+    on_retry: Callable[[ConnectError], None] | None = None,
+) -> socket.SocketType:
+    """A connected non-blocking socket (SO_LINGER 0 on TCP), with -C retries."""
+    sock, _ = await connect_and_send(endpoint, attempts, on_retry)
+    return sock

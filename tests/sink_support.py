@@ -1,0 +1,149 @@
+"""Helpers for the qmqp-sink tests: an in-process sink, a raw client, fd counting.
+
+No tests here; the test_sink*.py modules import these.
+"""
+
+from __future__ import annotations
+
+import io
+import os
+import socket
+from collections.abc import AsyncIterator, Iterator
+from contextlib import asynccontextmanager, contextmanager
+from dataclasses import dataclass
+from typing import Any
+
+import trio
+
+from qmqpsource.protocol import Reply, ReplyParser, encode_request
+from qmqpsource.sink.server import Sink, SinkConfig
+
+POSTFIX_SOURCE = "/usr/sbin/qmqp-source"
+
+
+def postfix_source_missing() -> str | None:
+    """Why Postfix's qmqp-source cannot run here, or None. Only that tool is needed."""
+    if not os.access(POSTFIX_SOURCE, os.X_OK):
+        return (
+            f"{POSTFIX_SOURCE} is missing: install Debian's postfix "
+            "(DEBIAN_FRONTEND=noninteractive apt-get install -y postfix)"
+        )
+    return None
+
+
+def ipv6_available() -> bool:
+    """Whether [::1] can be bound (often not in containers)."""
+    if not socket.has_ipv6:
+        return False
+    try:
+        with socket.socket(socket.AF_INET6) as s:
+            s.bind(("::1", 0))
+    except OSError:
+        return False
+    return True
+
+
+def open_fds() -> set[str]:
+    return set(os.listdir("/proc/self/fd"))
+
+
+@contextmanager
+def no_fd_leak() -> Iterator[None]:
+    """Fail when the block leaves descriptors open (sockets, pipes, files)."""
+    before = open_fds()
+    yield
+    leaked = open_fds() - before
+    # A descriptor that was reused for something else cannot be told apart; new ones can.
+    assert not leaked, f"descriptors left open: {sorted(leaked)}"
+
+
+def request(
+    message: bytes = b"Subject: test\n\nhello\n",
+    sender: bytes = b"alice@example.test",
+    recipients: tuple[bytes, ...] = (b"bob@example.test",),
+) -> bytes:
+    return encode_request(message, sender, list(recipients))
+
+
+@dataclass
+class RunningSink:
+    sink: Sink
+    target: str
+    log: io.StringIO
+    out: io.StringIO
+
+    @property
+    def log_lines(self) -> list[str]:
+        return self.log.getvalue().splitlines()
+
+
+@asynccontextmanager
+async def running_sink(**options: Any) -> AsyncIterator[RunningSink]:
+    """An in-process sink on a free loopback port (or options["endpoint"])."""
+    options.setdefault("endpoint", "127.0.0.1:0")
+    log, out = io.StringIO(), io.StringIO()
+    sink = Sink(SinkConfig(**options), log=log, out=out)
+    async with trio.open_nursery() as nursery:
+        labels: list[str] = await nursery.start(sink.serve)
+        try:
+            yield RunningSink(sink, labels[0], log, out)
+        finally:
+            nursery.cancel_scope.cancel()
+
+
+def address_of(target: str) -> tuple[socket.AddressFamily, Any]:
+    if target.startswith("unix:"):
+        return socket.AF_UNIX, target[5:]
+    host, _, port = target.rpartition(":")
+    if host.startswith("["):
+        return socket.AF_INET6, (host[1:-1], int(port))
+    return socket.AF_INET, (host, int(port))
+
+
+async def connect(target: str) -> trio.socket.SocketType:
+    family, address = address_of(target)
+    sock = trio.socket.socket(family, socket.SOCK_STREAM)
+    try:
+        with trio.fail_after(5):
+            await sock.connect(address)
+    except BaseException:
+        sock.close()
+        raise
+    return sock
+
+
+async def read_all(sock: trio.socket.SocketType, within: float = 5.0) -> bytes:
+    """Everything the server sends until it closes; a reset ends it too."""
+    data = b""
+    with trio.fail_after(within):
+        while True:
+            try:
+                chunk = await sock.recv(65536)
+            except ConnectionResetError:
+                return data
+            if not chunk:
+                return data
+            data += chunk
+
+
+async def exchange(target: str, data: bytes, within: float = 5.0) -> bytes:
+    """Connect, send, read until the server closes: the raw bytes it answered."""
+    sock = await connect(target)
+    with sock:
+        with trio.fail_after(within):
+            await send_all(sock, data)
+        return await read_all(sock, within)
+
+
+async def send_all(sock: trio.socket.SocketType, data: bytes) -> None:
+    view = memoryview(data)
+    while view:
+        sent = await sock.send(view)
+        view = view[sent:]
+
+
+def parse_reply(raw: bytes) -> Reply:
+    parser = ReplyParser()
+    reply = parser.feed(raw)
+    assert reply is not None, f"no complete reply in {raw!r}"
+    return reply

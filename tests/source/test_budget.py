@@ -1,0 +1,86 @@
+"""The message budget --workers share: every message goes to exactly one taker."""
+
+from __future__ import annotations
+
+import json
+import os
+
+import pytest
+
+from qmqpsource.source.budget import CHUNKS_PER_WORKER, MAX_CHUNKS, MessageBudget
+
+
+def take_all(budget: MessageBudget) -> list[int]:
+    numbers: list[int] = []
+    while (chunk := budget.take()) is not None:
+        first, count = chunk
+        assert count >= 1
+        numbers.extend(range(first, first + count))
+    return numbers
+
+
+@pytest.mark.parametrize("total", [1, 2, 127, 128, 129, 20000, 10**7])
+@pytest.mark.parametrize("workers", [1, 2, 3])
+def test_one_taker_gets_every_message_once_in_order(total: int, workers: int) -> None:
+    budget = MessageBudget(total, workers)
+    if total > 10**6:
+        # Too many to list: check the chunk arithmetic and the ends instead.
+        assert -(-total // budget.size) <= MAX_CHUNKS
+        chunks = []
+        while (chunk := budget.take()) is not None:
+            chunks.append(chunk)
+        assert chunks[0] == (0, budget.size)
+        assert sum(count for _, count in chunks) == total
+        assert chunks[-1][0] + chunks[-1][1] == total
+        return
+    assert take_all(budget) == list(range(total))
+    assert budget.take() is None  # spent stays spent
+
+
+def test_chunks_are_small_enough_to_balance() -> None:
+    budget = MessageBudget(20000, 2)
+    assert budget.size == -(-20000 // (2 * CHUNKS_PER_WORKER))
+    budget.close()
+
+
+def test_bad_budgets_are_refused() -> None:
+    with pytest.raises(ValueError):
+        MessageBudget(0, 2)
+    with pytest.raises(ValueError):
+        MessageBudget(10, 0)
+
+
+def test_forked_takers_share_it_without_overlap() -> None:
+    """Three processes take at once, as workers do: together, exactly every message."""
+    budget = MessageBudget(50000, 3)
+    children = []
+    for _ in range(3):
+        read_end, write_end = os.pipe()
+        pid = os.fork()
+        if pid == 0:  # pragma: no cover - runs in the child
+            status = 1
+            try:
+                os.close(read_end)
+                data = json.dumps(take_all(budget)).encode()
+                with os.fdopen(write_end, "wb") as out:
+                    out.write(data)
+                status = 0
+            finally:
+                os._exit(status)
+        os.close(write_end)
+        children.append((pid, read_end))
+    budget.close()
+    seen: list[int] = []
+    for pid, read_end in children:
+        with os.fdopen(read_end, "rb") as pipe:
+            seen.extend(json.loads(pipe.read()))
+        _, status = os.waitpid(pid, 0)
+        assert os.waitstatus_to_exitcode(status) == 0
+    assert sorted(seen) == list(range(50000))
+
+
+def test_a_closed_budget_gives_nothing_more() -> None:
+    budget = MessageBudget(10, 1)
+    assert budget.take() == (0, 1)
+    budget.close()
+    assert budget.take() is None
