@@ -17,10 +17,11 @@ from typing import TYPE_CHECKING, Any, NoReturn
 import trio
 
 from qmqpsource import __version__
+from qmqpsource.addresses import AddressError
 from qmqpsource.results.progress import bar_wanted, run_progress
 from qmqpsource.results.stats import RunStats
 from qmqpsource.source.config import SourceConfig
-from qmqpsource.source.connector import TargetError, resolve
+from qmqpsource.source.connector import resolve
 from qmqpsource.source.request import RequestFactory
 from qmqpsource.source.runner import PROG, Runner, RunResult
 from qmqpsource.wording import counted
@@ -111,7 +112,7 @@ def run_source(
             async with embedded_sink(embedded_sink_args) as sink:
                 run_result = await load(sink.target)
         except EmbeddedSinkError as exc:
-            raise TargetError(f"embedded sink: {exc}") from None
+            raise AddressError(f"embedded sink: {exc}") from None
         sink_counts.update(sink.result or {})
         return run_result
 
@@ -156,7 +157,7 @@ def run_source(
 
     try:
         run_result = trio.run(main)
-    except TargetError as exc:
+    except AddressError as exc:
         report("failed", str(exc))
         fatal(str(exc))
     except BaseException as exc:

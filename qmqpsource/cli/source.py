@@ -24,10 +24,11 @@ with imports_uncollected(), interrupts_end_quietly("qmqp-source"):
     import typer
 
     from qmqpsource import __version__
+    from qmqpsource.addresses import Family
     from qmqpsource.cli.common import Command, UsageFailure, fatal, make_app, run_command
     from qmqpsource.cli.launch import run_source
     from qmqpsource.cli.stdio import guard
-    from qmqpsource.source.config import ConfigError, Family, SourceConfig
+    from qmqpsource.source.config import ConfigError, SourceConfig
     from qmqpsource.source.limits import MAX_COUNT, MAX_SECONDS, LimitError, check_resources
     from qmqpsource.source.message import HostnameError, check_myhostname
     from qmqpsource.source.request import MessageFileError, message_file_size

@@ -25,6 +25,14 @@ from typing import Any, Protocol
 
 import trio
 
+from qmqpsource.addresses import (
+    FAMILIES,
+    AddressError,
+    Family,
+    InetAddress,
+    UnixAddress,
+    parse_address,
+)
 from qmqpsource.protocol import (
     NetstringDecoder,
     NetstringFormatError,
@@ -39,8 +47,7 @@ from qmqpsource.protocol import (
     encode_reply,
 )
 from qmqpsource.sink.maildir import Maildir
-from qmqpsource.source.config import Family
-from qmqpsource.wording import counted
+from qmqpsource.wording import counted, printable
 
 __all__ = [
     "DEFAULT_BACKLOG",
@@ -48,14 +55,12 @@ __all__ = [
     "DEFAULT_MAX_SIZE",
     "DEFAULT_TIMEOUT",
     "Faults",
-    "InetEndpoint",
     "Lines",
     "ListenError",
     "Sink",
     "SinkConfig",
     "SinkError",
     "SinkStats",
-    "UnixEndpoint",
     "format_summary",
     "open_listeners",
     "parse_endpoint",
@@ -94,41 +99,12 @@ class ListenError(SinkError):
 # --- where to listen
 
 
-@dataclass(frozen=True, slots=True)
-class UnixEndpoint:
-    path: str
-
-
-@dataclass(frozen=True, slots=True)
-class InetEndpoint:
-    host: str | None  # None: every address of the family
-    port: int
-
-
-def parse_endpoint(text: str) -> UnixEndpoint | InetEndpoint:
+def parse_endpoint(text: str) -> UnixAddress | InetAddress:
     """``[inet:][host]:port`` or ``unix:pathname``, as Postfix's qmqp-sink takes them."""
-    if text.startswith("unix:"):
-        path = text[5:]
-        if not path:
-            raise ListenError(f"{text}: missing pathname")
-        if len(os.fsencode(path)) >= 108:
-            raise ListenError(f"unix-domain name too long: {path}")
-        return UnixEndpoint(path)
-    rest = text.removeprefix("inet:")
-    if rest.startswith("["):
-        close = rest.find("]")
-        if close < 0 or not rest[close + 1 :].startswith(":"):
-            raise ListenError(f"{text}: expected [address]:port")
-        host, port = rest[1:close], rest[close + 2 :]
-    else:
-        host, colon, port = rest.rpartition(":")
-        if not colon:
-            raise ListenError(f"{text}: missing port, expected [inet:][host]:port")
-        if ":" in host:
-            raise ListenError(f"{text}: an IPv6 address goes in [brackets]")
-    if not (port.isascii() and port.isdigit()) or not 0 <= int(port) < 65536:
-        raise ListenError(f"{text}: bad port number: {port!r}")
-    return InetEndpoint(host or None, int(port))
+    try:
+        return parse_address(text, listen=True)
+    except AddressError as exc:
+        raise ListenError(str(exc)) from None
 
 
 def _label(family: int, address: Any) -> str:
@@ -139,29 +115,22 @@ def _label(family: int, address: Any) -> str:
     return f"{address[0]}:{address[1]}"
 
 
-_FAMILIES = {
-    Family.ANY: socket.AF_UNSPEC,
-    Family.INET: socket.AF_INET,
-    Family.INET6: socket.AF_INET6,
-}
-
-
 async def open_listeners(
-    endpoint: UnixEndpoint | InetEndpoint, family: Family, backlog: int
+    endpoint: UnixAddress | InetAddress, family: Family, backlog: int
 ) -> list[socket.socket]:
     """Bound, listening, non-blocking sockets for the endpoint (several for a dual-stack host)."""
-    if isinstance(endpoint, UnixEndpoint):
+    if isinstance(endpoint, UnixAddress):
         return [_listen_unix(endpoint.path, backlog)]
     try:
         infos = await trio.socket.getaddrinfo(
-            endpoint.host, endpoint.port, _FAMILIES[family], socket.SOCK_STREAM, 0,
+            endpoint.host or None, endpoint.port, FAMILIES[family], socket.SOCK_STREAM, 0,
             socket.AI_PASSIVE,
         )
     except socket.gaierror as exc:
         raise ListenError(f"{endpoint.host}: {exc.strerror}") from None
     seen: set[tuple[int, Any]] = set()
     listeners: list[socket.socket] = []
-    port = endpoint.port
+    port = int(endpoint.port)
     last_error: OSError | None = None
     try:
         for fam, _, _, _, sockaddr in infos:
@@ -536,7 +505,7 @@ class Sink:
                 raise SinkError(f"maildir {config.maildir}: {exc.strerror or exc}") from None
         listeners = await open_listeners(endpoint, config.family, config.backlog)
         # What we bound, so that the exit removes our socket file and nobody else's.
-        ours = _file_identity(endpoint.path) if isinstance(endpoint, UnixEndpoint) else None
+        ours = _file_identity(endpoint.path) if isinstance(endpoint, UnixAddress) else None
         try:
             self.labels = [_label(s.family, s.getsockname()) for s in listeners]
             if config.verbose:
@@ -555,7 +524,7 @@ class Sink:
             stats.cut_off = stats.connections - stats.ended()
             for sock in listeners:
                 sock.close()
-            if isinstance(endpoint, UnixEndpoint) and ours is not None and (
+            if isinstance(endpoint, UnixAddress) and ours is not None and (
                 _file_identity(endpoint.path) == ours
             ):
                 with contextlib.suppress(OSError):
@@ -825,10 +794,10 @@ class Sink:
                 self.out.flush()
         if not self.config.verbose:
             return None
-        text = _printable(reply[reply.index(b":") + 1 : -1])
+        text = printable(reply[reply.index(b":") + 1 : -1])
         line = f"{text}; {len(request.recipients)} recipients, {len(request.message)} bytes"
         if self.config.verbose > 1:
-            line += f", from=<{_printable(request.sender)}>"
+            line += f", from=<{printable(request.sender)}>"
         return line
 
     async def _store(self, request: Request) -> tuple[bytes, str | None]:
@@ -916,10 +885,3 @@ def _check_addresses(request: Request) -> None:
     for address in (request.sender, *request.recipients):
         if b"\n" in address or b"\r" in address or b"\0" in address:
             raise RequestError("malformed request: control character in envelope address")
-
-
-def _printable(data: bytes) -> str:
-    text = data.decode("utf-8", "backslashreplace")
-    return text if text.isprintable() else "".join(
-        c if c.isprintable() else repr(c)[1:-1] for c in text
-    )

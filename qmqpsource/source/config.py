@@ -6,7 +6,9 @@ import enum
 from dataclasses import dataclass, fields
 from typing import Any
 
-__all__ = ["MAX_COUNT", "MAX_SECONDS", "ConfigError", "Family", "SourceConfig"]
+from qmqpsource.addresses import Family
+
+__all__ = ["MAX_COUNT", "MAX_SECONDS", "ConfigError", "SourceConfig"]
 
 # Counts (-s -m -l -r -C --connect-limit, the sink's backlog...) beyond int64 are typos,
 # and nothing downstream (JSON readers, HdrHistogram counts, C tools reading our results)
@@ -19,12 +21,6 @@ MAX_SECONDS = 365 * 86400.0
 
 class ConfigError(ValueError):
     """Options that do not make a run; ``str()`` is one line for the user."""
-
-
-class Family(enum.Enum):
-    ANY = "any"
-    INET = "ipv4"
-    INET6 = "ipv6"
 
 
 @dataclass(frozen=True, slots=True)

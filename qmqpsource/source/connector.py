@@ -1,4 +1,4 @@
-"""Where to connect and how: target syntax, resolution, connect with RESET retry.
+"""How to connect: resolution of the target, connect with RESET retry, socket options.
 
 Sockets here are plain non-blocking sockets that the calling trio task waits on with
 trio.lowlevel.wait_writable: trio's own event loop, whatever the platform's is.
@@ -15,25 +15,10 @@ from dataclasses import dataclass
 
 import trio
 
-from qmqpsource.source.config import Family
+from qmqpsource.addresses import FAMILIES, AddressError, Family, UnixAddress, parse_address
 
-__all__ = [
-    "DEFAULT_PORT",
-    "ConnectError",
-    "Endpoint",
-    "InetTarget",
-    "TargetError",
-    "UnixTarget",
-    "begin_connect",
-    "connect",
-    "connect_and_send",
-    "parse_target",
-    "resolve",
-]
+__all__ = ["ConnectError", "Endpoint", "begin_connect", "connect", "connect_and_send", "resolve"]
 
-DEFAULT_PORT = "628"
-# sun_path is 108 bytes on Linux, and the kernel wants room for a terminating NUL.
-UNIX_PATH_MAX = 108
 # SO_LINGER {on, 0}: close() sends RST and leaves no TIME_WAIT behind, as Postfix does;
 # tens of thousands of connections a minute would otherwise exhaust ephemeral ports.
 LINGER_ABORT = struct.pack("ii", 1, 0)
@@ -47,10 +32,6 @@ _RETRYABLE = frozenset(
 )
 
 
-class TargetError(ValueError):
-    """A target that cannot be parsed or resolved; ``str()`` is one line for the user."""
-
-
 class ConnectError(OSError):
     """Connecting failed after every attempt; ``str()`` reads like Postfix's ``connect: %m``."""
 
@@ -59,17 +40,6 @@ class ConnectError(OSError):
 
     def __str__(self) -> str:
         return f"connect: {self.strerror}"
-
-
-@dataclass(frozen=True, slots=True)
-class UnixTarget:
-    path: str
-
-
-@dataclass(frozen=True, slots=True)
-class InetTarget:
-    host: str
-    port: str
 
 
 @dataclass(frozen=True, slots=True)
@@ -85,62 +55,21 @@ class Endpoint:
         return self.family != socket.AF_UNIX
 
 
-def parse_target(target: str) -> UnixTarget | InetTarget:
-    """``[inet:]host[:port]``, ``[inet:][addr]:port``, ``unix:pathname``; port 628 by default."""
-    if target.startswith("unix:"):
-        path = target[5:]
-        if not path:
-            raise TargetError(f"{target}: missing pathname")
-        if len(os.fsencode(path)) >= UNIX_PATH_MAX:
-            raise TargetError(f"unix-domain name too long: {path}")
-        return UnixTarget(path)
-    rest = target.removeprefix("inet:")
-    if rest.startswith("["):
-        close = rest.find("]")
-        if close < 0:
-            raise TargetError(f"{target}: missing ']'")
-        host, tail = rest[1:close], rest[close + 1 :]
-        if tail and not tail.startswith(":"):
-            raise TargetError(f"{target}: garbage after ']'")
-        port = tail[1:] if tail else DEFAULT_PORT
-    elif rest.count(":") > 1:
-        # A bare IPv6 address would be ambiguous with host:port; Postfix wants [addr].
-        raise TargetError(f"{target}: valid hostname or network address required")
-    else:
-        host, colon, port = rest.partition(":")
-        if not colon:
-            port = DEFAULT_PORT
-    if not host:
-        raise TargetError(f"{target}: missing host information")
-    if not port:
-        raise TargetError(f"{target}: missing port information")
-    if port.isascii() and port.isdigit() and not 0 < int(port) < 65536:
-        raise TargetError(f"{target}: port out of range: {port}")
-    return InetTarget(host, port)
-
-
-_FAMILIES = {
-    Family.ANY: socket.AF_UNSPEC,
-    Family.INET: socket.AF_INET,
-    Family.INET6: socket.AF_INET6,
-}
-
-
 async def resolve(target: str, family: Family = Family.ANY) -> Endpoint:
     """Resolve once, before the run; the first address wins, as in Postfix."""
-    parsed = parse_target(target)
-    if isinstance(parsed, UnixTarget):
+    parsed = parse_address(target)
+    if isinstance(parsed, UnixAddress):
         return Endpoint(socket.AF_UNIX, parsed.path, f"unix:{parsed.path}")
     try:
         infos = await trio.socket.getaddrinfo(
-            parsed.host, parsed.port, _FAMILIES[family], socket.SOCK_STREAM
+            parsed.host, parsed.port, FAMILIES[family], socket.SOCK_STREAM
         )
     except socket.gaierror as exc:
-        raise TargetError(f"{target}: {exc.strerror}") from None
+        raise AddressError(f"{target}: {exc.strerror}") from None
     except UnicodeError:
-        raise TargetError(f"{target}: bad host name") from None
+        raise AddressError(f"{target}: bad host name") from None
     if not infos:
-        raise TargetError(f"{target}: no address found")
+        raise AddressError(f"{target}: no address found")
     fam, _, _, _, sockaddr = infos[0]
     host, port = str(sockaddr[0]), int(sockaddr[1])
     if fam == socket.AF_INET6:

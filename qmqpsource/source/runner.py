@@ -29,11 +29,12 @@ from qmqpsource.source.config import SourceConfig
 from qmqpsource.source.connector import ConnectError, Endpoint, begin_connect, connect_and_send
 from qmqpsource.source.pacing import UNPACED_SESSIONS, ConnectPacer
 from qmqpsource.source.request import RequestFactory
+from qmqpsource.wording import printable
 
 if TYPE_CHECKING:
     from qmqpsource.source.budget import MessageBudget
 
-__all__ = ["RunResult", "Runner", "printable"]
+__all__ = ["RunResult", "Runner"]
 
 PROG = "qmqp-source"
 # --rate: a message that starts later than this after its scheduled time is behind.
@@ -54,14 +55,6 @@ _wait_readable = trio.lowlevel.wait_readable
 _ACCEPTED = Outcome.ACCEPTED
 _K = ord("K")
 _INF = math.inf
-
-
-def printable(data: bytes) -> str:
-    """Server text for one line of output: no raw control bytes reach the terminal."""
-    text = data.decode("utf-8", "backslashreplace")
-    if text.isprintable():
-        return text
-    return "".join(c if c.isprintable() else repr(c)[1:-1] for c in text)
 
 
 def _reply_error(reply: Reply) -> DeliveryError:

@@ -13,18 +13,16 @@ import pytest
 import trio
 import trio.testing
 
+from qmqpsource.addresses import Family
 from qmqpsource.protocol import Status, netstring
 from qmqpsource.sink.server import (
     Faults,
-    InetEndpoint,
     ListenError,
     SinkConfig,
-    UnixEndpoint,
     format_summary,
     open_listeners,
     parse_endpoint,
 )
-from qmqpsource.source.config import Family
 from tests.sink_support import (
     POSTFIX_SOURCE,
     RunningSink,
@@ -612,30 +610,6 @@ def test_summary_lines() -> None:
     assert data["replies"] == {"K": 2, "Z": 0, "D": 0}
     assert set(data) >= {"connections", "messages", "recipients", "bytes", "malformed",
                          "timeouts"}
-
-
-@pytest.mark.parametrize(
-    ("text", "expected"),
-    [
-        ("127.0.0.1:628", InetEndpoint("127.0.0.1", 628)),
-        ("inet:127.0.0.1:0", InetEndpoint("127.0.0.1", 0)),
-        (":628", InetEndpoint(None, 628)),
-        ("inet::628", InetEndpoint(None, 628)),
-        ("[::1]:25", InetEndpoint("::1", 25)),
-        ("localhost:2525", InetEndpoint("localhost", 2525)),
-        ("unix:/tmp/x.sock", UnixEndpoint("/tmp/x.sock")),
-    ],
-)
-def test_parse_endpoint(text: str, expected: object) -> None:
-    assert parse_endpoint(text) == expected
-
-
-@pytest.mark.parametrize(
-    "text", ["127.0.0.1", "host:port", "host:70000", "::1:25", "[::1]25", "unix:", "[::1"]
-)
-def test_parse_endpoint_errors(text: str) -> None:
-    with pytest.raises(ListenError):
-        parse_endpoint(text)
 
 
 def test_config_checks() -> None:
