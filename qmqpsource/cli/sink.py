@@ -60,7 +60,7 @@ with imports_uncollected(), interrupts_end_quietly("qmqp-sink"):
         format_summary,
         parse_endpoint,
     )
-    from qmqpsource.source.config import MAX_COUNT, MAX_SECONDS
+    from qmqpsource.values import MAX_COUNT, MAX_SECONDS
 
 __all__ = ["app", "check_embedded_options", "main", "parse_delay", "parse_rate"]
 

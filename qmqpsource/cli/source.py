@@ -29,11 +29,12 @@ with imports_uncollected(), interrupts_end_quietly("qmqp-source"):
     from qmqpsource.cli.launch import run_source
     from qmqpsource.cli.stdio import guard
     from qmqpsource.source.config import ConfigError, SourceConfig
-    from qmqpsource.source.limits import MAX_COUNT, MAX_SECONDS, LimitError, check_resources
+    from qmqpsource.source.limits import LimitError, check_resources
     from qmqpsource.source.message import HostnameError, check_myhostname
     from qmqpsource.source.request import MessageFileError, message_file_size
     from qmqpsource.source.runner import PROG
     from qmqpsource.source.shard import Shard, ShardError, parse_shard
+    from qmqpsource.values import MAX_COUNT, MAX_SECONDS
 
 __all__ = ["app", "main", "run_source"]
 

@@ -8,15 +8,8 @@ from typing import Any
 
 from qmqpsource.addresses import Family
 
-__all__ = ["MAX_COUNT", "MAX_SECONDS", "ConfigError", "SourceConfig"]
+__all__ = ["ConfigError", "SourceConfig"]
 
-# Counts (-s -m -l -r -C --connect-limit, the sink's backlog...) beyond int64 are typos,
-# and nothing downstream (JSON readers, HdrHistogram counts, C tools reading our results)
-# takes them.
-MAX_COUNT = 2**63 - 1
-# Waits and timeouts (-w -R --timeout, the sink's -x --delay...): longer than a year is a
-# typo, not a plan.
-MAX_SECONDS = 365 * 86400.0
 
 
 class ConfigError(ValueError):

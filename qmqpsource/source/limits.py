@@ -14,13 +14,11 @@ import resource
 from collections.abc import Callable
 from pathlib import Path
 
-from qmqpsource.source.config import MAX_COUNT, MAX_SECONDS, SourceConfig
+from qmqpsource.source.config import SourceConfig
 from qmqpsource.source.message import default_address, system_hostname
 
 __all__ = [
     "BUILD_COPIES",
-    "MAX_COUNT",
-    "MAX_SECONDS",
     "RECIPIENT_OVERHEAD",
     "RESERVED_DESCRIPTORS",
     "LimitError",
