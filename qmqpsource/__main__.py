@@ -1,3 +1,3 @@
-from qmqpsource.cli.source import main
+from qmqpsource.cli.startup import source
 
-main()
+source()

@@ -10,22 +10,19 @@ This is how runs from several processes or hosts come together.
 
 from __future__ import annotations
 
-from qmqpsource.cli.startup import interrupts_end_quietly
+import os
+import sys
+from typing import Annotated
 
-with interrupts_end_quietly("qmqp-report"):
-    import os
-    import sys
-    from typing import Annotated
+import typer
 
-    import typer
-
-    from qmqpsource import __version__
-    from qmqpsource.cli.common import Command, UsageFailure, fatal, make_app, run_command
-    from qmqpsource.cli.outfile import OutputError, OutputFile
-    from qmqpsource.cli.stdio import closed_at_start, guard
-    from qmqpsource.infile import InputError, read_fd_limited
-    from qmqpsource.results import result
-    from qmqpsource.results.summary import format_summary
+from qmqpsource import __version__
+from qmqpsource.cli.common import Command, UsageFailure, fatal, make_app, run_command
+from qmqpsource.cli.outfile import OutputError, OutputFile
+from qmqpsource.cli.stdio import closed_at_start, guard
+from qmqpsource.infile import InputError, read_fd_limited
+from qmqpsource.results import result
+from qmqpsource.results.summary import format_summary
 
 __all__ = ["PROG", "app", "main", "report"]
 

@@ -16,51 +16,47 @@ qmqpsource.sink.server, print the summary. Bad arguments get one line,
 # No `from __future__ import annotations` here: typer reads sink()'s annotations four
 # times a start, and as strings each read would evaluate them all again (see cli.py).
 
-from qmqpsource.cli.startup import freeze_for_good, imports_uncollected, interrupts_end_quietly
+import contextlib
+import json
+import math
+import os
+import resource
+import signal
+import sys
+from collections.abc import Sequence
+from typing import Annotated, Any, NoReturn
 
-# main() freezes: see startup.py
-with imports_uncollected(), interrupts_end_quietly("qmqp-sink"):
-    import contextlib
-    import json
-    import math
-    import os
-    import resource
-    import signal
-    import sys
-    from collections.abc import Sequence
-    from typing import Annotated, Any, NoReturn
+import trio
+import typer
 
-    import trio
-    import typer
-
-    from qmqpsource import __version__
-    from qmqpsource.addresses import Family
-    from qmqpsource.cli.common import (
-        Command,
-        UsageFailure,
-        fatal,
-        make_app,
-        run_command,
-        usage_text,
-    )
-    from qmqpsource.cli.outfile import OutputError, OutputFile
-    from qmqpsource.cli.stdio import guard
-    from qmqpsource.sink.loglines import LineWriter
-    from qmqpsource.sink.server import (
-        DEFAULT_MAX_CONNECTIONS,
-        DEFAULT_MAX_SIZE,
-        DEFAULT_TIMEOUT,
-        PROG,
-        Faults,
-        Lines,
-        ListenError,
-        Sink,
-        SinkConfig,
-        SinkError,
-        format_summary,
-        parse_endpoint,
-    )
-    from qmqpsource.values import MAX_COUNT, MAX_SECONDS
+from qmqpsource import __version__
+from qmqpsource.addresses import Family
+from qmqpsource.cli.common import (
+    Command,
+    UsageFailure,
+    fatal,
+    make_app,
+    run_command,
+    usage_text,
+)
+from qmqpsource.cli.outfile import OutputError, OutputFile
+from qmqpsource.cli.stdio import guard
+from qmqpsource.sink.loglines import LineWriter
+from qmqpsource.sink.server import (
+    DEFAULT_MAX_CONNECTIONS,
+    DEFAULT_MAX_SIZE,
+    DEFAULT_TIMEOUT,
+    PROG,
+    Faults,
+    Lines,
+    ListenError,
+    Sink,
+    SinkConfig,
+    SinkError,
+    format_summary,
+    parse_endpoint,
+)
+from qmqpsource.values import MAX_COUNT, MAX_SECONDS
 
 __all__ = ["app", "check_embedded_options", "main", "parse_delay", "parse_rate"]
 
@@ -460,7 +456,6 @@ def main(argv: list[str] | None = None) -> None:
         # The real process, not a caller in-process: SIGTERM is ours until the exit.
         signal.signal(signal.SIGTERM, _stop_flag)
         guard()  # closed or failing stdio must not change the run (see stdio.py)
-        freeze_for_good()
     try:
         status = run_command(app, PROG, USAGE, argv)
     finally:

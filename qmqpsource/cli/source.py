@@ -12,29 +12,25 @@ frozen config to the runner, map the result to Postfix's messages and exit codes
 # each read evaluated them all again (~6 ms in all); as objects, they are made once
 # (~2.5 ms).
 
-from qmqpsource.cli.startup import freeze_for_good, imports_uncollected, interrupts_end_quietly
+import dataclasses
+import math
+import os
+from typing import Annotated, NoReturn
 
-# main() freezes: see startup.py
-with imports_uncollected(), interrupts_end_quietly("qmqp-source"):
-    import dataclasses
-    import math
-    import os
-    from typing import Annotated, NoReturn
+import typer
 
-    import typer
-
-    from qmqpsource import __version__
-    from qmqpsource.addresses import Family
-    from qmqpsource.cli.common import Command, UsageFailure, fatal, make_app, run_command
-    from qmqpsource.cli.launch import run_source
-    from qmqpsource.cli.stdio import guard
-    from qmqpsource.source.config import ConfigError, SourceConfig
-    from qmqpsource.source.limits import LimitError, check_resources
-    from qmqpsource.source.message import HostnameError, check_myhostname
-    from qmqpsource.source.request import MessageFileError, message_file_size
-    from qmqpsource.source.runner import PROG
-    from qmqpsource.source.shard import Shard, ShardError, parse_shard
-    from qmqpsource.values import MAX_COUNT, MAX_SECONDS
+from qmqpsource import __version__
+from qmqpsource.addresses import Family
+from qmqpsource.cli.common import Command, UsageFailure, fatal, make_app, run_command
+from qmqpsource.cli.launch import run_source
+from qmqpsource.cli.stdio import guard
+from qmqpsource.source.config import ConfigError, SourceConfig
+from qmqpsource.source.limits import LimitError, check_resources
+from qmqpsource.source.message import HostnameError, check_myhostname
+from qmqpsource.source.request import MessageFileError, message_file_size
+from qmqpsource.source.runner import PROG
+from qmqpsource.source.shard import Shard, ShardError, parse_shard
+from qmqpsource.values import MAX_COUNT, MAX_SECONDS
 
 __all__ = ["app", "main", "run_source"]
 
@@ -380,5 +376,4 @@ def main(argv: list[str] | None = None) -> None:
     """Console entry point: Postfix's exit statuses, never a traceback for bad input."""
     if argv is None:
         guard()  # closed or failing stdio must not change the run (see stdio.py)
-        freeze_for_good()  # the command's own process, not a caller in-process
     raise SystemExit(run_command(app, PROG, USAGE, argv))

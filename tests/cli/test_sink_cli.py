@@ -220,14 +220,14 @@ async def test_signal_stops_with_counter_verbose_and_json(
 
 
 def test_console_script_entry_point() -> None:
-    # pyproject's [project.scripts] qmqp-sink = "qmqpsource.cli.sink:main"
+    # pyproject's [project.scripts] qmqp-sink starts qmqpsource.cli.sink's main().
     done = subprocess.run(
         [*SINK, "--help"], capture_output=True, text=True, timeout=30
     )
     assert done.returncode == 0
     assert "backlog" in done.stdout and "--maildir" in done.stdout
     scripts = tomllib.loads((Path(__file__).parents[2] / "pyproject.toml").read_text())
-    assert scripts["project"]["scripts"]["qmqp-sink"] == f"{SINK[-1]}:main"
+    assert scripts["project"]["scripts"]["qmqp-sink"] == "qmqpsource.cli.startup:sink"
 
 
 def test_counter_and_json_share_stdout_in_order() -> None:
