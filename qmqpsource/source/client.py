@@ -30,10 +30,10 @@ _PEEK_SIZE = 65536
 _RESET_ERRNOS = frozenset({errno.ECONNRESET, errno.EPIPE, errno.ECONNABORTED})
 
 
-def _io_error(exc: OSError, doing: str) -> DeliveryError:
+def _io_error(exc: OSError, step: str) -> DeliveryError:
     if exc.errno in _RESET_ERRNOS:
-        return DeliveryError(Outcome.RESET, f"lost connection while {doing}")
-    return DeliveryError(Outcome.LOST_CONNECTION, f"{exc.strerror or exc} while {doing}")
+        return DeliveryError(Outcome.RESET, f"lost connection while {step}")
+    return DeliveryError(Outcome.LOST_CONNECTION, f"{exc.strerror or exc} while {step}")
 
 
 def receive_error(exc: OSError) -> DeliveryError:
@@ -51,11 +51,11 @@ def _reply_waiting(sock: socket.SocketType) -> bool:
 
 
 async def send_request(
-    sock: socket.SocketType, request: memoryview, sent: int = 0, turn: int = 0
+    sock: socket.SocketType, request: memoryview, sent: int = 0, chunk: int = 0
 ) -> None:
     """Send ``request`` from byte ``sent`` on; a large one waits for room, never blocking.
 
-    ``turn`` (0: no limit) is the most one send() may take: past it the session waits
+    ``chunk`` (0: no limit) is the most one send() may take: past it the session waits
     for room again, so that many sessions take turns rather than each filling its
     socket's buffer at once (see Runner's SEND_BUDGET).
 
@@ -66,7 +66,7 @@ async def send_request(
     connection.
     """
     total = len(request)
-    step = turn or total
+    step = chunk or total
     wait_writable = trio.lowlevel.wait_writable
     try:
         while sent < total:

@@ -149,22 +149,22 @@ async def connect_and_send(
     attempts: int = 1,
     on_retry: Callable[[ConnectError], None] | None = None,
     first: memoryview | None = None,
-    begun: tuple[socket.SocketType | None, int, int] | None = None,
+    first_attempt: tuple[socket.SocketType | None, int, int] | None = None,
 ) -> tuple[socket.SocketType, int]:
     """Connect, retrying refused or reset attempts up to ``attempts`` times in all.
 
     With ``first`` (the request), as much of it as the socket takes at once is sent
-    as soon as the connection is up. ``begun``: what begin_connect() gave for the first
-    attempt, when the caller started it. Returns (socket, bytes of ``first`` sent);
+    as soon as the connection is up. ``first_attempt``: what begin_connect() gave for
+    the first attempt, when the caller started it. Returns (socket, bytes of ``first`` sent);
     raises ConnectError. Cancelled, it leaves no socket open.
     """
     delay = RETRY_FIRST_DELAY
     for attempt in range(1, attempts + 1):
-        if begun is None:
+        if first_attempt is None:
             sock, err, sent = begin_connect(endpoint, first)
         else:
-            sock, err, sent = begun
-            begun = None
+            sock, err, sent = first_attempt
+            first_attempt = None
         if err == errno.EINPROGRESS and sock is not None:
             err = await _finish(sock)
         if sock is not None and not err:

@@ -40,12 +40,12 @@ PROG = "qmqp-source"
 # --rate: a message that starts later than this after its scheduled time is behind.
 BEHIND_TOLERANCE = 0.001
 # Large messages: what all sessions together may hand the kernel in one round of sends.
-# A session sends at most its part of this (but SEND_TURN_MIN at least) before waiting
+# A session sends at most its part of this (but SEND_CHUNK_MIN at least) before waiting
 # for room again. Unlimited, -s 500 with 4 MiB messages put 2 GiB into socket buffers,
 # past the kernel's TCP memory pressure mark, and ran at half the speed it does with it;
 # -s 10 with 1 MiB messages still sends each whole.
 SEND_BUDGET = 64 * 1024 * 1024
-SEND_TURN_MIN = 128 * 1024
+SEND_CHUNK_MIN = 128 * 1024
 
 # How much earlier than --timeout a step's deadline may fire (see _Session.arm).
 DEADLINE_SLACK = 0.05
@@ -107,7 +107,7 @@ class _Session:
             self.scope.deadline = self.armed = deadline
 
     def disarm(self) -> None:
-        """No deadline from now on: the wait ahead is the client's own (a pause, a turn)."""
+        """No deadline from now on: the wait ahead is the client's own (a pause, a queue)."""
         if self.armed != -_INF:
             self.scope.deadline = _INF
             self.armed = -_INF
@@ -153,7 +153,7 @@ class Runner:
         self._end = _INF  # trio time after which no message starts (--duration)
         self._t0 = 0.0  # trio time of the run's start: --rate schedules from it
         self._spacing = 1.0 / config.rate if config.rate else 0.0
-        self._send_turn = max(SEND_TURN_MIN, SEND_BUDGET // config.sessions)
+        self._send_chunk = max(SEND_CHUNK_MIN, SEND_BUDGET // config.sessions)
         self._out = out if out is not None else sys.stdout
         self._err = err if err is not None else sys.stderr
         # Messages left to start; with a budget shared with other processes, those left
@@ -241,7 +241,7 @@ class Runner:
                         return
                     scheduled = None
                     if spacing:
-                        scheduled = await self._wait_turn(session, local)
+                        scheduled = await self._wait_for_schedule(session, local)
                         if scheduled is None:
                             return
                     await self._deliver(session, local, scheduled)
@@ -324,13 +324,14 @@ class Runner:
             await limiter.acquire()
         session.in_flight = True
         try:
-            first = request if len(request) <= self._send_turn else request[: self._send_turn]
-            begun = begin_connect(self.endpoint, first)
-            sock, err, sent = begun
+            first = request if len(request) <= self._send_chunk else request[: self._send_chunk]
+            first_attempt = begin_connect(self.endpoint, first)
+            sock, err, sent = first_attempt
             if err:  # not up yet, or refused: the general path, with -C retries
                 session.arm(_now() + self.config.timeout)
+                config = self.config
                 sock, sent = await connect_and_send(
-                    self.endpoint, self.config.connect_attempts, self._on_retry, first, begun
+                    self.endpoint, config.connect_attempts, self._on_retry, first, first_attempt
                 )
         finally:
             limiter.release()
@@ -342,16 +343,16 @@ class Runner:
     ) -> Reply:
         """Send the rest of the request (a large one), then read the reply."""
         config = self.config
-        up = session.connected = _now()
+        step_started = session.connected = _now()
         if config.verbose > 1:
             self._log(f"session {session.number}: connected to {self.endpoint.label}")
         if sent < len(request):
             session.step = "sending message"
-            session.arm(up + config.timeout)
-            await send_request(sock, request, sent, self._send_turn)
-            up = _now()
+            session.arm(step_started + config.timeout)
+            await send_request(sock, request, sent, self._send_chunk)
+            step_started = _now()
         session.step = "receiving server reply"
-        session.arm(up + config.timeout)
+        session.arm(step_started + config.timeout)
         await _wait_readable(sock)
         try:
             data: bytes | None = sock.recv(RECV_SIZE)
@@ -391,7 +392,7 @@ class Runner:
         self._taken, self._remaining = chunk
         return True
 
-    async def _wait_turn(self, session: _Session, local: int) -> float | None:
+    async def _wait_for_schedule(self, session: _Session, local: int) -> float | None:
         """--rate: wait for the message's scheduled start (returned); None if the run ends.
 
         Arrivals are open-loop: the schedule does not wait for replies. A message whose

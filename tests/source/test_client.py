@@ -1,4 +1,4 @@
-"""client.send_request: large requests go out in turns, waiting for room, intact."""
+"""client.send_request: large requests go out in chunks, waiting for room, intact."""
 
 from __future__ import annotations
 
@@ -36,9 +36,9 @@ async def drain(sock: socket.socket, size: int) -> bytes:
     return b"".join(chunks)
 
 
-async def test_each_send_takes_at_most_one_turn_and_all_arrives() -> None:
+async def test_each_send_takes_at_most_one_chunk_and_all_arrives() -> None:
     request = bytes(range(256)) * 4096  # 1 MiB, every offset distinct mod 256
-    turn = 64 * 1024
+    chunk = 64 * 1024
     a, b = socket.socketpair()
     a.setblocking(False)
     b.setblocking(False)
@@ -52,13 +52,13 @@ async def test_each_send_takes_at_most_one_turn_and_all_arrives() -> None:
                 received = await drain(b, len(request))
 
             nursery.start_soon(reader)
-            await send_request(spy, memoryview(request), 0, turn)  # type: ignore[arg-type]
+            await send_request(spy, memoryview(request), 0, chunk)  # type: ignore[arg-type]
     assert received == request
-    assert max(spy.sizes) <= turn
-    assert len(spy.sizes) >= len(request) // turn
+    assert max(spy.sizes) <= chunk
+    assert len(spy.sizes) >= len(request) // chunk
 
 
-async def test_without_a_turn_one_send_takes_what_the_socket_will() -> None:
+async def test_without_a_chunk_one_send_takes_what_the_socket_will() -> None:
     a, b = socket.socketpair()
     a.setblocking(False)
     spy = SendSpy(a)
