@@ -16,7 +16,7 @@ from typing import Any
 import trio
 
 from qmqpsource.protocol import Reply, ReplyParser, encode_request
-from qmqpsource.sink.server import Sink, SinkConfig
+from qmqpsource.sink import Sink, SinkConfig
 
 POSTFIX_SOURCE = "/usr/sbin/qmqp-source"
 

@@ -9,7 +9,7 @@ machine-readable summary (--json). Stops on SIGINT, SIGTERM or after -x
 seconds, printing its counts.
 
 Thin by design: parse and validate, build a SinkConfig, run the Sink from
-qmqpsource.sink.server, print the summary. Bad arguments get one line,
+qmqpsource.sink, print the summary. Bad arguments get one line,
 ``qmqp-sink: fatal: ...``, and exit status 1, never a traceback.
 """
 
@@ -41,8 +41,7 @@ from qmqpsource.cli.common import (
 )
 from qmqpsource.cli.outfile import OutputError, OutputFile
 from qmqpsource.cli.stdio import guard
-from qmqpsource.sink.loglines import LineWriter
-from qmqpsource.sink.server import (
+from qmqpsource.sink import (
     DEFAULT_MAX_CONNECTIONS,
     DEFAULT_MAX_SIZE,
     DEFAULT_TIMEOUT,
@@ -56,6 +55,7 @@ from qmqpsource.sink.server import (
     format_summary,
     parse_endpoint,
 )
+from qmqpsource.sink.loglines import LineWriter
 from qmqpsource.values import MAX_COUNT, MAX_SECONDS
 
 __all__ = ["app", "check_embedded_options", "main", "parse_delay", "parse_rate"]

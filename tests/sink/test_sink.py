@@ -15,10 +15,11 @@ import trio.testing
 
 from qmqpsource.addresses import Family
 from qmqpsource.protocol import Status, netstring
-from qmqpsource.sink.server import (
+from qmqpsource.sink import (
     Faults,
     ListenError,
     SinkConfig,
+    SinkStats,
     format_summary,
     open_listeners,
     parse_endpoint,
@@ -599,8 +600,6 @@ async def test_every_connection_ends_in_one_count_when_none_is_cut_off() -> None
 
 
 def test_summary_lines() -> None:
-    from qmqpsource.sink.server import SinkStats
-
     stats = SinkStats()
     stats.connections = stats.messages = stats.replies_k = 2
     lines = format_summary(stats)
