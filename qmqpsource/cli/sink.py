@@ -18,18 +18,18 @@ qmqpsource.sink, print the summary. Bad arguments get one line,
 
 import contextlib
 import json
-import math
 import os
 import resource
 import signal
 import sys
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from dataclasses import replace
 from typing import Annotated, Any, NoReturn
 
 import trio
 import typer
 
-from qmqpsource import __version__
+from qmqpsource import __version__, values
 from qmqpsource.addresses import Family
 from qmqpsource.cli.common import (
     Command,
@@ -52,11 +52,13 @@ from qmqpsource.sink import (
     Sink,
     SinkConfig,
     SinkError,
+    check_delay,
+    check_rate,
     format_summary,
     parse_endpoint,
 )
 from qmqpsource.sink.loglines import LineWriter
-from qmqpsource.values import MAX_COUNT, MAX_SECONDS
+from qmqpsource.values import ValueProblem
 
 __all__ = ["app", "check_embedded_options", "main", "parse_delay", "parse_rate"]
 
@@ -80,10 +82,19 @@ def _fatal(text: str) -> NoReturn:
     fatal(PROG, text)
 
 
+@contextlib.contextmanager
+def _usage_failure() -> Iterator[None]:
+    """A value out of bounds, found by the one check of it, as a usage error."""
+    try:
+        yield
+    except ValueProblem as exc:
+        raise UsageFailure(str(exc)) from None
+
+
 def parse_rate(name: str, value: float) -> float:
-    if not 0.0 <= value <= 1.0:
-        raise UsageFailure(f"{name} must be a rate between 0 and 1, not {value}")
-    return value
+    """A share of requests for a fault option (the command leaves this to Faults)."""
+    with _usage_failure():
+        return check_rate(name, value)
 
 
 def parse_delay(value: str) -> tuple[float, float]:
@@ -93,27 +104,9 @@ def parse_delay(value: str) -> tuple[float, float]:
         bounds = (float(low), float(high)) if dash else (float(low), float(low))
     except ValueError:
         raise UsageFailure(f"--delay wants SECONDS or MIN-MAX, not {value!r}") from None
-    if not all(math.isfinite(b) and b >= 0 for b in bounds) or bounds[0] > bounds[1]:
-        raise UsageFailure(f"--delay wants SECONDS or MIN-MAX with 0 <= MIN <= MAX, not {value!r}")
-    if bounds[1] > MAX_SECONDS:
-        raise UsageFailure(f"--delay must be at most {MAX_SECONDS:.0f} seconds, not {value!r}")
-    return bounds
-
-
-def _seconds(name: str, value: float) -> float:
-    if not math.isfinite(value) or value <= 0:
-        raise UsageFailure(f"{name} must be a positive number of seconds, not {value}")
-    if value > MAX_SECONDS:
-        raise UsageFailure(f"{name} must be at most {MAX_SECONDS:.0f} seconds, not {value}")
-    return value
-
-
-def _count(name: str, value: int) -> int:
-    if value <= 0:
-        raise UsageFailure(f"{name} must be a positive number, not {value}")
-    if value > MAX_COUNT:
-        raise UsageFailure(f"{name} must be at most {MAX_COUNT}, not {value}")
-    return value
+    with _usage_failure():
+        # The check Faults makes, here with the text as the user wrote it.
+        return check_delay(*bounds, value)
 
 
 def _check_control_fd(fd: int) -> int:
@@ -239,48 +232,39 @@ def sink(
         raise UsageFailure("missing endpoint")
     if backlog is None:
         raise UsageFailure("missing backlog")
+    # The operand as Postfix takes it: decimal digits. Its bounds are SinkConfig's.
     if not (backlog.isascii() and backlog.isdigit()) or int(backlog) <= 0:
         raise UsageFailure(f"backlog must be a positive number, not {backlog!r}")
-    _count("backlog", int(backlog))
     if ipv4 and ipv6:
         raise UsageFailure("-4 and -6 exclude each other")
-    if max_size <= 0:
-        raise UsageFailure(f"--max-size must be a positive number of bytes, not {max_size}")
-    _count("--max-size", max_size)
-    _count("--max-connections", max_connections)
     if maildir == "":
         raise UsageFailure("--maildir wants a folder, not ''")  # '' was the current folder
     if control_fd is not None:
         _check_control_fd(control_fd)
-    rates = {
-        "--drop": parse_rate("--drop", drop),
-        "--hang": parse_rate("--hang", hang),
-        "--tempfail": parse_rate("--tempfail", tempfail),
-        "--reject": parse_rate("--reject", reject),
-    }
-    if sum(rates.values()) > 1.0 + 1e-9:
-        raise UsageFailure("--drop, --hang, --tempfail and --reject add up to more than 1")
     delay_min, delay_max = parse_delay(delay) if delay is not None else (0.0, 0.0)
-    try:
-        parse_endpoint(endpoint)
-    except ListenError as exc:
-        raise UsageFailure(str(exc)) from None
-    config = SinkConfig(
-        endpoint=endpoint,
-        backlog=int(backlog),
-        family=Family.INET if ipv4 else Family.INET6 if ipv6 else Family.ANY,
-        max_size=max_size,
-        timeout=_seconds("--timeout", timeout),
-        max_connections=_fit_descriptors(max_connections),
-        faults=Faults(
-            drop=drop, hang=hang, tempfail=tempfail, reject=reject,
-            delay_min=delay_min, delay_max=delay_max, seed=seed,
-        ),
-        maildir=maildir,
-        counter=counter,
-        verbose=verbose,
-    )
-    stop_after = _seconds("-x", duration) if duration is not None else None
+    with _usage_failure():
+        # Faults and SinkConfig check every value of theirs, in the options' words.
+        config = SinkConfig(
+            endpoint=endpoint,
+            backlog=int(backlog),
+            family=Family.INET if ipv4 else Family.INET6 if ipv6 else Family.ANY,
+            max_size=max_size,
+            timeout=timeout,
+            max_connections=max_connections,
+            faults=Faults(
+                drop=drop, hang=hang, tempfail=tempfail, reject=reject,
+                delay_min=delay_min, delay_max=delay_max, seed=seed,
+            ),
+            maildir=maildir,
+            counter=counter,
+            verbose=verbose,
+        )
+        try:
+            parse_endpoint(endpoint)
+        except ListenError as exc:
+            raise UsageFailure(str(exc)) from None
+        stop_after = values.seconds("-x", duration) if duration is not None else None
+    config = replace(config, max_connections=_fit_descriptors(config.max_connections))
     json_file = None
     if json_path is not None:
         try:

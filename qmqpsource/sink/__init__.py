@@ -11,7 +11,7 @@ from qmqpsource.sink.config import (
     PROG,
     SinkConfig,
 )
-from qmqpsource.sink.faults import Faults
+from qmqpsource.sink.faults import Faults, check_delay, check_rate
 from qmqpsource.sink.listeners import ListenError, SinkError, open_listeners, parse_endpoint
 from qmqpsource.sink.server import Lines, Sink
 from qmqpsource.sink.stats import SinkStats, format_summary
@@ -29,6 +29,8 @@ __all__ = [
     "SinkConfig",
     "SinkError",
     "SinkStats",
+    "check_delay",
+    "check_rate",
     "format_summary",
     "open_listeners",
     "parse_endpoint",

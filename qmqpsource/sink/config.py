@@ -1,9 +1,11 @@
-"""What one qmqp-sink run is asked to do: SinkConfig and its defaults."""
+"""What one qmqp-sink run is asked to do: SinkConfig, its defaults, and the one check of
+each of its values (qmqpsource.values' counts and seconds, in the options' own words)."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from qmqpsource import values
 from qmqpsource.addresses import Family
 from qmqpsource.sink.faults import Faults
 
@@ -43,11 +45,11 @@ class SinkConfig:
     verbose: int = 0
 
     def __post_init__(self) -> None:
-        if self.backlog <= 0:
-            raise ValueError("backlog must be a positive number")
+        # Raises values.ValueProblem, which the command shows as a usage error.
+        values.count("backlog", self.backlog)
         if self.max_size <= 0:
-            raise ValueError("--max-size must be a positive number of bytes")
-        if not self.timeout > 0:
-            raise ValueError("--timeout must be a positive number of seconds")
-        if self.max_connections <= 0:
-            raise ValueError("--max-connections must be a positive number")
+            raise values.ValueProblem(
+                f"--max-size must be a positive number of bytes, not {self.max_size}")
+        values.count("--max-size", self.max_size)
+        values.count("--max-connections", self.max_connections)
+        values.seconds("--timeout", self.timeout)

@@ -1,5 +1,5 @@
-"""Misbehaviour on purpose: --drop, --hang, --tempfail, --reject and --delay, and the
-draw that gives each well-formed request its fault and its delay.
+"""Misbehaviour on purpose: --drop, --hang, --tempfail, --reject and --delay, their checks,
+and the draw that gives each well-formed request its fault and its delay.
 
 One seeded random stream, drawn in the order requests arrive: the same --seed and the
 same requests give the same answers.
@@ -7,10 +7,12 @@ same requests give the same answers.
 
 from __future__ import annotations
 
+import math
 import random
 from dataclasses import dataclass
 
 from qmqpsource.protocol import Status, encode_reply
+from qmqpsource.values import MAX_SECONDS, ValueProblem
 
 __all__ = [
     "DROP",
@@ -22,12 +24,30 @@ __all__ = [
     "TEMPFAIL_REPLY",
     "FaultDraw",
     "Faults",
+    "check_delay",
+    "check_rate",
 ]
 
 # What a draw gives a request: one of the faults, in the order they are drawn, or none.
 DROP, HANG, TEMPFAIL, REJECT, NO_FAULT = range(5)
 TEMPFAIL_REPLY = encode_reply(Status.TEMPFAIL, b"4.3.0 Error: tempfail on purpose")
 REJECT_REPLY = encode_reply(Status.PERMFAIL, b"5.7.1 Error: rejected on purpose")
+
+
+def check_rate(name: str, value: float) -> float:
+    """``value`` if it is a share of requests (0 to 1); ``name`` is its option."""
+    if not 0.0 <= value <= 1.0:
+        raise ValueProblem(f"{name} must be a rate between 0 and 1, not {value}")
+    return value
+
+
+def check_delay(low: float, high: float, given: str) -> tuple[float, float]:
+    """The (min, max) seconds of --delay if they make one; ``given`` is what the user wrote."""
+    if not all(math.isfinite(b) and b >= 0 for b in (low, high)) or low > high:
+        raise ValueProblem(f"--delay wants SECONDS or MIN-MAX with 0 <= MIN <= MAX, not {given!r}")
+    if high > MAX_SECONDS:
+        raise ValueProblem(f"--delay must be at most {MAX_SECONDS:.0f} seconds, not {given!r}")
+    return low, high
 
 
 @dataclass(frozen=True, slots=True)
@@ -43,13 +63,13 @@ class Faults:
     seed: int | None = None
 
     def __post_init__(self) -> None:
-        rates = (self.drop, self.hang, self.tempfail, self.reject)
-        if any(not 0.0 <= r <= 1.0 for r in rates):
-            raise ValueError("fault rates must be between 0 and 1")
+        # The one check of these values, the command's included: its words name the options.
+        rates = (check_rate("--drop", self.drop), check_rate("--hang", self.hang),
+                 check_rate("--tempfail", self.tempfail), check_rate("--reject", self.reject))
         if sum(rates) > 1.0 + 1e-9:
-            raise ValueError("fault rates add up to more than 1")
-        if not 0.0 <= self.delay_min <= self.delay_max:
-            raise ValueError("delay must be SECONDS or MIN-MAX with 0 <= MIN <= MAX")
+            raise ValueProblem("--drop, --hang, --tempfail and --reject add up to more than 1")
+        given = f"{self.delay_min:g}-{self.delay_max:g}"
+        check_delay(self.delay_min, self.delay_max, given)
 
     @property
     def any_rate(self) -> bool:

@@ -18,7 +18,6 @@ from qmqpsource.protocol import Status, netstring
 from qmqpsource.sink import (
     Faults,
     ListenError,
-    SinkConfig,
     SinkStats,
     format_summary,
     open_listeners,
@@ -609,10 +608,3 @@ def test_summary_lines() -> None:
     assert data["replies"] == {"K": 2, "Z": 0, "D": 0}
     assert set(data) >= {"connections", "messages", "recipients", "bytes", "malformed",
                          "timeouts"}
-
-
-def test_config_checks() -> None:
-    with pytest.raises(ValueError):
-        SinkConfig(endpoint="127.0.0.1:0", backlog=0)
-    with pytest.raises(ValueError):
-        SinkConfig(endpoint="127.0.0.1:0", timeout=0)
