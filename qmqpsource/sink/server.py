@@ -1,10 +1,10 @@
-"""qmqp-sink's server: accept on the listeners, one task and one slot per connection,
-one answer per request (K with an id; on purpose Z, D, a drop or a hang), log lines.
+"""qmqp-sink's server: accepting on the listeners, one task and one slot per connection,
+one answer per request, log lines.
 
-Each connection reads one request (connection.py) and answers K (with an id), Z or
-D, or closes without a word when told to misbehave (faults.py). Past --max-connections,
-new connections wait in the listen queue, or take the slot of the connection that has
-sent nothing for longest.
+Each connection reads one request (connection.py) and is answered K with an id or,
+when told to misbehave (faults.py), Z, D, a close without a word, or nothing at all.
+Past --max-connections, new connections wait in the listen queue, or take the slot of
+the connection that has sent nothing for longest.
 """
 
 from __future__ import annotations
