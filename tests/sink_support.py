@@ -1,6 +1,6 @@
 """Helpers for the qmqp-sink tests: an in-process sink, a raw client, fd counting.
 
-No tests here; the test_sink*.py modules import these.
+No tests here; the modules of tests/sink/ import these.
 """
 
 from __future__ import annotations
@@ -14,9 +14,10 @@ from dataclasses import dataclass
 from typing import Any
 
 import trio
+import trio.testing
 
 from qmqpsource.protocol import Reply, ReplyParser, encode_request
-from qmqpsource.sink.server import Sink, SinkConfig
+from qmqpsource.sink import Sink, SinkConfig
 
 POSTFIX_SOURCE = "/usr/sbin/qmqp-source"
 
@@ -147,3 +148,18 @@ def parse_reply(raw: bytes) -> Reply:
     reply = parser.feed(raw)
     assert reply is not None, f"no complete reply in {raw!r}"
     return reply
+
+
+async def wait_idle(run: RunningSink, within: float = 10.0) -> None:
+    """Until the sink has no open connection; polled, as the sink has no event for it."""
+    with trio.fail_after(within):
+        while run.sink.stats.active:  # noqa: ASYNC110
+            await trio.sleep(0.01)
+
+
+async def wait_waiting(run: RunningSink, count: int) -> None:
+    """Until ``count`` connections are open and each waits for its first byte."""
+    with trio.fail_after(10):
+        while run.sink.stats.active < count:  # noqa: ASYNC110 - the sink has no event
+            await trio.sleep(0.01)
+        await trio.testing.wait_all_tasks_blocked()

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from qmqpsource.addresses import AddressError, InetAddress, UnixAddress, parse_address
-from qmqpsource.sink.server import ListenError, parse_endpoint
+from qmqpsource.sink import ListenError, parse_endpoint
 
 
 @pytest.mark.parametrize(

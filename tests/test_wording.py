@@ -12,8 +12,8 @@ from qmqpsource.results.outcome import Outcome
 from qmqpsource.results.progress import IntervalLines
 from qmqpsource.results.stats import RunStats
 from qmqpsource.results.summary import format_summary
-from qmqpsource.sink.server import SinkStats
-from qmqpsource.sink.server import format_summary as sink_summary
+from qmqpsource.sink import SinkStats
+from qmqpsource.sink import format_summary as sink_summary
 from qmqpsource.source.config import SourceConfig
 from qmqpsource.wording import counted
 

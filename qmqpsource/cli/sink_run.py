@@ -1,0 +1,170 @@
+"""One qmqp-sink run in this process: trio, signals, --control-fd, the summary and --json.
+
+cli/sink.py builds the SinkConfig from the command line and calls run_sink(); this
+module runs the Sink until a signal, -x or the parent process says stop, then writes
+what it counted. A failure to listen or to write the results is one fatal line.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import signal
+import sys
+from typing import Any
+
+import trio
+
+from qmqpsource.cli.outfile import OutputError, OutputFile
+from qmqpsource.sink import PROG, Lines, Sink, SinkConfig, SinkError, format_summary
+from qmqpsource.sink.loglines import LineWriter
+
+__all__ = ["OUTPUT_WAIT", "run_sink", "stop_flag"]
+
+# At the exit, how long the summary may wait for a reader of stderr (or stdout).
+OUTPUT_WAIT = 2.0
+
+
+def run_sink(
+    config: SinkConfig,
+    duration: float | None = None,
+    json_file: OutputFile | None = None,
+    control_fd: int | None = None,
+    *,
+    own_process: bool = False,
+) -> int:
+    """Serve until a signal, -x or the parent says stop; print the summary; exit status.
+
+    ``own_process``: the command's own process, whose stdio is its own (see _outputs).
+    """
+    log, out = _outputs(own_process)
+    server = Sink(config, log=log, out=out)
+    failure: str | None = None
+    # SIGTERM outside the signal receiver's scope: noted, never fatal (see _StopFlag).
+    previous = signal.signal(signal.SIGTERM, stop_flag)
+    try:
+        try:
+            trio.run(_serve, server, duration, json_file, control_fd)
+        except* (SinkError, _SinkFailure) as group:
+            failure = str(group.exceptions[0])
+    except KeyboardInterrupt:
+        return 130  # a Ctrl-C before trio's signal receiver was in place, or after the summary
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+        if failure is not None:
+            _write_always(log, f"{PROG}: fatal: {failure}\n")
+        for stream in (out, log):
+            if isinstance(stream, LineWriter):
+                stream.close(OUTPUT_WAIT)
+    return 0 if failure is None else 1
+
+
+def _outputs(own_process: bool) -> tuple[Lines, Lines]:
+    """stderr and stdout for the run: in the command's own process, writers that never
+    block the event loop (an unread pipe froze the sink); called in-process (tests), the
+    caller's streams as they are."""
+    if own_process:
+        return LineWriter(2), LineWriter(1)
+    return sys.stderr, sys.stdout
+
+
+def _write_always(stream: Lines, text: str) -> None:
+    """A line that must not be dropped for a full queue: the summary, a failure."""
+    if isinstance(stream, LineWriter):
+        stream.write(text, always=True)
+    else:
+        stream.write(text)
+        stream.flush()
+
+
+class _StopFlag:
+    """A SIGTERM handler for the edges of the run, where trio's receiver is not in place.
+
+    One that comes during start-up stops the sink as soon as it listens; one that
+    comes after the summary (a parent that signals twice) must not kill the process
+    with status -15 on its way out.
+    """
+
+    requested = False
+
+    def __call__(self, signum: int, frame: object) -> None:
+        self.requested = True
+
+
+stop_flag = _StopFlag()
+
+
+class _SinkFailure(Exception):
+    """The run ended, but its results could not be written."""
+
+
+async def _serve(
+    server: Sink, duration: float | None, json_file: OutputFile | None, control_fd: int | None
+) -> None:
+    # Signals are held for the whole run, summary included: a second SIGTERM while
+    # the JSON is being written must not kill the process halfway through it.
+    with trio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
+        async with trio.open_nursery() as nursery:
+            labels = await nursery.start(server.serve)
+            nursery.start_soon(_stop_on_signal, signals, nursery.cancel_scope)
+            if stop_flag.requested:
+                nursery.cancel_scope.cancel()  # a SIGTERM came while we started
+            if control_fd is not None:
+                nursery.start_soon(_follow_parent, control_fd, labels, nursery.cancel_scope)
+            if duration is not None:
+                nursery.cancel_scope.deadline = trio.current_time() + duration
+        _write_results(server, json_file)
+
+
+async def _stop_on_signal(signals: Any, scope: trio.CancelScope) -> None:
+    async for _ in signals:
+        scope.cancel()
+        return
+
+
+async def _follow_parent(fd: int, labels: list[str], scope: trio.CancelScope) -> None:
+    """Tell the parent where we listen; stop when it closes its end (or dies)."""
+    try:
+        os.set_blocking(fd, False)
+        os.write(fd, (" ".join(labels) + "\n").encode())
+        while True:
+            await trio.lowlevel.wait_readable(fd)
+            try:
+                if os.read(fd, 512):
+                    continue
+            except BlockingIOError:
+                continue
+            break
+    except OSError:
+        pass  # a descriptor we cannot use: no parent to follow, nothing to stop for
+    else:
+        scope.cancel()
+    finally:
+        with contextlib.suppress(OSError):
+            os.close(fd)
+
+
+def _write_results(server: Sink, json_file: OutputFile | None) -> None:
+    config = server.config
+    stats = server.stats
+    if config.counter:
+        _write_always(server.out, "\n")
+    if isinstance(server.out, LineWriter):
+        server.out.close(OUTPUT_WAIT)  # -c's counts before a --json - on the same stdout
+    dropped = server.log.dropped if isinstance(server.log, LineWriter) else 0
+    for line in format_summary(stats):
+        _write_always(server.log, f"{PROG}: {line}\n")
+    if dropped:
+        _write_always(server.log, f"{PROG}: {dropped} log lines dropped: stderr was not read "
+                                  "fast enough\n")
+    if json_file is None:
+        return
+    result = stats.as_dict()
+    result["listen"] = server.labels
+    result["maildir"] = config.maildir
+    result["log_dropped"] = dropped
+    try:
+        json_file.write(json.dumps(result, indent=2) + "\n")  # whole, or not at all
+    except OutputError as exc:
+        raise _SinkFailure(f"--json: {exc}") from None
