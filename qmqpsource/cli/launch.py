@@ -12,18 +12,20 @@ import sys
 import threading
 from collections.abc import Mapping, Sequence
 from functools import partial
-from typing import TYPE_CHECKING, Any, NoReturn
+from typing import TYPE_CHECKING, Any
 
 import trio
 
+from qmqpsource import SOURCE_PROG as PROG
 from qmqpsource import __version__
 from qmqpsource.addresses import AddressError
+from qmqpsource.cli.common import fatal
 from qmqpsource.results.progress import bar_wanted, run_progress
 from qmqpsource.results.stats import RunStats
 from qmqpsource.source.config import SourceConfig
 from qmqpsource.source.connector import resolve
 from qmqpsource.source.request import RequestFactory
-from qmqpsource.source.runner import PROG, Runner, RunResult
+from qmqpsource.source.runner import Runner, RunResult
 from qmqpsource.wording import counted
 
 if TYPE_CHECKING:
@@ -32,7 +34,7 @@ if TYPE_CHECKING:
     from qmqpsource.results import result
     from qmqpsource.source.budget import MessageBudget
 
-__all__ = ["GRACE_SECONDS", "fatal", "open_json", "run_source", "write_json"]
+__all__ = ["GRACE_SECONDS", "open_json", "run_source", "write_json"]
 
 # After the first SIGINT/SIGTERM/SIGHUP, messages in flight get this long to finish.
 GRACE_SECONDS = 2.0
@@ -40,12 +42,6 @@ GRACE_SECONDS = 2.0
 _SIGNAL_EXIT = {signal.SIGINT: 130, signal.SIGTERM: 143, signal.SIGHUP: 129}
 _SIGNAL_WORD = {signal.SIGINT: "interrupted", signal.SIGTERM: "terminated",
                 signal.SIGHUP: "hung up"}
-
-
-def fatal(text: str) -> NoReturn:
-    sys.stderr.write(f"{PROG}: fatal: {text}\n")
-    sys.stderr.flush()
-    raise SystemExit(1)
 
 
 async def _watch_signals(
@@ -159,7 +155,7 @@ def run_source(
         run_result = trio.run(main)
     except AddressError as exc:
         report("failed", str(exc))
-        fatal(str(exc))
+        fatal(PROG, str(exc))
     except BaseException as exc:
         # A Ctrl-C before the signal watcher is up arrives as KeyboardInterrupt, maybe
         # wrapped in an exception group by the nursery it crossed.
@@ -180,7 +176,7 @@ def run_source(
         return _SIGNAL_EXIT[signal.Signals(signum)]
     report("completed" if run_result.failure is None else "failed", run_result.failure)
     if run_result.failure is not None:
-        fatal(run_result.failure)
+        fatal(PROG, run_result.failure)
     if run_result.stats.failed:
         sys.stderr.write(
             f"{PROG}: {run_result.stats.failed} of "
@@ -198,7 +194,7 @@ def open_json(path: str | None) -> OutputFile | None:
     try:
         return OutputFile.at(path)
     except OutputError as exc:
-        fatal(str(exc))
+        fatal(PROG, str(exc))
 
 
 def sink_line(counts: dict[str, Any], accepted: int) -> str:
@@ -224,4 +220,4 @@ def write_json(
     try:
         file.write(result.dumps(value, extra))
     except OutputError as exc:
-        fatal(str(exc))
+        fatal(PROG, str(exc))

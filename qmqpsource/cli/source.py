@@ -15,10 +15,11 @@ frozen config to the runner, map the result to Postfix's messages and exit codes
 import dataclasses
 import math
 import os
-from typing import Annotated, NoReturn
+from typing import Annotated
 
 import typer
 
+from qmqpsource import SOURCE_PROG as PROG
 from qmqpsource import __version__
 from qmqpsource.addresses import Family
 from qmqpsource.cli.common import Command, UsageFailure, fatal, make_app, run_command
@@ -28,14 +29,13 @@ from qmqpsource.source.config import ConfigError, SourceConfig
 from qmqpsource.source.limits import LimitError, check_resources
 from qmqpsource.source.message import HostnameError, check_myhostname
 from qmqpsource.source.request import MessageFileError, message_file_size
-from qmqpsource.source.runner import PROG
 from qmqpsource.source.shard import Shard, ShardError, parse_shard
 from qmqpsource.values import MAX_COUNT, MAX_SECONDS
 
 __all__ = ["app", "main", "run_source"]
 
 USAGE = (
-    "usage: qmqp-source [-46AcNqv] [-C count] [-f from] [-F file] [-l msglen] [-m msgs] "
+    f"usage: {PROG} [-46AcNqv] [-C count] [-f from] [-F file] [-l msglen] [-m msgs] "
     "[-M myhostname] [-r rcpts] [-R delay] [-s sess] [-S subject] [-t to] [-w delay] "
     "[--duration secs] [--rate msgs/s] [--shard I/N] [--json path] ... "
     "[inet:]host[:port] | unix:pathname"
@@ -47,10 +47,6 @@ EMBEDDED_TARGET = "embedded-sink"
 MAX_WORKERS = 256
 
 app = make_app()
-
-
-def _fatal(text: str) -> NoReturn:
-    fatal(PROG, text)
 
 
 def _positive(name: str, value: int) -> int:
@@ -229,7 +225,7 @@ def source(
     version: Annotated[bool, typer.Option("--version", help="Print the version.")] = False,
 ) -> None:
     if version:
-        print(f"qmqp-source {__version__}")
+        print(f"{PROG} {__version__}")
         raise typer.Exit(0)
     if embedded and target is not None:
         raise UsageFailure("--embedded-sink brings its own target; give none")
@@ -271,7 +267,7 @@ def source(
         try:
             check_myhostname(myhostname)
         except HostnameError as exc:
-            _fatal(str(exc))
+            fatal(PROG, str(exc))
     try:
         part = parse_shard(shard) if shard is not None else Shard(0, 1)
     except ShardError as exc:
@@ -284,7 +280,7 @@ def source(
         try:
             message_size = message_file_size(message_file)  # unreadable: now, not mid-run
         except MessageFileError as exc:
-            _fatal(str(exc))
+            fatal(PROG, str(exc))
     def make_config(share: Shard) -> SourceConfig:
         """The config of one share of the run (this process's, or a worker's)."""
         assert target is not None and messages is not None
@@ -323,7 +319,7 @@ def source(
     try:
         check_resources(config, message_size=message_size)  # now, not a crash mid-run
     except LimitError as exc:
-        _fatal(str(exc))
+        fatal(PROG, str(exc))
     worker_count = _worker_count(workers)
     if worker_count > 1:
         if counter:

@@ -38,7 +38,9 @@ from typing import Any
 
 import trio
 
+from qmqpsource import SOURCE_PROG as PROG
 from qmqpsource import __version__
+from qmqpsource.cli.common import fatal
 from qmqpsource.cli.embedded import EmbeddedSinkError, embedded_sink
 from qmqpsource.cli.outfile import OutputFile
 from qmqpsource.results import result
@@ -50,7 +52,6 @@ from qmqpsource.wording import counted
 
 __all__ = ["ParentLink", "WorkerRun", "run_workers"]
 
-PROG = "qmqp-source"
 # A worker asked to stop gets this long (beyond its own 2 s grace) before it is killed.
 STOP_TIMEOUT = 10.0
 # Without pidfd_open (Linux < 5.3), how often to look whether a worker has ended.
@@ -321,7 +322,7 @@ def run_workers(
     Without ``budget`` each config is a shard with its own -m; with one, the workers
     take their messages from it as they go (see budget.py).
     """
-    from qmqpsource.cli.launch import fatal, open_json
+    from qmqpsource.cli.launch import open_json
 
     workers = [WorkerRun(n, config) for n, config in enumerate(configs)]
     arm = _die_with_parent()
@@ -341,7 +342,7 @@ def run_workers(
         trio.run(run.main)
     except EmbeddedSinkError as exc:
         _reap(workers)
-        fatal(f"embedded sink: {exc}")
+        fatal(PROG, f"embedded sink: {exc}")
     finally:
         _reap(workers)
     return _report(run, quiet=quiet, json_file=json_file)
@@ -384,7 +385,7 @@ class _Run:
 
 def _report(run: _Run, *, quiet: bool, json_file: OutputFile | None) -> int:
     """Merge what the workers sent, print the summary, write the JSON; the exit status."""
-    from qmqpsource.cli.launch import fatal, sink_line, write_json
+    from qmqpsource.cli.launch import sink_line, write_json
 
     workers, received, sink_counts = run.workers, run.received, run.sink_counts
     results: list[result.Result] = []
@@ -398,7 +399,7 @@ def _report(run: _Run, *, quiet: bool, json_file: OutputFile | None) -> int:
     for line in lost:
         sys.stderr.write(f"{PROG}: {line}\n")
     if not results:
-        fatal("no worker left a result")
+        fatal(PROG, "no worker left a result")
     merged = result.merge(results, tool_name=PROG, tool_version=__version__)
     statuses = [w.returncode for w in workers]
     if received:
