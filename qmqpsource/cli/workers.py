@@ -40,15 +40,14 @@ import trio
 
 from qmqpsource import SOURCE_PROG as PROG
 from qmqpsource import __version__
+from qmqpsource.cli import finish
 from qmqpsource.cli.common import fatal
 from qmqpsource.cli.embedded import EmbeddedSinkError, embedded_sink
 from qmqpsource.cli.outfile import OutputFile
 from qmqpsource.results import result
 from qmqpsource.results.outcome import Outcome
-from qmqpsource.results.summary import format_summary
 from qmqpsource.source.budget import MessageBudget
 from qmqpsource.source.config import SourceConfig
-from qmqpsource.wording import counted
 
 __all__ = ["ParentLink", "WorkerRun", "run_workers"]
 
@@ -58,9 +57,6 @@ STOP_TIMEOUT = 10.0
 _POLL_INTERVAL = 0.02
 # A worker's JSON result is a few KiB; anything past this is not one.
 RESULT_LIMIT = 64 * 1024 * 1024
-_SIGNAL_EXIT = {signal.SIGINT: 130, signal.SIGTERM: 143, signal.SIGHUP: 129}
-_SIGNAL_WORD = {signal.SIGINT: "interrupted", signal.SIGTERM: "terminated",
-                signal.SIGHUP: "hung up"}
 _END_OF_TARGET = b"\0"  # argv cannot hold it
 
 
@@ -301,7 +297,7 @@ async def _stop_on_failure(
 async def _forward_signals(
     workers: Sequence[WorkerRun], received: list[int], *, task_status: trio.TaskStatus[None]
 ) -> None:
-    with trio.open_signal_receiver(signal.SIGINT, signal.SIGTERM, signal.SIGHUP) as signals:
+    with trio.open_signal_receiver(*finish.STOP_SIGNALS) as signals:
         task_status.started()  # the handlers are in before any worker gets its target
         async for signum in signals:
             received.append(signum)
@@ -322,8 +318,6 @@ def run_workers(
     Without ``budget`` each config is a shard with its own -m; with one, the workers
     take their messages from it as they go (see budget.py).
     """
-    from qmqpsource.cli.launch import open_json
-
     workers = [WorkerRun(n, config) for n, config in enumerate(configs)]
     arm = _die_with_parent()
     try:
@@ -333,7 +327,7 @@ def run_workers(
         if budget is not None:
             budget.close()  # the parent takes nothing from it
     try:
-        json_file = open_json(json_path)  # after the forks, so that no worker holds it
+        json_file = finish.open_json(json_path)  # after the forks, so that no worker holds it
     except SystemExit:
         _reap(workers)  # the workers waiting for a target exit at once
         raise
@@ -345,7 +339,15 @@ def run_workers(
         fatal(PROG, f"embedded sink: {exc}")
     finally:
         _reap(workers)
-    return _report(run, quiet=quiet, json_file=json_file)
+    merged = _merge(workers, interrupted=bool(run.signals))
+    finish.report(merged, quiet=quiet, json_file=json_file, sink_counts=run.sink_counts,
+                  extra={"workers": len(workers)})
+    signum = run.signals[0] if run.signals else None
+    if signum is None and merged.status == "failed":
+        return 1  # the worker that failed has printed Postfix's fatal line
+    failed = merged.attempted - merged.outcomes[Outcome.ACCEPTED]
+    status = finish.exit_status(signum, failed=failed, attempted=merged.attempted)
+    return status or int(any(worker.returncode != 0 for worker in workers))
 
 
 @dataclasses.dataclass
@@ -356,7 +358,7 @@ class _Run:
     keep_going: bool
     target: str
     embedded_sink_args: Sequence[str] | None
-    received: list[int] = dataclasses.field(default_factory=list)  # signals
+    signals: list[int] = dataclasses.field(default_factory=list)  # the stop signals
     sink_counts: dict[str, Any] = dataclasses.field(default_factory=dict)
 
     async def main(self) -> None:
@@ -364,7 +366,7 @@ class _Run:
         failed = trio.Event()
         async with trio.open_nursery() as nursery:
             if threading.current_thread() is threading.main_thread():
-                await nursery.start(partial(_forward_signals, workers, self.received))
+                await nursery.start(partial(_forward_signals, workers, self.signals))
             nursery.start_soon(_stop_on_failure, workers, failed, self.keep_going)
             if self.embedded_sink_args is None:
                 _send_target(workers, self.target)
@@ -383,11 +385,8 @@ class _Run:
                 runs.start_soon(_supervise, worker, failed)
 
 
-def _report(run: _Run, *, quiet: bool, json_file: OutputFile | None) -> int:
-    """Merge what the workers sent, print the summary, write the JSON; the exit status."""
-    from qmqpsource.cli.launch import sink_line, write_json
-
-    workers, received, sink_counts = run.workers, run.received, run.sink_counts
+def _merge(workers: Sequence[WorkerRun], *, interrupted: bool) -> result.Result:
+    """The workers' results as one, with the run's status; a line for each one lost."""
     results: list[result.Result] = []
     lost: list[str] = []
     for worker in workers:
@@ -401,32 +400,11 @@ def _report(run: _Run, *, quiet: bool, json_file: OutputFile | None) -> int:
     if not results:
         fatal(PROG, "no worker left a result")
     merged = result.merge(results, tool_name=PROG, tool_version=__version__)
-    statuses = [w.returncode for w in workers]
-    if received:
-        merged = dataclasses.replace(merged, status="interrupted")
-    elif lost or any(code not in (0, 1) for code in statuses):
-        merged = dataclasses.replace(merged, status="failed")
-    failed_fatally = merged.status == "failed"
-    if not quiet and not failed_fatally:
-        sys.stderr.write(format_summary(merged))
-        if sink_counts:
-            sys.stderr.write(sink_line(sink_counts, merged.outcomes[Outcome.ACCEPTED]))
-        sys.stderr.flush()
-    if json_file is not None:
-        extra: dict[str, Any] = {"workers": len(workers)}
-        if sink_counts:
-            extra["sink"] = sink_counts
-        write_json(json_file, merged, extra)
-    if received:
-        signum = signal.Signals(received[0])
-        sys.stderr.write(f"{PROG}: {_SIGNAL_WORD[signum]}\n")
-        return _SIGNAL_EXIT[signum]
-    if failed_fatally:
-        return 1  # the worker that failed has printed Postfix's fatal line
-    failures = merged.attempted - merged.outcomes[Outcome.ACCEPTED]
-    if failures:
-        sys.stderr.write(f"{PROG}: {failures} of {counted(merged.attempted, 'message')} failed\n")
-    return 1 if failures or any(code != 0 for code in statuses) else 0
+    if interrupted:
+        return dataclasses.replace(merged, status="interrupted")
+    if lost or any(worker.returncode not in (0, 1) for worker in workers):
+        return dataclasses.replace(merged, status="failed")
+    return merged
 
 
 def _reap(workers: Sequence[WorkerRun]) -> None:
