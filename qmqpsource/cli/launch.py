@@ -97,8 +97,8 @@ def run_source(
 
 def _stats_for(config: SourceConfig, requests: RequestFactory) -> RunStats:
     """The run's counters, knowing the bytes and recipients of each message."""
-    sample = requests.fixed if requests.fixed is not None else requests.build(0)
-    return RunStats(config.recipients, len(sample))
+    request = requests.fixed if requests.fixed is not None else requests.build(0)
+    return RunStats(config.recipients, len(request))
 
 
 def _is_interrupt(exc: BaseException) -> bool:
@@ -176,15 +176,15 @@ class ProcessRun:
 
 
 async def _watch_signals(
-    runner: Runner, received: list[int], *, task_status: trio.TaskStatus[None]
+    runner: Runner, signals: list[int], *, task_status: trio.TaskStatus[None]
 ) -> None:
-    with trio.open_signal_receiver(*finish.STOP_SIGNALS) as signals:
+    with trio.open_signal_receiver(*finish.STOP_SIGNALS) as incoming:
         # Started only once the handlers are in: the sessions' first step already
         # connects, and a signal before this point would end the run without a grace.
         task_status.started()
-        async for signum in signals:
-            if received:
+        async for signum in incoming:
+            if signals:
                 runner.abort()  # the second one: no more grace
             else:
-                received.append(signum)
+                signals.append(signum)
                 runner.stop(GRACE_SECONDS)

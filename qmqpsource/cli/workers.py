@@ -83,17 +83,17 @@ class ParentLink:
     """A worker's ties to its parent: where its result goes, and how it learns that the
     parent is gone (the target pipe reads end-of-file)."""
 
-    lifeline: int
-    result: int
+    target_pipe: int  # the worker's end: end-of-file here means the parent is gone
+    result_pipe: int  # the worker's end: its JSON result goes up it
     gone: bool = False
 
     def result_file(self) -> OutputFile:
         """Where the worker's JSON result goes: up the pipe to the parent."""
-        return OutputFile.on_descriptor(self.result, "the parent's pipe")
+        return OutputFile.on_descriptor(self.result_pipe, "the parent's pipe")
 
     async def watch(self, abort: Callable[[], None]) -> None:
         """``abort()`` the run at once when the parent is gone: nobody would read its result."""
-        fd = self.lifeline
+        fd = self.target_pipe
         os.set_blocking(fd, False)
         while True:
             await trio.lowlevel.wait_readable(fd)
@@ -125,13 +125,13 @@ def _die_with_parent() -> Callable[[], None]:
         except (OSError, AttributeError):
             prctl = None
 
-    def arm() -> None:
+    def die_with_parent() -> None:
         if prctl is not None:
             prctl(1, int(signal.SIGKILL))  # PR_SET_PDEATHSIG
         if os.getppid() != parent:
             os._exit(1)  # the parent died before the signal was armed
 
-    return arm
+    return die_with_parent
 
 
 def _read_target(pipe: int) -> str | None:
@@ -163,7 +163,7 @@ def _fork(
     worker: WorkerRun,
     forked: Sequence[WorkerRun],
     budget: MessageBudget | None,
-    arm: Callable[[], None],
+    die_with_parent: Callable[[], None],
 ) -> None:
     """Fork ``worker``; ``forked`` are the workers forked before it."""
     target_read, target_write = os.pipe()
@@ -172,7 +172,7 @@ def _fork(
     if pid == 0:
         status = 1
         try:
-            arm()
+            die_with_parent()
             os.close(target_write)
             os.close(result_read)
             # The parent's ends of the earlier workers' pipes came along with the fork:
@@ -295,12 +295,12 @@ async def _stop_on_failure(
 
 
 async def _forward_signals(
-    workers: Sequence[WorkerRun], received: list[int], *, task_status: trio.TaskStatus[None]
+    workers: Sequence[WorkerRun], signals: list[int], *, task_status: trio.TaskStatus[None]
 ) -> None:
-    with trio.open_signal_receiver(*finish.STOP_SIGNALS) as signals:
+    with trio.open_signal_receiver(*finish.STOP_SIGNALS) as incoming:
         task_status.started()  # the handlers are in before any worker gets its target
-        async for signum in signals:
-            received.append(signum)
+        async for signum in incoming:
+            signals.append(signum)
             _signal_all(workers, signum)
 
 
@@ -319,10 +319,10 @@ def run_workers(
     take their messages from it as they go (see budget.py).
     """
     workers = [WorkerRun(n, config) for n, config in enumerate(configs)]
-    arm = _die_with_parent()
+    die_with_parent = _die_with_parent()
     try:
         for n, worker in enumerate(workers):
-            _fork(worker, workers[:n], budget, arm)
+            _fork(worker, workers[:n], budget, die_with_parent)
     finally:
         if budget is not None:
             budget.close()  # the parent takes nothing from it
@@ -331,7 +331,7 @@ def run_workers(
     except SystemExit:
         _reap(workers)  # the workers waiting for a target exit at once
         raise
-    run = _Run(workers, keep_going, configs[0].target, embedded_sink_args)
+    run = ParentRun(workers, keep_going, configs[0].target, embedded_sink_args)
     try:
         trio.run(run.main)
     except EmbeddedSinkError as exc:
@@ -351,7 +351,7 @@ def run_workers(
 
 
 @dataclasses.dataclass
-class _Run:
+class ParentRun:
     """The parent's side of a run: the workers, and what it saw of them."""
 
     workers: list[WorkerRun]
@@ -394,7 +394,7 @@ def _merge(workers: Sequence[WorkerRun], *, interrupted: bool) -> result.Result:
             results.append(result.loads(worker.result_text.decode("utf-8")))
         except (result.ResultError, UnicodeDecodeError):
             if not (worker.signalled and (worker.returncode or 0) < 0):
-                lost.append(_describe(worker))
+                lost.append(_lost_result(worker))
     for line in lost:
         sys.stderr.write(f"{PROG}: {line}\n")
     if not results:
@@ -418,7 +418,7 @@ def _reap(workers: Sequence[WorkerRun]) -> None:
                 worker.returncode = os.waitstatus_to_exitcode(status)
 
 
-def _describe(worker: WorkerRun) -> str:
+def _lost_result(worker: WorkerRun) -> str:
     code = worker.returncode
     if code is not None and code < 0:
         how = f"was killed by signal {signal.Signals(-code).name}"
