@@ -9,6 +9,7 @@ and the tests pin it.
 from __future__ import annotations
 
 import dataclasses
+from typing import NamedTuple
 
 from qmqpsource.source.config import SourceConfig
 from qmqpsource.source.shard import Shard
@@ -17,8 +18,7 @@ from qmqpsource.values import MAX_COUNT
 __all__ = ["RunPlan", "plan_run", "share_of"]
 
 
-@dataclasses.dataclass(frozen=True, slots=True)
-class RunPlan:
+class RunPlan(NamedTuple):  # not a dataclass: ~0.2 ms less at every start
     """The processes of a run, one config each; none when this host's share is empty."""
 
     configs: tuple[SourceConfig, ...]
