@@ -6,7 +6,7 @@ import dataclasses
 
 import pytest
 
-from qmqpsource.cli.launch import sink_line
+from qmqpsource.cli.finish import sink_line
 from qmqpsource.results import result
 from qmqpsource.results.outcome import Outcome
 from qmqpsource.results.progress import IntervalLines

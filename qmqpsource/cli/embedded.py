@@ -116,42 +116,42 @@ async def embedded_sink(
     exceptions (Ctrl-C's KeyboardInterrupt too) in ExceptionGroups. The child's
     lifetime is bound to the block all the same, by the shielded stop below.
     """
-    ours, theirs = socket.socketpair()
-    with ours, tempfile.TemporaryFile() as log:
-        ours.setblocking(False)
+    control, child_control = socket.socketpair()
+    with control, tempfile.TemporaryFile() as log:
+        control.setblocking(False)
         try:
             process = await trio.lowlevel.open_process(
-                _command(python, theirs.fileno(), extra_args, host, backlog),
+                _command(python, child_control.fileno(), extra_args, host, backlog),
                 stdin=subprocess.DEVNULL,
                 stdout=subprocess.PIPE,
                 stderr=log,
-                pass_fds=(theirs.fileno(),),
+                pass_fds=(child_control.fileno(),),
                 # Out of the terminal's process group: Ctrl-C is the source's to
                 # handle (it finishes in-flight messages, then stops the sink).
                 start_new_session=True,
             )
         finally:
-            theirs.close()  # the child's end lives in the child only: EOF if it dies
+            child_control.close()  # the child's end lives in the child only: EOF if it dies
         assert process.stdout is not None
         try:
-            labels: list[str] = []
+            listening: list[str] = []
             try:
                 with trio.move_on_after(ready_timeout):
-                    labels = (await _read_ready(ours)).split()
-                if not labels:
+                    listening = (await _read_ready(control)).split()
+                if not listening:
                     raise EmbeddedSinkError(f"the sink was not ready after {ready_timeout} s")
             except EmbeddedSinkError as exc:
                 with trio.CancelScope(shield=True):
                     await _stop(process, stop_timeout)
                 raise EmbeddedSinkError(f"{exc}: {_tail(log)}") from None
-            sink = EmbeddedSink(target=labels[0], listen=labels, process=process)
+            sink = EmbeddedSink(target=listening[0], listen=listening, process=process)
             yield sink
         finally:
             with trio.CancelScope(shield=True):
                 await _stop(process, stop_timeout)
                 summary = await _read_summary(process.stdout)
                 await process.stdout.aclose()
-            if labels:
+            if listening:
                 # Also when the block failed or was interrupted: the counts so far.
                 sink.returncode = process.returncode
                 sink.log = _tail(log)

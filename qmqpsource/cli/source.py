@@ -3,39 +3,41 @@
     qmqp-source [options] [inet:]host[:port]
     qmqp-source [options] unix:pathname
 
-Thin by design: parse and validate the options, build the message once, hand a
-frozen config to the runner, map the result to Postfix's messages and exit codes.
+Thin by design: parse the options into the whole run's config (which checks every
+value), plan this host's share of it (plan.py), check what would fail mid-run, and
+hand the configs to one process (launch.py) or to --workers (workers.py).
 """
 
-# No `from __future__ import annotations` here: typer reads source()'s 31 annotations
+# No `from __future__ import annotations` here: typer reads source()'s 32 annotations
 # four times a start (inspect.signature and get_type_hints, twice each). As strings,
 # each read evaluated them all again (~6 ms in all); as objects, they are made once
 # (~2.5 ms).
 
-import dataclasses
-import math
+import contextlib
 import os
-from typing import Annotated, NoReturn
+from collections.abc import Iterator
+from typing import Annotated
 
 import typer
 
-from qmqpsource import __version__
+from qmqpsource import SOURCE_PROG as PROG
+from qmqpsource import __version__, values
 from qmqpsource.addresses import Family
 from qmqpsource.cli.common import Command, UsageFailure, fatal, make_app, run_command
 from qmqpsource.cli.launch import run_source
+from qmqpsource.cli.plan import RunPlan, plan_run, share_of
 from qmqpsource.cli.stdio import guard
-from qmqpsource.source.config import ConfigError, SourceConfig
+from qmqpsource.source.config import OPTIONS, SourceConfig
 from qmqpsource.source.limits import LimitError, check_resources
 from qmqpsource.source.message import HostnameError, check_myhostname
 from qmqpsource.source.request import MessageFileError, message_file_size
-from qmqpsource.source.runner import PROG
 from qmqpsource.source.shard import Shard, ShardError, parse_shard
-from qmqpsource.values import MAX_COUNT, MAX_SECONDS
+from qmqpsource.values import MAX_COUNT
 
 __all__ = ["app", "main", "run_source"]
 
 USAGE = (
-    "usage: qmqp-source [-46AcNqv] [-C count] [-f from] [-F file] [-l msglen] [-m msgs] "
+    f"usage: {PROG} [-46AcNqv] [-C count] [-f from] [-F file] [-l msglen] [-m msgs] "
     "[-M myhostname] [-r rcpts] [-R delay] [-s sess] [-S subject] [-t to] [-w delay] "
     "[--duration secs] [--rate msgs/s] [--shard I/N] [--json path] ... "
     "[inet:]host[:port] | unix:pathname"
@@ -48,29 +50,6 @@ MAX_WORKERS = 256
 
 app = make_app()
 
-
-def _fatal(text: str) -> NoReturn:
-    fatal(PROG, text)
-
-
-def _positive(name: str, value: int) -> int:
-    if value <= 0:
-        raise UsageFailure(f"{name} must be a positive number, not {value}")
-    if value > MAX_COUNT:
-        raise UsageFailure(f"{name} must be at most {MAX_COUNT}, not {value}")
-    return value
-
-
-def _delay(name: str, value: float | None) -> float:
-    if value is None:
-        return 0.0
-    if not math.isfinite(value) or value <= 0:
-        raise UsageFailure(f"{name} must be a positive number of seconds, not {value}")
-    if value > MAX_SECONDS:
-        raise UsageFailure(f"{name} must be at most {MAX_SECONDS:.0f} seconds, not {value}")
-    return value
-
-
 HELP = """Send QMQP messages in parallel sessions (Postfix's qmqp-source, remade) and
 report outcomes, latency percentiles and throughput.
 
@@ -81,295 +60,342 @@ qmqp-source [options] unix:pathname
 qmqp-source [options] --embedded-sink
 """
 
+# The operand and options, as typer reads them: one alias each, so that source()'s
+# signature reads on one screen. Their values are checked by SourceConfig.
+_Target = Annotated[
+    str | None,
+    typer.Argument(metavar="TARGET",
+                   help="[inet:]host[:port], [inet:][addr]:port or unix:pathname."),
+]
+_IPv4 = Annotated[bool, typer.Option("-4", "--ipv4", help="Connect with IPv4 only.")]
+_IPv6 = Annotated[bool, typer.Option("-6", "--ipv6", help="Connect with IPv6 only.")]
+_KeepGoing = Annotated[
+    bool,
+    typer.Option("-A", "--keep-going", help="Don't stop at a failed message: count it."),
+]
+_Counter = Annotated[
+    bool, typer.Option("-c", "--counter", help="Running count of deliveries on stdout.")
+]
+_ConnectAttempts = Annotated[
+    int,
+    typer.Option("-C", "--connect-attempts", metavar="N",
+                 help="Try each connect N times when refused or reset."),
+]
+_Sender = Annotated[
+    str | None,
+    typer.Option("-f", "--from", metavar="ADDR", show_default="foo@MYHOSTNAME",
+                 help="Sender address; '' is the null sender."),
+]
+_Length = Annotated[
+    int,
+    typer.Option("-l", "--length", metavar="BYTES",
+                 help="Message size in BYTES, headers included."),
+]
+_Messages = Annotated[
+    int | None,
+    typer.Option("-m", "--messages", metavar="N", show_default="1",
+                 help="Messages to send over all sessions; with --duration, at most N."),
+]
+_MyHostname = Annotated[
+    str | None,
+    typer.Option("-M", "--myhostname", metavar="NAME", show_default="this host's name",
+                 help="Hostname or [address] for the default addresses and Message-Id."),
+]
+_Recipients = Annotated[
+    int,
+    typer.Option("-r", "--recipients", metavar="N",
+                 help="Recipients per message: 0ADDR, 1ADDR, ... (1: ADDR as given)."),
+]
+_RandomDelay = Annotated[
+    float | None,
+    typer.Option("-R", "--random-delay", metavar="SECONDS",
+                 help="Each session waits a random 0..SECONDS between messages."),
+]
+_Sessions = Annotated[
+    int, typer.Option("-s", "--sessions", metavar="N", help="Sessions in parallel.")
+]
+_Recipient = Annotated[
+    str | None,
+    typer.Option("-t", "--to", metavar="ADDR", show_default="foo@MYHOSTNAME",
+                 help="Recipient address."),
+]
+_Verbose = Annotated[
+    int,
+    typer.Option("-v", "--verbose", count=True, show_default=False,
+                 help="A '<< REPLY' line per reply; twice: also one per connection."),
+]
+_FixedDelay = Annotated[
+    float | None,
+    typer.Option("-w", "--wait", metavar="SECONDS",
+                 help="Each session waits SECONDS between messages. Not with -R."),
+]
+_ConnectLimit = Annotated[
+    int,
+    typer.Option("--connect-limit", metavar="N",
+                 help="Connection attempts in flight at once."),
+]
+_Timeout = Annotated[
+    float,
+    typer.Option("--timeout", metavar="SECONDS", show_default="300",
+                 help="Deadline for each step: connect, send, read the reply."),
+]
+_Quiet = Annotated[
+    bool, typer.Option("-q", "--quiet", help="No summary and no progress on stderr.")
+]
+_Interval = Annotated[
+    float | None,
+    typer.Option("--interval", metavar="SECONDS",
+                 help="One progress line on stderr every SECONDS."),
+]
+_JsonPath = Annotated[
+    str | None,
+    typer.Option("--json", metavar="PATH",
+                 help="Write the result as JSON to PATH ('-': stdout)."),
+]
+_MessageFile = Annotated[
+    str | None,
+    typer.Option("-F", "--message-file", metavar="FILE",
+                 help="Send FILE as the message (CRLF becomes LF)."),
+]
+_Subject = Annotated[
+    str | None,
+    typer.Option("-S", "--subject", metavar="TEXT",
+                 help="Add 'Subject: TEXT' to the generated message."),
+]
+_NumberRecipients = Annotated[
+    bool,
+    typer.Option("-N", "--number-recipients",
+                 help="Number the recipients across the run (1ADDR, 2ADDR, ...)."),
+]
+_UniqueMessageId = Annotated[
+    bool,
+    typer.Option("--unique-message-id",
+                 help="Each message its own Message-Id, and X-Qmqpsource-Seq: SEQ."),
+]
+_Duration = Annotated[
+    float | None,
+    typer.Option("--duration", metavar="SECONDS",
+                 help="Run for SECONDS; -m, if given too, caps the count."),
+]
+_Rate = Annotated[
+    float | None,
+    typer.Option("--rate", metavar="R",
+                 help="Open loop: start R messages per second over all sessions."),
+]
+_Shard = Annotated[
+    str | None,
+    typer.Option("--shard", metavar="I/N",
+                 help="Do the I-th (from 0) of N equal shares of -m, -s and --rate."),
+]
+_Embedded = Annotated[
+    bool,
+    typer.Option("--embedded-sink",
+                 help="No target: start a qmqp-sink on loopback, load it, stop it."),
+]
+_SinkOptions = Annotated[
+    str | None,
+    typer.Option("--sink-options", metavar="TEXT",
+                 help="Options for the embedded sink, such as: --tempfail 0.1 --seed 1."),
+]
+_Workers = Annotated[
+    str,
+    typer.Option("--workers", metavar="N|auto",
+                 help="N processes ('auto': one per CPU), each with its share of -s; "
+                      "one merged summary and --json."),
+]
+_Version = Annotated[bool, typer.Option("--version", help="Print the version.")]
+
 
 @app.command(cls=Command, options_metavar="[OPTIONS] [TARGET]", help=HELP,
              no_args_is_help=False)
 def source(
-    target: Annotated[
-        str | None,
-        typer.Argument(metavar="TARGET",
-                       help="[inet:]host[:port], [inet:][addr]:port or unix:pathname."),
-    ] = None,
-    ipv4: Annotated[bool, typer.Option("-4", "--ipv4", help="Connect with IPv4 only.")] = False,
-    ipv6: Annotated[bool, typer.Option("-6", "--ipv6", help="Connect with IPv6 only.")] = False,
-    keep_going: Annotated[
-        bool,
-        typer.Option("-A", "--keep-going", help="Don't stop at a failed message: count it."),
-    ] = False,
-    counter: Annotated[
-        bool, typer.Option("-c", "--counter", help="Running count of deliveries on stdout.")
-    ] = False,
-    connect_attempts: Annotated[
-        int,
-        typer.Option("-C", "--connect-attempts", metavar="N",
-                     help="Try each connect N times when refused or reset."),
-    ] = 1,
-    sender: Annotated[
-        str | None,
-        typer.Option("-f", "--from", metavar="ADDR", show_default="foo@MYHOSTNAME",
-                     help="Sender address; '' is the null sender."),
-    ] = None,
-    length: Annotated[
-        int,
-        typer.Option("-l", "--length", metavar="BYTES",
-                     help="Message size in BYTES, headers included."),
-    ] = 1024,
-    messages: Annotated[
-        int | None,
-        typer.Option("-m", "--messages", metavar="N", show_default="1",
-                     help="Messages to send over all sessions; with --duration, at most N."),
-    ] = None,
-    myhostname: Annotated[
-        str | None,
-        typer.Option("-M", "--myhostname", metavar="NAME", show_default="this host's name",
-                     help="Hostname or [address] for the default addresses and Message-Id."),
-    ] = None,
-    recipients: Annotated[
-        int,
-        typer.Option("-r", "--recipients", metavar="N",
-                     help="Recipients per message: 0ADDR, 1ADDR, ... (1: ADDR as given)."),
-    ] = 1,
-    random_delay: Annotated[
-        float | None,
-        typer.Option("-R", "--random-delay", metavar="SECONDS",
-                     help="Each session waits a random 0..SECONDS between messages."),
-    ] = None,
-    sessions: Annotated[
-        int, typer.Option("-s", "--sessions", metavar="N", help="Sessions in parallel.")
-    ] = 1,
-    recipient: Annotated[
-        str | None,
-        typer.Option("-t", "--to", metavar="ADDR", show_default="foo@MYHOSTNAME",
-                     help="Recipient address."),
-    ] = None,
-    verbose: Annotated[
-        int,
-        typer.Option("-v", "--verbose", count=True, show_default=False,
-                     help="A '<< REPLY' line per reply; twice: also one per connection."),
-    ] = 0,
-    fixed_delay: Annotated[
-        float | None,
-        typer.Option("-w", "--wait", metavar="SECONDS",
-                     help="Each session waits SECONDS between messages. Not with -R."),
-    ] = None,
-    connect_limit: Annotated[
-        int,
-        typer.Option("--connect-limit", metavar="N",
-                     help="Connection attempts in flight at once."),
-    ] = 1,
-    timeout: Annotated[
-        float,
-        typer.Option("--timeout", metavar="SECONDS", show_default="300",
-                     help="Deadline for each step: connect, send, read the reply."),
-    ] = 300.0,
-    quiet: Annotated[
-        bool, typer.Option("-q", "--quiet", help="No summary and no progress on stderr.")
-    ] = False,
-    interval: Annotated[
-        float | None,
-        typer.Option("--interval", metavar="SECONDS",
-                     help="One progress line on stderr every SECONDS."),
-    ] = None,
-    json_path: Annotated[
-        str | None,
-        typer.Option("--json", metavar="PATH",
-                     help="Write the result as JSON to PATH ('-': stdout)."),
-    ] = None,
-    message_file: Annotated[
-        str | None,
-        typer.Option("-F", "--message-file", metavar="FILE",
-                     help="Send FILE as the message (CRLF becomes LF)."),
-    ] = None,
-    subject: Annotated[
-        str | None,
-        typer.Option("-S", "--subject", metavar="TEXT",
-                     help="Add 'Subject: TEXT' to the generated message."),
-    ] = None,
-    number_recipients: Annotated[
-        bool,
-        typer.Option("-N", "--number-recipients",
-                     help="Number the recipients across the run (1ADDR, 2ADDR, ...)."),
-    ] = False,
-    unique_message_id: Annotated[
-        bool,
-        typer.Option("--unique-message-id",
-                     help="Each message its own Message-Id, and X-Qmqpsource-Seq: SEQ."),
-    ] = False,
-    duration: Annotated[
-        float | None,
-        typer.Option("--duration", metavar="SECONDS",
-                     help="Run for SECONDS; -m, if given too, caps the count."),
-    ] = None,
-    rate: Annotated[
-        float | None,
-        typer.Option("--rate", metavar="R",
-                     help="Open loop: start R messages per second over all sessions."),
-    ] = None,
-    shard: Annotated[
-        str | None,
-        typer.Option("--shard", metavar="I/N",
-                     help="Do the I-th (from 0) of N equal shares of -m, -s and --rate."),
-    ] = None,
-    embedded: Annotated[
-        bool,
-        typer.Option("--embedded-sink",
-                     help="No target: start a qmqp-sink on loopback, load it, stop it."),
-    ] = False,
-    sink_options: Annotated[
-        str | None,
-        typer.Option("--sink-options", metavar="TEXT",
-                     help="Options for the embedded sink, such as: --tempfail 0.1 --seed 1."),
-    ] = None,
-    workers: Annotated[
-        str,
-        typer.Option("--workers", metavar="N|auto",
-                     help="N processes ('auto': one per CPU), each with its share of -s; "
-                          "one merged summary and --json."),
-    ] = "1",
-    version: Annotated[bool, typer.Option("--version", help="Print the version.")] = False,
+    target: _Target = None,
+    ipv4: _IPv4 = False,
+    ipv6: _IPv6 = False,
+    keep_going: _KeepGoing = False,
+    counter: _Counter = False,
+    connect_attempts: _ConnectAttempts = 1,
+    sender: _Sender = None,
+    length: _Length = 1024,
+    messages: _Messages = None,
+    myhostname: _MyHostname = None,
+    recipients: _Recipients = 1,
+    random_delay: _RandomDelay = None,
+    sessions: _Sessions = 1,
+    recipient: _Recipient = None,
+    verbose: _Verbose = 0,
+    fixed_delay: _FixedDelay = None,
+    connect_limit: _ConnectLimit = 1,
+    timeout: _Timeout = 300.0,
+    quiet: _Quiet = False,
+    interval: _Interval = None,
+    json_path: _JsonPath = None,
+    message_file: _MessageFile = None,
+    subject: _Subject = None,
+    number_recipients: _NumberRecipients = False,
+    unique_message_id: _UniqueMessageId = False,
+    duration: _Duration = None,
+    rate: _Rate = None,
+    shard: _Shard = None,
+    embedded: _Embedded = False,
+    sink_options: _SinkOptions = None,
+    workers: _Workers = "1",
+    version: _Version = False,
 ) -> None:
     if version:
-        print(f"qmqp-source {__version__}")
+        print(f"{PROG} {__version__}")
         raise typer.Exit(0)
-    if embedded and target is not None:
-        raise UsageFailure("--embedded-sink brings its own target; give none")
-    if sink_options is not None and not embedded:
-        raise UsageFailure("--sink-options goes with --embedded-sink")
-    sink_args: list[str] = []
-    if sink_options is not None:
-        import shlex  # here: only --sink-options needs it
-
-        try:
-            sink_args = shlex.split(sink_options)
-        except ValueError as exc:
-            raise UsageFailure(f"--sink-options: {exc}") from None
-        from qmqpsource.cli.sink import check_embedded_options
-
-        check_embedded_options(sink_args)  # now, not when the sink fails after the run
+    sink_args = _embedded_sink_args(embedded, target, sink_options)
     if embedded:
         target = EMBEDDED_TARGET
     if target is None:
         raise UsageFailure("missing target")
     if ipv4 and ipv6:
         raise UsageFailure("-4 and -6 exclude each other")
-    if fixed_delay is not None and random_delay is not None:
-        raise UsageFailure("-w and -R exclude each other")
-    _delay("--timeout", timeout)
-    if interval is not None:
-        _delay("--interval", interval)
-    if duration is not None:
-        _delay("--duration", duration)
-    if rate is not None and (not math.isfinite(rate) or rate <= 0):
-        raise UsageFailure(f"--rate must be a positive number of messages per second, not {rate}")
+    _refuse_both_waits(fixed_delay, random_delay)
     if messages is None:
         # With --duration the clock ends the run; -m, if given, only caps it.
         messages = MAX_COUNT if duration is not None else 1
-    for name, value in (("-C", connect_attempts), ("-l", length), ("-m", messages),
-                        ("-r", recipients), ("-s", sessions), ("--connect-limit", connect_limit)):
-        _positive(name, value)
+    with _usage_failure():
+        if interval is not None:
+            values.seconds("--interval", interval)
+        whole = SourceConfig(
+            target=target, sessions=sessions, messages=messages, length=length,
+            recipients=recipients, sender=sender, recipient=recipient, myhostname=myhostname,
+            family=Family.INET if ipv4 else Family.INET6 if ipv6 else Family.ANY,
+            connect_attempts=connect_attempts, connect_limit=connect_limit,
+            fixed_delay=_no_wait_if_none(fixed_delay), random_delay=_no_wait_if_none(random_delay),
+            timeout=timeout, counter=counter, verbose=verbose, keep_going=keep_going,
+            message_file=message_file, subject=subject, number_recipients=number_recipients,
+            unique_message_id=unique_message_id, duration=duration, rate=rate,
+        )
+        _refuse_zero_waits(fixed_delay, random_delay)
     if myhostname is not None:
-        try:
-            check_myhostname(myhostname)
-        except HostnameError as exc:
-            _fatal(str(exc))
+        _check_hostname(myhostname)
+    host_shard = _parse_shard(shard)
+    share = share_of(whole, host_shard)
+    if share is None:
+        raise typer.Exit(0)  # a shard whose share is empty (-m 3 --shard 3/4): nothing to do
+    _check_resources(share)  # now, not a crash mid-run
+    worker_count = _worker_count(workers, counter=counter, interval=interval)
+    plan = plan_run(whole, host_shard, worker_count)
+    raise typer.Exit(_run(plan, keep_going=keep_going, quiet=quiet, interval=interval,
+                          json_path=json_path, embedded_sink_args=sink_args))
+
+
+@contextlib.contextmanager
+def _usage_failure() -> Iterator[None]:
+    """A value that the checks refuse is a usage failure: its line, then the usage."""
     try:
-        part = parse_shard(shard) if shard is not None else Shard(0, 1)
+        yield
+    except values.ValueProblem as exc:
+        raise UsageFailure(str(exc)) from None
+
+
+def _embedded_sink_args(
+    embedded: bool, target: str | None, sink_options: str | None
+) -> list[str] | None:
+    """The embedded sink's arguments (--sink-options, split and checked); None: no sink."""
+    if embedded and target is not None:
+        raise UsageFailure("--embedded-sink brings its own target; give none")
+    if sink_options is not None and not embedded:
+        raise UsageFailure("--sink-options goes with --embedded-sink")
+    if sink_options is None:
+        return [] if embedded else None
+    import shlex  # here: only --sink-options needs it
+
+    try:
+        sink_args = shlex.split(sink_options)
+    except ValueError as exc:
+        raise UsageFailure(f"--sink-options: {exc}") from None
+    from qmqpsource.cli.sink import check_embedded_options
+
+    check_embedded_options(sink_args)  # now, not when the sink fails after the run
+    return sink_args
+
+
+def _no_wait_if_none(wait: float | None) -> float:
+    """-w or -R as the config takes it: 0 is no wait between messages."""
+    return 0.0 if wait is None else wait
+
+
+def _refuse_both_waits(fixed_delay: float | None, random_delay: float | None) -> None:
+    """-w and -R given together, whatever their values (the config sees only waits)."""
+    if fixed_delay is not None and random_delay is not None:
+        raise UsageFailure(f"{OPTIONS['fixed_delay']} and {OPTIONS['random_delay']} "
+                           "exclude each other")
+
+
+def _refuse_zero_waits(fixed_delay: float | None, random_delay: float | None) -> None:
+    """A -w or -R of 0 is refused, as Postfix does; the config would take it as no wait."""
+    for name, wait in (("fixed_delay", fixed_delay), ("random_delay", random_delay)):
+        if wait == 0:
+            values.seconds(OPTIONS[name], wait)  # refuses it, in the shared words
+
+
+def _check_hostname(name: str) -> None:
+    try:
+        check_myhostname(name)
+    except HostnameError as exc:
+        fatal(PROG, str(exc))
+
+
+def _parse_shard(text: str | None) -> Shard:
+    """--shard I/N; the whole run (0/1) without it."""
+    try:
+        return parse_shard(text) if text is not None else Shard(0, 1)
     except ShardError as exc:
         raise UsageFailure(str(exc)) from None
-    if messages != MAX_COUNT and part.share(messages) == 0:
-        # A shard whose share is empty (-m 3 --shard 3/4) has nothing to do.
-        raise typer.Exit(0)
-    message_size = None
-    if message_file is not None:
-        try:
-            message_size = message_file_size(message_file)  # unreadable: now, not mid-run
-        except MessageFileError as exc:
-            _fatal(str(exc))
-    def make_config(share: Shard) -> SourceConfig:
-        """The config of one share of the run (this process's, or a worker's)."""
-        assert target is not None and messages is not None
-        try:
-            return SourceConfig(
-                target=target,
-                sessions=share.share_at_least_one(sessions),
-                messages=messages if messages == MAX_COUNT else share.share(messages),
-                length=length,
-                recipients=recipients,
-                sender=sender,
-                recipient=recipient,
-                myhostname=myhostname,
-                family=Family.INET if ipv4 else Family.INET6 if ipv6 else Family.ANY,
-                connect_attempts=connect_attempts,
-                connect_limit=connect_limit,
-                fixed_delay=_delay("-w", fixed_delay),
-                random_delay=_delay("-R", random_delay),
-                timeout=timeout,
-                counter=counter,
-                verbose=verbose,
-                keep_going=keep_going,
-                message_file=message_file,
-                subject=subject,
-                number_recipients=number_recipients,
-                unique_message_id=unique_message_id,
-                duration=duration,
-                rate=share.rate(rate) if rate is not None else None,
-                shard_index=share.index,
-                shard_count=share.count,
-            )
-        except ConfigError as exc:
-            raise UsageFailure(str(exc)) from None
 
-    config = make_config(part)
+
+def _check_resources(config: SourceConfig) -> None:
+    """Refuse in one line what would fail mid-run: an unreadable -F, too little memory
+    for the request, too few file descriptors for the sessions."""
     try:
-        check_resources(config, message_size=message_size)  # now, not a crash mid-run
-    except LimitError as exc:
-        _fatal(str(exc))
-    worker_count = _worker_count(workers)
-    if worker_count > 1:
-        if counter:
-            raise UsageFailure("-c shows one process's count; it does not go with --workers")
-        if interval is not None:
-            raise UsageFailure("--interval does not go with --workers")
-        from qmqpsource.cli.workers import run_workers  # here: only --workers needs it
-
-        # -s is the run's concurrency: a worker has at least one session of it.
-        worker_count = min(worker_count, config.sessions)
-        budget = None
-        if rate is None and messages != MAX_COUNT:
-            # So many messages as fast as they go: one budget the workers take from,
-            # each with its share of the sessions, numbering as this process would.
-            from qmqpsource.source.budget import MessageBudget
-
-            worker_count = min(worker_count, config.messages)
-            budget = MessageBudget(config.messages, worker_count)
-            configs = [
-                dataclasses.replace(
-                    config, sessions=Shard(w, worker_count).share_at_least_one(config.sessions)
-                )
-                for w in range(worker_count)
-            ]
-        else:
-            shares = [Shard(part.index + part.count * w, part.count * worker_count)
-                      for w in range(worker_count)]
-            configs = [make_config(share) for share in shares
-                       if messages == MAX_COUNT or share.share(messages) > 0]
-        raise typer.Exit(run_workers(
-            configs, keep_going=keep_going, quiet=quiet, json_path=json_path,
-            embedded_sink_args=sink_args if embedded else None, budget=budget,
-        ))
-    raise typer.Exit(run_source(
-        config, quiet=quiet, interval=interval, json_path=json_path,
-        embedded_sink_args=sink_args if embedded else None,
-    ))
+        size = None if config.message_file is None else message_file_size(config.message_file)
+        check_resources(config, message_size=size)
+    except (MessageFileError, LimitError) as exc:
+        fatal(PROG, str(exc))
 
 
-def _worker_count(text: str) -> int:
+def _worker_count(text: str, *, counter: bool, interval: float | None) -> int:
+    """--workers N or 'auto' (one per CPU), and the options that one process only has."""
     if text == "auto":
-        return os.cpu_count() or 1
-    if not (text.isascii() and text.isdigit()) or not 0 < int(text) <= MAX_WORKERS:
+        count = os.cpu_count() or 1
+    elif not (text.isascii() and text.isdigit()) or not 0 < int(text) <= MAX_WORKERS:
         raise UsageFailure(f"--workers wants a number from 1 to {MAX_WORKERS} or 'auto', "
                            f"not {text!r}")
-    return int(text)
+    else:
+        count = int(text)
+    if count > 1 and counter:
+        raise UsageFailure("-c shows one process's count; it does not go with --workers")
+    if count > 1 and interval is not None:
+        raise UsageFailure("--interval does not go with --workers")
+    return count
+
+
+def _run(
+    plan: RunPlan,
+    *,
+    keep_going: bool,
+    quiet: bool,
+    interval: float | None,
+    json_path: str | None,
+    embedded_sink_args: list[str] | None,
+) -> int:
+    """Run the plan, in this process or in --workers; the exit status."""
+    if not plan.workers:
+        return run_source(plan.configs[0], quiet=quiet, interval=interval,
+                          json_path=json_path, embedded_sink_args=embedded_sink_args)
+    from qmqpsource.cli.workers import run_workers  # here: only --workers needs it
+
+    budget = None
+    if plan.budget is not None:
+        from qmqpsource.source.budget import MessageBudget
+
+        budget = MessageBudget(plan.budget, len(plan.configs))
+    return run_workers(plan.configs, keep_going=keep_going, quiet=quiet, json_path=json_path,
+                       embedded_sink_args=embedded_sink_args, budget=budget)
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -38,28 +38,25 @@ from typing import Any
 
 import trio
 
+from qmqpsource import SOURCE_PROG as PROG
 from qmqpsource import __version__
+from qmqpsource.cli import finish
+from qmqpsource.cli.common import fatal
 from qmqpsource.cli.embedded import EmbeddedSinkError, embedded_sink
 from qmqpsource.cli.outfile import OutputFile
 from qmqpsource.results import result
 from qmqpsource.results.outcome import Outcome
-from qmqpsource.results.summary import format_summary
 from qmqpsource.source.budget import MessageBudget
 from qmqpsource.source.config import SourceConfig
-from qmqpsource.wording import counted
 
 __all__ = ["ParentLink", "WorkerRun", "run_workers"]
 
-PROG = "qmqp-source"
 # A worker asked to stop gets this long (beyond its own 2 s grace) before it is killed.
 STOP_TIMEOUT = 10.0
 # Without pidfd_open (Linux < 5.3), how often to look whether a worker has ended.
 _POLL_INTERVAL = 0.02
 # A worker's JSON result is a few KiB; anything past this is not one.
 RESULT_LIMIT = 64 * 1024 * 1024
-_SIGNAL_EXIT = {signal.SIGINT: 130, signal.SIGTERM: 143, signal.SIGHUP: 129}
-_SIGNAL_WORD = {signal.SIGINT: "interrupted", signal.SIGTERM: "terminated",
-                signal.SIGHUP: "hung up"}
 _END_OF_TARGET = b"\0"  # argv cannot hold it
 
 
@@ -86,17 +83,17 @@ class ParentLink:
     """A worker's ties to its parent: where its result goes, and how it learns that the
     parent is gone (the target pipe reads end-of-file)."""
 
-    lifeline: int
-    result: int
+    target_pipe: int  # the worker's end: end-of-file here means the parent is gone
+    result_pipe: int  # the worker's end: its JSON result goes up it
     gone: bool = False
 
     def result_file(self) -> OutputFile:
         """Where the worker's JSON result goes: up the pipe to the parent."""
-        return OutputFile.on_descriptor(self.result, "the parent's pipe")
+        return OutputFile.on_descriptor(self.result_pipe, "the parent's pipe")
 
     async def watch(self, abort: Callable[[], None]) -> None:
         """``abort()`` the run at once when the parent is gone: nobody would read its result."""
-        fd = self.lifeline
+        fd = self.target_pipe
         os.set_blocking(fd, False)
         while True:
             await trio.lowlevel.wait_readable(fd)
@@ -128,13 +125,13 @@ def _die_with_parent() -> Callable[[], None]:
         except (OSError, AttributeError):
             prctl = None
 
-    def arm() -> None:
+    def die_with_parent() -> None:
         if prctl is not None:
             prctl(1, int(signal.SIGKILL))  # PR_SET_PDEATHSIG
         if os.getppid() != parent:
             os._exit(1)  # the parent died before the signal was armed
 
-    return arm
+    return die_with_parent
 
 
 def _read_target(pipe: int) -> str | None:
@@ -166,7 +163,7 @@ def _fork(
     worker: WorkerRun,
     forked: Sequence[WorkerRun],
     budget: MessageBudget | None,
-    arm: Callable[[], None],
+    die_with_parent: Callable[[], None],
 ) -> None:
     """Fork ``worker``; ``forked`` are the workers forked before it."""
     target_read, target_write = os.pipe()
@@ -175,7 +172,7 @@ def _fork(
     if pid == 0:
         status = 1
         try:
-            arm()
+            die_with_parent()
             os.close(target_write)
             os.close(result_read)
             # The parent's ends of the earlier workers' pipes came along with the fork:
@@ -298,12 +295,12 @@ async def _stop_on_failure(
 
 
 async def _forward_signals(
-    workers: Sequence[WorkerRun], received: list[int], *, task_status: trio.TaskStatus[None]
+    workers: Sequence[WorkerRun], signals: list[int], *, task_status: trio.TaskStatus[None]
 ) -> None:
-    with trio.open_signal_receiver(signal.SIGINT, signal.SIGTERM, signal.SIGHUP) as signals:
+    with trio.open_signal_receiver(*finish.STOP_SIGNALS) as incoming:
         task_status.started()  # the handlers are in before any worker gets its target
-        async for signum in signals:
-            received.append(signum)
+        async for signum in incoming:
+            signals.append(signum)
             _signal_all(workers, signum)
 
 
@@ -321,41 +318,47 @@ def run_workers(
     Without ``budget`` each config is a shard with its own -m; with one, the workers
     take their messages from it as they go (see budget.py).
     """
-    from qmqpsource.cli.launch import fatal, open_json
-
     workers = [WorkerRun(n, config) for n, config in enumerate(configs)]
-    arm = _die_with_parent()
+    die_with_parent = _die_with_parent()
     try:
         for n, worker in enumerate(workers):
-            _fork(worker, workers[:n], budget, arm)
+            _fork(worker, workers[:n], budget, die_with_parent)
     finally:
         if budget is not None:
             budget.close()  # the parent takes nothing from it
     try:
-        json_file = open_json(json_path)  # after the forks, so that no worker holds it
+        json_file = finish.open_json(json_path)  # after the forks, so that no worker holds it
     except SystemExit:
         _reap(workers)  # the workers waiting for a target exit at once
         raise
-    run = _Run(workers, keep_going, configs[0].target, embedded_sink_args)
+    run = ParentRun(workers, keep_going, configs[0].target, embedded_sink_args)
     try:
         trio.run(run.main)
     except EmbeddedSinkError as exc:
         _reap(workers)
-        fatal(f"embedded sink: {exc}")
+        fatal(PROG, f"embedded sink: {exc}")
     finally:
         _reap(workers)
-    return _report(run, quiet=quiet, json_file=json_file)
+    merged = _merge(workers, interrupted=bool(run.signals))
+    finish.report(merged, quiet=quiet, json_file=json_file, sink_counts=run.sink_counts,
+                  extra={"workers": len(workers)})
+    signum = run.signals[0] if run.signals else None
+    if signum is None and merged.status == "failed":
+        return 1  # the worker that failed has printed Postfix's fatal line
+    failed = merged.attempted - merged.outcomes[Outcome.ACCEPTED]
+    status = finish.exit_status(signum, failed=failed, attempted=merged.attempted)
+    return status or int(any(worker.returncode != 0 for worker in workers))
 
 
 @dataclasses.dataclass
-class _Run:
+class ParentRun:
     """The parent's side of a run: the workers, and what it saw of them."""
 
     workers: list[WorkerRun]
     keep_going: bool
     target: str
     embedded_sink_args: Sequence[str] | None
-    received: list[int] = dataclasses.field(default_factory=list)  # signals
+    signals: list[int] = dataclasses.field(default_factory=list)  # the stop signals
     sink_counts: dict[str, Any] = dataclasses.field(default_factory=dict)
 
     async def main(self) -> None:
@@ -363,7 +366,7 @@ class _Run:
         failed = trio.Event()
         async with trio.open_nursery() as nursery:
             if threading.current_thread() is threading.main_thread():
-                await nursery.start(partial(_forward_signals, workers, self.received))
+                await nursery.start(partial(_forward_signals, workers, self.signals))
             nursery.start_soon(_stop_on_failure, workers, failed, self.keep_going)
             if self.embedded_sink_args is None:
                 _send_target(workers, self.target)
@@ -382,11 +385,8 @@ class _Run:
                 runs.start_soon(_supervise, worker, failed)
 
 
-def _report(run: _Run, *, quiet: bool, json_file: OutputFile | None) -> int:
-    """Merge what the workers sent, print the summary, write the JSON; the exit status."""
-    from qmqpsource.cli.launch import fatal, sink_line, write_json
-
-    workers, received, sink_counts = run.workers, run.received, run.sink_counts
+def _merge(workers: Sequence[WorkerRun], *, interrupted: bool) -> result.Result:
+    """The workers' results as one, with the run's status; a line for each one lost."""
     results: list[result.Result] = []
     lost: list[str] = []
     for worker in workers:
@@ -394,38 +394,17 @@ def _report(run: _Run, *, quiet: bool, json_file: OutputFile | None) -> int:
             results.append(result.loads(worker.result_text.decode("utf-8")))
         except (result.ResultError, UnicodeDecodeError):
             if not (worker.signalled and (worker.returncode or 0) < 0):
-                lost.append(_describe(worker))
+                lost.append(_lost_result(worker))
     for line in lost:
         sys.stderr.write(f"{PROG}: {line}\n")
     if not results:
-        fatal("no worker left a result")
+        fatal(PROG, "no worker left a result")
     merged = result.merge(results, tool_name=PROG, tool_version=__version__)
-    statuses = [w.returncode for w in workers]
-    if received:
-        merged = dataclasses.replace(merged, status="interrupted")
-    elif lost or any(code not in (0, 1) for code in statuses):
-        merged = dataclasses.replace(merged, status="failed")
-    failed_fatally = merged.status == "failed"
-    if not quiet and not failed_fatally:
-        sys.stderr.write(format_summary(merged))
-        if sink_counts:
-            sys.stderr.write(sink_line(sink_counts, merged.outcomes[Outcome.ACCEPTED]))
-        sys.stderr.flush()
-    if json_file is not None:
-        extra: dict[str, Any] = {"workers": len(workers)}
-        if sink_counts:
-            extra["sink"] = sink_counts
-        write_json(json_file, merged, extra)
-    if received:
-        signum = signal.Signals(received[0])
-        sys.stderr.write(f"{PROG}: {_SIGNAL_WORD[signum]}\n")
-        return _SIGNAL_EXIT[signum]
-    if failed_fatally:
-        return 1  # the worker that failed has printed Postfix's fatal line
-    failures = merged.attempted - merged.outcomes[Outcome.ACCEPTED]
-    if failures:
-        sys.stderr.write(f"{PROG}: {failures} of {counted(merged.attempted, 'message')} failed\n")
-    return 1 if failures or any(code != 0 for code in statuses) else 0
+    if interrupted:
+        return dataclasses.replace(merged, status="interrupted")
+    if lost or any(worker.returncode not in (0, 1) for worker in workers):
+        return dataclasses.replace(merged, status="failed")
+    return merged
 
 
 def _reap(workers: Sequence[WorkerRun]) -> None:
@@ -439,7 +418,7 @@ def _reap(workers: Sequence[WorkerRun]) -> None:
                 worker.returncode = os.waitstatus_to_exitcode(status)
 
 
-def _describe(worker: WorkerRun) -> str:
+def _lost_result(worker: WorkerRun) -> str:
     code = worker.returncode
     if code is not None and code < 0:
         how = f"was killed by signal {signal.Signals(-code).name}"

@@ -13,6 +13,7 @@ from typing import Any, TextIO
 
 import trio
 
+from qmqpsource import SOURCE_PROG
 from qmqpsource.results.histogram import Histogram
 from qmqpsource.results.stats import RunStats
 from qmqpsource.wording import counted
@@ -34,7 +35,7 @@ def bar_wanted(*, quiet: bool, counter: bool, verbose: int, stream: TextIO) -> b
 class IntervalLines:
     """One line per interval: messages, rate, failures and p99 of that interval alone."""
 
-    def __init__(self, stats: RunStats, prog: str = "qmqp-source") -> None:
+    def __init__(self, stats: RunStats, prog: str = SOURCE_PROG) -> None:
         self._stats = stats
         self._prog = prog
         self._elapsed = stats.elapsed
@@ -116,7 +117,7 @@ async def _run_bar(
         transient=True,
     )
     with progress:
-        task = progress.add_task("qmqp-source", total=total, rate=0.0, failed=0)
+        task = progress.add_task(SOURCE_PROG, total=total, rate=0.0, failed=0)
         task_status.started()
         now = trio.current_time()
         next_draw = now + BAR_PERIOD

@@ -1,18 +1,42 @@
-"""One frozen, validated value that describes a run; the CLI builds it, the runner reads it."""
+"""One frozen, validated value that describes a run; the CLI builds it, the runner reads it.
+
+SourceConfig checks every value itself, for the CLI and for any other caller alike;
+its errors name each value by qmqp-source's option for it (OPTIONS), so that the
+command line's users read their own words.
+"""
 
 from __future__ import annotations
 
 import enum
+import math
 from dataclasses import dataclass, fields
 from typing import Any
 
+from qmqpsource import values
 from qmqpsource.addresses import Family
 
-__all__ = ["ConfigError", "SourceConfig"]
+__all__ = ["OPTIONS", "ConfigError", "SourceConfig"]
+
+# The option that sets each checked field, as the errors name it. reply_limit has none.
+OPTIONS = {
+    "sessions": "-s",
+    "messages": "-m",
+    "length": "-l",
+    "recipients": "-r",
+    "connect_attempts": "-C",
+    "connect_limit": "--connect-limit",
+    "reply_limit": "reply_limit",
+    "fixed_delay": "-w",
+    "random_delay": "-R",
+    "timeout": "--timeout",
+    "duration": "--duration",
+    "rate": "--rate",
+}
+_COUNTS = ("connect_attempts", "length", "messages", "recipients", "sessions", "connect_limit",
+           "reply_limit")
 
 
-
-class ConfigError(ValueError):
+class ConfigError(values.ValueProblem):
     """Options that do not make a run; ``str()`` is one line for the user."""
 
 
@@ -51,20 +75,28 @@ class SourceConfig:
     shard_count: int = 1
 
     def __post_init__(self) -> None:
-        for name in ("sessions", "messages", "length", "recipients", "connect_attempts",
-                     "connect_limit", "reply_limit"):
-            if getattr(self, name) <= 0:
-                raise ConfigError(f"{name} must be a positive number")
-        if self.fixed_delay < 0 or self.random_delay < 0:
-            raise ConfigError("delays must not be negative")
-        if self.fixed_delay > 0 and self.random_delay > 0:
-            raise ConfigError("-w and -R exclude each other")
-        if not self.timeout > 0:
-            raise ConfigError("timeout must be positive")
-        if self.duration is not None and not self.duration > 0:
-            raise ConfigError("duration must be positive")
-        if self.rate is not None and not self.rate > 0:
-            raise ConfigError("rate must be positive")
+        try:
+            self._check()
+        except values.ValueProblem as exc:
+            raise ConfigError(str(exc)) from None
+
+    def _check(self) -> None:
+        # In the order that the command line has always checked its options.
+        wait, random_wait = OPTIONS["fixed_delay"], OPTIONS["random_delay"]
+        if self.fixed_delay and self.random_delay:
+            raise ConfigError(f"{wait} and {random_wait} exclude each other")
+        values.seconds(OPTIONS["timeout"], self.timeout)
+        if self.duration is not None:
+            values.seconds(OPTIONS["duration"], self.duration)
+        if self.rate is not None and (not math.isfinite(self.rate) or self.rate <= 0):
+            raise ConfigError(f"{OPTIONS['rate']} must be a positive number of messages "
+                              f"per second, not {self.rate}")
+        for name in _COUNTS:
+            values.count(OPTIONS[name], getattr(self, name))
+        if self.fixed_delay != 0:  # 0: no wait between messages
+            values.seconds(wait, self.fixed_delay)
+        if self.random_delay != 0:
+            values.seconds(random_wait, self.random_delay)
         if not 0 <= self.shard_index < self.shard_count:
             raise ConfigError("shard index must be in 0..count-1")
         if not self.target:

@@ -96,6 +96,10 @@ async def test_keep_going_exit_status() -> None:
         (["-r", "1.5", "h"], "-r must be a whole number, not '1.5'"),
         (["-C", "0", "h"], "-C must be a positive number"),
         (["-w", "1", "-R", "2", "h"], "-w and -R exclude each other"),
+        (["-w", "0", "-R", "2", "h"], "-w and -R exclude each other"),  # given, whatever value
+        (["-w", "0", "h"], "-w must be a positive number of seconds, not 0.0"),
+        # Checked before the plan: also where this shard's share is empty.
+        (["-m", "3", "--shard", "3/4", "-R", "nan", "h"], "-R must be a positive number"),
         (["-w", "nan", "h"], "-w must be a positive number"),
         (["-R", "-1", "h"], "-R must be a positive number"),
         (["-w", "inf", "h"], "-w must be a positive number"),

@@ -1,0 +1,120 @@
+"""How a qmqp-source run finishes, in one process or over --workers: the summary, the
+sink's line, the JSON result, the stop signal's word and exit status, the failure lines.
+
+launch.py (one process) and workers.py (the parent of --workers) each make the run's
+Result their own way; from there on both finish here, alike.
+"""
+
+from __future__ import annotations
+
+import signal
+import sys
+from collections.abc import Mapping
+from typing import TYPE_CHECKING, Any
+
+from qmqpsource import SOURCE_PROG as PROG
+from qmqpsource.cli.common import fatal
+from qmqpsource.wording import counted
+
+if TYPE_CHECKING:
+    from qmqpsource.cli.outfile import OutputFile
+    from qmqpsource.results.result import Result
+
+__all__ = ["STOP_SIGNALS", "exit_status", "open_json", "report", "sink_line", "write_json"]
+
+# The signals that stop a run: its exit status and the word of its last line. SIGHUP
+# too: a closed terminal or ssh session must not end the run without its result.
+STOP_SIGNALS: dict[signal.Signals, tuple[int, str]] = {
+    signal.SIGINT: (130, "interrupted"),
+    signal.SIGTERM: (143, "terminated"),
+    signal.SIGHUP: (129, "hung up"),
+}
+
+
+def open_json(path: str | None) -> OutputFile | None:
+    """--json's file, checked now (and left as it is until the end: see outfile.py)."""
+    if path is None:
+        return None
+    from qmqpsource.cli.outfile import OutputError, OutputFile  # here: only --json needs it
+
+    try:
+        return OutputFile.at(path)
+    except OutputError as exc:
+        fatal(PROG, str(exc))
+
+
+def report(
+    value: Result,
+    *,
+    quiet: bool,
+    json_file: OutputFile | None,
+    sink_counts: Mapping[str, Any],
+    extra: Mapping[str, Any] | None = None,
+) -> None:
+    """The summary and the sink's line on stderr, then the JSON result (with ``extra``).
+
+    No summary when ``quiet`` (-c's counter is on stdout and -v's lines come before it,
+    as in Postfix), nor for a failed run: then Postfix's one fatal line says it all.
+    """
+    if not quiet and value.status != "failed":
+        from qmqpsource.results.outcome import Outcome
+        from qmqpsource.results.summary import format_summary  # here: -q runs need none
+
+        sys.stderr.write(format_summary(value))
+        if sink_counts:
+            sys.stderr.write(sink_line(sink_counts, value.outcomes[Outcome.ACCEPTED]))
+        sys.stderr.flush()
+    if json_file is not None:
+        keys = {**(extra or {}), **({"sink": sink_counts} if sink_counts else {})}
+        write_json(json_file, value, keys)
+
+
+def exit_status(
+    signum: int | None = None,
+    *,
+    failure: str | None = None,
+    failed: int = 0,
+    attempted: int = 0,
+) -> int:
+    """The run's last line and its exit status, once its result is out.
+
+    Stopped by ``signum``: the signal's word, and 130, 143 or 129. A ``failure`` that
+    ended the run: Postfix's fatal line, exit 1. Otherwise how many messages ``failed``
+    (with -A), and 1 if any did.
+    """
+    if signum is not None:
+        status, word = STOP_SIGNALS[signal.Signals(signum)]
+        sys.stderr.write(f"{PROG}: {word}\n")
+        return status
+    if failure is not None:
+        fatal(PROG, failure)
+    if failed:
+        sys.stderr.write(f"{PROG}: {failed} of {counted(attempted, 'message')} failed\n")
+    return 1 if failed else 0
+
+
+def sink_line(counts: Mapping[str, Any], accepted: int) -> str:
+    """The embedded sink's counts, and whether its accepted replies agree with ours."""
+    replies = counts.get("replies", {})
+    seen = replies.get("K", 0)
+    verdict = "agrees" if seen == accepted else f"DISAGREES: source counted {accepted} accepted"
+    return (
+        f"sink: {counted(counts.get('connections', 0), 'connection')}, "
+        f"{counted(counts.get('messages', 0), 'message')}, "
+        f"{counted(counts.get('recipients', 0), 'recipient')}; replies K {seen}, "
+        f"Z {replies.get('Z', 0)}, D {replies.get('D', 0)}; malformed "
+        f"{counts.get('malformed', 0)} ({verdict})\n"
+    )
+
+
+def write_json(
+    file: OutputFile, value: Result, extra: Mapping[str, Any] | None = None
+) -> None:
+    # Imported already: the caller made ``value`` and ``file`` with them.
+    from qmqpsource.cli.outfile import OutputError
+    from qmqpsource.results import result
+
+    try:
+        file.write(result.dumps(value, extra))
+    except OutputError as exc:
+        fatal(PROG, str(exc))
