@@ -75,20 +75,23 @@ def exit_status(
     failure: str | None = None,
     failed: int = 0,
     attempted: int = 0,
+    worker: bool = False,
 ) -> int:
     """The run's last line and its exit status, once its result is out.
 
     Stopped by ``signum``: the signal's word, and 130, 143 or 129. A ``failure`` that
     ended the run: Postfix's fatal line, exit 1. Otherwise how many messages ``failed``
-    (with -A), and 1 if any did.
+    (with -A), and 1 if any did. A --workers ``worker`` writes only its fatal line: the
+    parent says once, for all of them, how the run was stopped and how many failed.
     """
     if signum is not None:
         status, word = STOP_SIGNALS[signal.Signals(signum)]
-        sys.stderr.write(f"{PROG}: {word}\n")
+        if not worker:
+            sys.stderr.write(f"{PROG}: {word}\n")
         return status
     if failure is not None:
         fatal(PROG, failure)
-    if failed:
+    if failed and not worker:
         sys.stderr.write(f"{PROG}: {failed} of {counted(attempted, 'message')} failed\n")
     return 1 if failed else 0
 

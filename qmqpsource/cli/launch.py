@@ -81,7 +81,7 @@ def run_source(
     except BaseException as exc:
         if _is_interrupt(exc):
             report("interrupted", None)
-            return finish.exit_status(signal.SIGINT)
+            return finish.exit_status(signal.SIGINT, worker=parent is not None)
         report("failed", f"{type(exc).__name__}: {exc}")
         raise
     if parent is not None and parent.gone:
@@ -91,7 +91,7 @@ def run_source(
     ended = "completed" if failure is None else "failed"
     report("interrupted" if signum is not None else ended, failure)
     return finish.exit_status(signum, failure=failure, failed=run_result.stats.failed,
-                              attempted=run_result.stats.attempted)
+                              attempted=run_result.stats.attempted, worker=parent is not None)
 
 
 def _stats_for(config: SourceConfig, requests: RequestFactory) -> RunStats:

@@ -16,6 +16,7 @@ from typing import Annotated
 
 import typer
 
+from qmqpsource import REPORT_PROG as PROG
 from qmqpsource import __version__
 from qmqpsource.cli.common import Command, UsageFailure, fatal, make_app, run_command
 from qmqpsource.cli.outfile import OutputError, OutputFile
@@ -26,7 +27,6 @@ from qmqpsource.results.summary import format_summary
 
 __all__ = ["PROG", "app", "main", "report"]
 
-PROG = "qmqp-report"
 
 app = make_app()
 

@@ -22,7 +22,7 @@ import resource
 import signal
 from collections.abc import Iterator, Sequence
 from dataclasses import replace
-from typing import Annotated, NoReturn
+from typing import Annotated
 
 import typer
 
@@ -69,10 +69,6 @@ _own_process = False
 app = make_app()
 
 
-def _fatal(text: str) -> NoReturn:
-    fatal(PROG, text)
-
-
 @contextlib.contextmanager
 def _usage_failure() -> Iterator[None]:
     """A value out of bounds, found by the one check of it, as a usage error."""
@@ -109,7 +105,7 @@ def _check_control_fd(fd: int) -> int:
     except OverflowError:
         raise UsageFailure(f"--control-fd {fd}: no such descriptor number") from None
     except OSError as exc:
-        _fatal(f"--control-fd {fd}: {exc.strerror or exc}")
+        fatal(PROG, f"--control-fd {fd}: {exc.strerror or exc}")
     return fd
 
 
@@ -287,7 +283,7 @@ def _json_file(path: str | None) -> OutputFile | None:
     try:
         return OutputFile.at(path)  # a bad path fails now, not after the run
     except OutputError as exc:
-        _fatal(f"--json: {exc}")
+        fatal(PROG, f"--json: {exc}")
 
 
 def check_embedded_options(args: Sequence[str]) -> None:

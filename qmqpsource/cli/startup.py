@@ -22,22 +22,24 @@ import os
 import signal
 from collections.abc import Iterator
 
+from qmqpsource import REPORT_PROG, SINK_PROG, SOURCE_PROG
+
 __all__ = ["interrupts_end_quietly", "report", "sink", "source"]
 
 
 def source() -> None:
     """The qmqp-source console script (and ``python -m qmqpsource``)."""
-    _start("qmqp-source", "qmqpsource.cli.source")
+    _start(SOURCE_PROG, "qmqpsource.cli.source")
 
 
 def sink() -> None:
     """The qmqp-sink console script."""
-    _start("qmqp-sink", "qmqpsource.cli.sink")
+    _start(SINK_PROG, "qmqpsource.cli.sink")
 
 
 def report() -> None:
     """The qmqp-report console script."""
-    _start("qmqp-report", "qmqpsource.cli.report")
+    _start(REPORT_PROG, "qmqpsource.cli.report")
 
 
 def _start(prog: str, module: str) -> None:

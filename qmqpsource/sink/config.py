@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from qmqpsource import SINK_PROG as PROG
 from qmqpsource import values
 from qmqpsource.addresses import Family
 from qmqpsource.sink.faults import Faults
@@ -18,7 +19,6 @@ __all__ = [
     "SinkConfig",
 ]
 
-PROG = "qmqp-sink"
 DEFAULT_BACKLOG = 100
 # Postfix's message_size_limit; here it bounds the whole request netstring.
 DEFAULT_MAX_SIZE = 10 * 1024 * 1024

@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING, TextIO
 
 import trio
 
+from qmqpsource import SOURCE_PROG as PROG
 from qmqpsource.protocol import Reply, Status, whole_reply
 from qmqpsource.results.outcome import DeliveryError, Outcome
 from qmqpsource.results.stats import RunStats
@@ -36,7 +37,6 @@ if TYPE_CHECKING:
 
 __all__ = ["RunResult", "Runner"]
 
-PROG = "qmqp-source"
 # --rate: a message that starts later than this after its scheduled time is behind.
 BEHIND_TOLERANCE = 0.001
 # Large messages: what all sessions together may hand the kernel in one round of sends.

@@ -145,6 +145,14 @@ async def start_parent(server: ServerState, out: Path, *load: str) -> trio.Proce
     )
 
 
+async def read_all(stream: trio.abc.ReceiveStream | None) -> bytes:
+    assert stream is not None
+    data = b""
+    while chunk := await stream.receive_some():
+        data += chunk
+    return data
+
+
 async def wait_for(condition: Any) -> None:
     with trio.fail_after(30):
         while not condition():  # noqa: ASYNC110 - polls plain state, bounded above
@@ -164,7 +172,13 @@ async def test_a_signal_reaches_every_worker(
         parent.send_signal(signum)
         with trio.fail_after(30):
             await parent.wait()
+            err = await read_all(parent.stderr)
     assert parent.returncode == status
+    # Said once, by the parent, last: the workers leave it to the parent.
+    word = {signal.SIGINT: "interrupted", signal.SIGHUP: "hung up"}[signum]
+    lines = err.decode().splitlines()
+    assert lines[-1] == f"qmqp-source: {word}"
+    assert [line for line in lines if line.startswith("qmqp-source: ")] == [lines[-1]]
     for pid in workers:  # reaped by the parent, so gone from /proc: none outlives it
         assert not await trio.Path(f"/proc/{pid}").exists()
     value = json.loads(out.read_text())
