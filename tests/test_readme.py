@@ -109,3 +109,24 @@ def test_readme_quick_start_output_is_the_bench_run() -> None:
     ours = re.search(r"```text\n(.*?)\n```", section(README, "## Quick start"), re.S)
     assert theirs is not None and ours is not None
     assert ours[1] == theirs[1]
+
+
+def test_readme_layout_names_every_module_with_a_line_on_it() -> None:
+    layout = README[README.index("\nLayout:\n"):]
+    layout = layout[: layout.index("\n```\n", layout.index("```text"))]
+    package = Path(__file__).parent.parent / "qmqpsource"
+    folder = ""
+    named: set[str] = set()
+    for line in layout.splitlines():
+        match = re.match(r"^(  +)(\S+)\s{2,}\S", line)  # a name, then what it does
+        if not match:
+            continue
+        name = match[2]
+        if len(match[1]) == 2:  # top level of the package
+            folder = name if name.endswith("/") else ""
+            named.add(name.rstrip("/") if name.endswith("/") else name)
+        else:
+            named.add(folder + name)
+    modules = {str(p.relative_to(package)) for p in package.rglob("*.py")
+               if p.name != "__init__.py" or p.parent == package}
+    assert sorted(modules - named) == []
