@@ -14,10 +14,15 @@ import typer.core
 
 if TYPE_CHECKING:
     from typer._click.formatting import HelpFormatter as _BaseFormatter
+
+    from qmqpsource.results.checks import Check, Verdict
 else:  # the class itself, without importing typer's private module at run time
     _BaseFormatter = typer.Context.formatter_class
 
-__all__ = ["Command", "UsageFailure", "fatal", "make_app", "run_command", "usage_text"]
+__all__ = [
+    "Command", "UsageFailure", "fatal", "make_app", "parse_checks", "run_command",
+    "say_failed_checks", "usage_text",
+]
 
 
 class UsageFailure(Exception):
@@ -84,6 +89,27 @@ class Command(typer.core.TyperCommand):
 
     def collect_usage_pieces(self, ctx: Any) -> list[str]:
         return [self.options_metavar] if self.options_metavar else []
+
+
+def parse_checks(texts: Sequence[str]) -> list[Check]:
+    """--check EXPR, each parsed now: one that cannot be is a usage error before the run."""
+    if not texts:
+        return []
+    from qmqpsource.results.checks import CheckError, parse_check  # only --check needs it
+
+    try:
+        return [parse_check(text) for text in texts]
+    except CheckError as exc:
+        raise UsageFailure(str(exc)) from None
+
+
+def say_failed_checks(prog: str, verdicts: Sequence[Verdict]) -> bool:
+    """One line naming the checks that failed, if any did; whether any did."""
+    missed = [verdict.check for verdict in verdicts if not verdict.ok]
+    if missed:
+        sys.stderr.write(f"{prog}: {len(missed)} of {len(verdicts)} checks failed: "
+                         f"{', '.join(missed)}\n")
+    return bool(missed)
 
 
 def fatal(prog: str, text: str) -> NoReturn:

@@ -7,17 +7,19 @@ Result their own way; from there on both finish here, alike.
 
 from __future__ import annotations
 
+import dataclasses
 import signal
 import sys
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 from qmqpsource import SOURCE_PROG as PROG
-from qmqpsource.cli.common import fatal
+from qmqpsource.cli.common import fatal, say_failed_checks
 from qmqpsource.wording import counted
 
 if TYPE_CHECKING:
     from qmqpsource.cli.outfile import OutputFile
+    from qmqpsource.results.checks import Check, Verdict
     from qmqpsource.results.result import Result
 
 __all__ = ["STOP_SIGNALS", "exit_status", "open_json", "report", "sink_line", "write_json"]
@@ -50,12 +52,18 @@ def report(
     json_file: OutputFile | None,
     sink_counts: Mapping[str, Any],
     extra: Mapping[str, Any] | None = None,
-) -> None:
+    checks: Sequence[Check] = (),
+) -> Result:
     """The summary and the sink's line on stderr, then the JSON result (with ``extra``).
 
-    No summary when ``quiet`` (-c's counter is on stdout and -v's lines come before it,
-    as in Postfix), nor for a failed run: then Postfix's one fatal line says it all.
+    ``checks`` (--check) are judged first, and the result comes back with their
+    verdicts. No summary when ``quiet`` (-c's counter is on stdout and -v's lines come
+    before it, as in Postfix), nor for a failed run: then Postfix's fatal line says it.
     """
+    if checks:
+        from qmqpsource.results.checks import judge  # here: only --check needs it
+
+        value = dataclasses.replace(value, checks=tuple(judge(checks, value)))
     if not quiet and value.status != "failed":
         from qmqpsource.results.outcome import Outcome
         from qmqpsource.results.summary import format_summary  # here: -q runs need none
@@ -67,6 +75,7 @@ def report(
     if json_file is not None:
         keys = {**(extra or {}), **({"sink": sink_counts} if sink_counts else {})}
         write_json(json_file, value, keys)
+    return value
 
 
 def exit_status(
@@ -76,13 +85,17 @@ def exit_status(
     failed: int = 0,
     attempted: int = 0,
     worker: bool = False,
+    checks: Sequence[Verdict] = (),
+    checks_judge_failures: bool = False,
 ) -> int:
     """The run's last line and its exit status, once its result is out.
 
     Stopped by ``signum``: the signal's word, and 130, 143 or 129. A ``failure`` that
-    ended the run: Postfix's fatal line, exit 1. Otherwise how many messages ``failed``
-    (with -A), and 1 if any did. A --workers ``worker`` writes only its fatal line: the
-    parent says once, for all of them, how the run was stopped and how many failed.
+    ended the run: Postfix's fatal line, exit 1. A check (--check) that failed: exit 3.
+    Otherwise how many messages ``failed`` (with -A), and 1 if any did, unless a check
+    on failures judged them (``checks_judge_failures``: 'failed<1%' allows some). A
+    --workers ``worker`` writes only its fatal line: the parent says once, for all of
+    them, how the run was stopped, how many failed and which checks did not hold.
     """
     if signum is not None:
         status, word = STOP_SIGNALS[signal.Signals(signum)]
@@ -93,7 +106,9 @@ def exit_status(
         fatal(PROG, failure)
     if failed and not worker:
         sys.stderr.write(f"{PROG}: {failed} of {counted(attempted, 'message')} failed\n")
-    return 1 if failed else 0
+    if not worker and say_failed_checks(PROG, checks):
+        return 3
+    return 1 if failed and not checks_judge_failures else 0
 
 
 def sink_line(counts: Mapping[str, Any], accepted: int) -> str:

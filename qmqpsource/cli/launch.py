@@ -22,6 +22,7 @@ from qmqpsource import __version__
 from qmqpsource.addresses import AddressError
 from qmqpsource.cli import finish
 from qmqpsource.cli.common import fatal
+from qmqpsource.results.checks import Check, judges_failures
 from qmqpsource.results.progress import bar_wanted, run_progress
 from qmqpsource.results.stats import RunStats
 from qmqpsource.source.config import SourceConfig
@@ -32,6 +33,7 @@ from qmqpsource.source.runner import Runner, RunResult
 if TYPE_CHECKING:
     from qmqpsource.cli.outfile import OutputFile
     from qmqpsource.cli.workers import ParentLink
+    from qmqpsource.results.result import Result
     from qmqpsource.source.budget import MessageBudget
 
 __all__ = ["GRACE_SECONDS", "run_source"]
@@ -49,6 +51,7 @@ def run_source(
     embedded_sink_args: Sequence[str] | None = None,
     budget: MessageBudget | None = None,
     parent: ParentLink | None = None,
+    checks: Sequence[Check] = (),
 ) -> int:
     """Run the load; print Postfix's fatal line on failure; return the exit status.
 
@@ -61,7 +64,9 @@ def run_source(
     beside ours (and under "sink" in the JSON).
 
     A --workers worker runs with ``parent``: its result goes up to the parent, and the
-    run stops at once, reporting nothing, when the parent is gone.
+    run stops at once, reporting nothing, when the parent is gone. ``checks`` (--check)
+    are judged against the result, which then has their verdicts (exit status 3 when
+    one failed).
     """
     requests = RequestFactory(config)
     run = ProcessRun(
@@ -72,7 +77,7 @@ def run_source(
     )
     # Opened before the run, so that a bad path fails at once, not after a long run.
     json_file = finish.open_json(json_path) if parent is None else parent.result_file()
-    report = partial(run.report, quiet=quiet, json_file=json_file)
+    report = partial(run.report, quiet=quiet, json_file=json_file, checks=checks)
     try:
         run_result = trio.run(run.main)
     except AddressError as exc:
@@ -89,9 +94,13 @@ def run_source(
     signum = run.signals[0] if run.signals else None
     failure = run_result.failure
     ended = "completed" if failure is None else "failed"
-    report("interrupted" if signum is not None else ended, failure)
-    return finish.exit_status(signum, failure=failure, failed=run_result.stats.failed,
-                              attempted=run_result.stats.attempted, worker=parent is not None)
+    value = report("interrupted" if signum is not None else ended, failure)
+    return finish.exit_status(
+        signum, failure=failure, failed=run_result.stats.failed,
+        attempted=run_result.stats.attempted, worker=parent is not None,
+        checks=value.checks if value is not None else (),
+        checks_judge_failures=judges_failures(checks),
+    )
 
 
 def _stats_for(config: SourceConfig, requests: RequestFactory) -> RunStats:
@@ -171,19 +180,21 @@ class ProcessRun:
         return run_result
 
     def report(
-        self, status: str, failure: str | None, *, quiet: bool, json_file: OutputFile | None
-    ) -> None:
-        """The result of the run as it ended, shown and written (see finish.report)."""
+        self, status: str, failure: str | None, *, quiet: bool, json_file: OutputFile | None,
+        checks: Sequence[Check] = (),
+    ) -> Result | None:
+        """The result of the run as it ended, judged, shown and written (finish.report)."""
         self.stats.finish()
-        if quiet and json_file is None:
-            return  # nothing to print or write
+        if quiet and json_file is None and not checks:
+            return None  # nothing to print, write or judge
         from qmqpsource.results import result  # here: a quiet run without --json needs none
 
         value = result.from_stats(
             self.stats, self.config.as_dict(), tool_name=PROG, tool_version=__version__,
             status=status, failure=failure,
         )
-        finish.report(value, quiet=quiet, json_file=json_file, sink_counts=self.sink_counts)
+        return finish.report(value, quiet=quiet, json_file=json_file,
+                             sink_counts=self.sink_counts, checks=checks)
 
 
 async def _watch_signals(

@@ -10,19 +10,30 @@ This is how runs from several processes or hosts come together.
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import sys
+from collections.abc import Sequence
 from typing import Annotated
 
 import typer
 
 from qmqpsource import REPORT_PROG as PROG
 from qmqpsource import __version__
-from qmqpsource.cli.common import Command, UsageFailure, fatal, make_app, run_command
+from qmqpsource.cli.common import (
+    Command,
+    UsageFailure,
+    fatal,
+    make_app,
+    parse_checks,
+    run_command,
+    say_failed_checks,
+)
 from qmqpsource.cli.outfile import OutputError, OutputFile
 from qmqpsource.cli.stdio import closed_at_start, guard
 from qmqpsource.infile import InputError, read_fd_limited
 from qmqpsource.results import result
+from qmqpsource.results.checks import Check, judge
 from qmqpsource.results.summary import format_summary
 
 __all__ = ["PROG", "app", "main", "report"]
@@ -64,8 +75,12 @@ def _read_all(paths: list[str]) -> list[result.Result]:
     return results
 
 
-def report(paths: list[str], *, json_path: str | None = None, quiet: bool = False) -> None:
-    """Read, merge, summarize, write; raises Fatal with the line to print."""
+def report(
+    paths: list[str], *, json_path: str | None = None, quiet: bool = False,
+    checks: Sequence[Check] = (),
+) -> int:
+    """Read, merge, judge, summarize, write; the exit status (3: a check failed). Raises
+    Fatal with the line to print."""
     try:
         json_file = OutputFile.at(json_path) if json_path is not None else None
     except OutputError as exc:
@@ -76,17 +91,19 @@ def report(paths: list[str], *, json_path: str | None = None, quiet: bool = Fals
         if len(results) == 1
         else result.merge(results, tool_name=PROG, tool_version=__version__)
     )
+    if checks:  # the merge as one run: a sharded run over many hosts is judged whole
+        merged = dataclasses.replace(merged, checks=tuple(judge(checks, merged)))
     if not quiet:
         # stdout is the JSON's when --json is '-'.
         out = sys.stderr if json_path == "-" else sys.stdout
         out.write(format_summary(merged))
         out.flush()
-    if json_file is None:
-        return
-    try:
-        json_file.write(result.dumps(merged))
-    except OutputError as exc:
-        raise Fatal(str(exc)) from None
+    if json_file is not None:
+        try:
+            json_file.write(result.dumps(merged))
+        except OutputError as exc:
+            raise Fatal(str(exc)) from None
+    return 3 if say_failed_checks(PROG, merged.checks) else 0
 
 
 @app.command(cls=Command, options_metavar="[OPTIONS] FILE...", help=__doc__,
@@ -103,6 +120,12 @@ def command(
                      help="Write the merged result to PATH ('-': stdout)."),
     ] = None,
     quiet: Annotated[bool, typer.Option("-q", "--quiet", help="No summary.")] = False,
+    check: Annotated[
+        list[str] | None,
+        typer.Option("--check", metavar="EXPR",
+                     help="A threshold the merged result must meet, as qmqp-source's "
+                          "--check; repeatable. One that fails: exit status 3."),
+    ] = None,
     version: Annotated[bool, typer.Option("--version", help="Print the version.")] = False,
 ) -> None:
     if version:
@@ -110,10 +133,11 @@ def command(
         raise typer.Exit(0)
     if not files:
         raise UsageFailure("missing FILE")
-    report(files, json_path=json_path, quiet=quiet)
+    checks = parse_checks(check or [])
+    raise typer.Exit(report(files, json_path=json_path, quiet=quiet, checks=checks))
 
 
-USAGE = f"usage: {PROG} [-q] [--json PATH] FILE..."
+USAGE = f"usage: {PROG} [-q] [--json PATH] [--check EXPR]... FILE..."
 
 
 def main(argv: list[str] | None = None) -> None:

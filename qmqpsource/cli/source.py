@@ -23,10 +23,18 @@ import typer
 from qmqpsource import SOURCE_PROG as PROG
 from qmqpsource import __version__, values
 from qmqpsource.addresses import Family
-from qmqpsource.cli.common import Command, UsageFailure, fatal, make_app, run_command
+from qmqpsource.cli.common import (
+    Command,
+    UsageFailure,
+    fatal,
+    make_app,
+    parse_checks,
+    run_command,
+)
 from qmqpsource.cli.launch import run_source
 from qmqpsource.cli.plan import RunPlan, plan_run, share_of
 from qmqpsource.cli.stdio import guard
+from qmqpsource.results.checks import Check
 from qmqpsource.source.config import OPTIONS, SourceConfig
 from qmqpsource.source.limits import LimitError, check_resources
 from qmqpsource.source.message import HostnameError, check_myhostname
@@ -203,6 +211,12 @@ _Workers = Annotated[
                  help="N processes ('auto': one per CPU), each with its share of -s; "
                       "one merged summary and --json."),
 ]
+_Check = Annotated[
+    list[str] | None,
+    typer.Option("--check", metavar="EXPR",
+                 help="A threshold the run must meet, such as p99<250ms, failed==0, "
+                      "rate>=500; repeatable. One that fails: exit status 3."),
+]
 _Version = Annotated[bool, typer.Option("--version", help="Print the version.")]
 
 
@@ -240,12 +254,14 @@ def source(
     embedded: _Embedded = False,
     sink_options: _SinkOptions = None,
     workers: _Workers = "1",
+    check: _Check = None,
     version: _Version = False,
 ) -> None:
     if version:
         print(f"{PROG} {__version__}")
         raise typer.Exit(0)
     sink_args = _embedded_sink_args(embedded, target, sink_options)
+    checks = parse_checks(check or [])
     if embedded:
         target = EMBEDDED_TARGET
     if target is None:
@@ -280,7 +296,7 @@ def source(
     worker_count = _worker_count(workers, counter=counter, interval=interval)
     plan = plan_run(whole, host_shard, worker_count)
     raise typer.Exit(_run(plan, keep_going=keep_going, quiet=quiet, interval=interval,
-                          json_path=json_path, embedded_sink_args=sink_args))
+                          json_path=json_path, embedded_sink_args=sink_args, checks=checks))
 
 
 @contextlib.contextmanager
@@ -382,11 +398,13 @@ def _run(
     interval: float | None,
     json_path: str | None,
     embedded_sink_args: list[str] | None,
+    checks: list[Check],
 ) -> int:
     """Run the plan, in this process or in --workers; the exit status."""
     if not plan.workers:
         return run_source(plan.configs[0], quiet=quiet, interval=interval,
-                          json_path=json_path, embedded_sink_args=embedded_sink_args)
+                          json_path=json_path, embedded_sink_args=embedded_sink_args,
+                          checks=checks)
     from qmqpsource.cli.workers import run_workers  # here: only --workers needs it
 
     budget = None
@@ -395,7 +413,7 @@ def _run(
 
         budget = MessageBudget(plan.budget, len(plan.configs))
     return run_workers(plan.configs, keep_going=keep_going, quiet=quiet, json_path=json_path,
-                       embedded_sink_args=embedded_sink_args, budget=budget)
+                       embedded_sink_args=embedded_sink_args, budget=budget, checks=checks)
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -45,6 +45,7 @@ from qmqpsource.cli.common import fatal
 from qmqpsource.cli.embedded import EmbeddedSinkError, embedded_sink
 from qmqpsource.cli.outfile import OutputFile
 from qmqpsource.results import result
+from qmqpsource.results.checks import Check, judges_failures
 from qmqpsource.results.outcome import Outcome
 from qmqpsource.source.budget import MessageBudget
 from qmqpsource.source.config import SourceConfig
@@ -312,8 +313,10 @@ def run_workers(
     json_path: str | None,
     embedded_sink_args: Sequence[str] | None = None,
     budget: MessageBudget | None = None,
+    checks: Sequence[Check] = (),
 ) -> int:
-    """One worker per config; merge their results; report; exit status.
+    """One worker per config; merge their results; report (``checks`` judged against the
+    merge); exit status.
 
     Without ``budget`` each config is a shard with its own -m; with one, the workers
     take their messages from it as they go (see budget.py).
@@ -340,13 +343,16 @@ def run_workers(
     finally:
         _reap(workers)
     merged = _merge(workers, interrupted=bool(run.signals))
-    finish.report(merged, quiet=quiet, json_file=json_file, sink_counts=run.sink_counts,
-                  extra={"workers": len(workers)})
+    merged = finish.report(merged, quiet=quiet, json_file=json_file,
+                           sink_counts=run.sink_counts, extra={"workers": len(workers)},
+                           checks=checks)
     signum = run.signals[0] if run.signals else None
     if signum is None and merged.status == "failed":
         return 1  # the worker that failed has printed Postfix's fatal line
     failed = merged.attempted - merged.outcomes[Outcome.ACCEPTED]
-    status = finish.exit_status(signum, failed=failed, attempted=merged.attempted)
+    status = finish.exit_status(signum, failed=failed, attempted=merged.attempted,
+                                checks=merged.checks,
+                                checks_judge_failures=judges_failures(checks))
     return status or int(any(worker.returncode != 0 for worker in workers))
 
 

@@ -18,13 +18,17 @@ import operator
 import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from qmqpsource.results.outcome import Outcome
-from qmqpsource.results.result import Result
 from qmqpsource.results.stats import LATENCIES
 
-__all__ = ["Check", "CheckError", "Verdict", "judge", "parse_check"]
+if TYPE_CHECKING:
+    from qmqpsource.results.result import Result
+
+__all__ = [
+    "Check", "CheckError", "Verdict", "judge", "judges_failures", "parse_check", "unit_of",
+]
 
 _LATENCY_METRICS = {"p50": 50.0, "p90": 90.0, "p99": 99.0, "p999": 99.9, "max": None, "mean": None}
 _OUTCOMES = ("failed", "tempfail", "permfail", "error")
@@ -152,6 +156,25 @@ def _outcome_count(name: str, outcomes: dict[Outcome, int]) -> int:
     if name == "error":
         return sum(n for o, n in outcomes.items() if o.is_error)
     return outcomes.get(Outcome(name), 0)
+
+
+def unit_of(text: str) -> str:
+    """The unit of the value a check measures ("ms", "%", "msg/s", "" for counts); "" for a
+    check this version cannot parse (a result written by another)."""
+    try:
+        check = parse_check(text)
+    except CheckError:
+        return ""
+    if check.kind == "latency":
+        return "ms"
+    if check.kind == "rate":
+        return "msg/s"
+    return "%" if check.share else ""
+
+
+def judges_failures(checks: Sequence[Check]) -> bool:
+    """Whether a check is about failed messages: then it, not their mere number, decides."""
+    return any(check.kind == "outcome" for check in checks)
 
 
 def _round(value: float) -> float:

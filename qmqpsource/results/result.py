@@ -20,6 +20,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import IO, Any
 
+from qmqpsource.results.checks import Verdict
 from qmqpsource.results.histogram import Histogram, HistogramError
 from qmqpsource.results.outcome import Outcome
 from qmqpsource.results.stats import LATENCIES, RunStats
@@ -75,6 +76,7 @@ class Result:
     runs: int = 1
     behind_schedule: int = 0
     cut_off: int = 0
+    checks: tuple[Verdict, ...] = ()  # --check, judged against this result
 
     @property
     def attempted(self) -> int:
@@ -171,6 +173,7 @@ def to_dict(result: Result) -> dict[str, Any]:
             "bytes_per_s": round(result.rate(result.bytes_sent), 3),
         },
         "latency_ms": {name: _latency_dict(h) for name, h in result.latency.items()},
+        "checks": [verdict.to_dict() for verdict in result.checks],
     }
 
 
@@ -279,7 +282,22 @@ def from_dict(obj: Any) -> Result:
         runs=runs,
         behind_schedule=_count(obj, "behind_schedule") if "behind_schedule" in obj else 0,
         cut_off=_count(obj, "cut_off") if "cut_off" in obj else 0,
+        checks=_verdicts(obj.get("checks", [])),
     )
+
+
+def _verdicts(items: Any) -> tuple[Verdict, ...]:
+    """The checks a result was judged by (none in a result of before --check)."""
+    if not isinstance(items, list):
+        raise ResultError("checks: wrong type")
+    verdicts = []
+    for item in items:
+        if not isinstance(item, dict):
+            raise ResultError("checks: wrong type")
+        value = _get(item, "value", (int, float), "checks.")
+        verdicts.append(Verdict(_get(item, "check", str, "checks."), float(value),
+                                _get(item, "ok", bool, "checks.")))
+    return tuple(verdicts)
 
 
 def _merge_config(configs: Sequence[Mapping[str, Any]]) -> dict[str, Any]:

@@ -11,6 +11,7 @@ MB is 10**6 bytes. Errors by cause get a line of their own when there are any.
 
 from __future__ import annotations
 
+from qmqpsource.results.checks import Verdict, unit_of
 from qmqpsource.results.histogram import Histogram
 from qmqpsource.results.outcome import Outcome
 from qmqpsource.results.result import Result
@@ -68,4 +69,12 @@ def format_summary(result: Result) -> str:
     lines.append("latency ms " + "".join(h.rjust(width) for h in heads))
     lines.extend(f"  {name:<9}" + "".join(c.rjust(width) for c in cells)
                  for name, cells in rows.items())
+    lines.extend(_check_line(verdict) for verdict in result.checks)
     return "".join(line + "\n" for line in lines)
+
+
+def _check_line(verdict: Verdict) -> str:
+    """``check p99<250ms: 212.4 ms, held`` (latencies in ms, shares in %, rates in msg/s)."""
+    unit = unit_of(verdict.check)
+    value = f"{verdict.value:g}{'' if unit in ('', '%') else ' '}{unit}"
+    return f"check {verdict.check}: {value}, {'held' if verdict.ok else 'FAILED'}"
