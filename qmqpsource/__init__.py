@@ -1,4 +1,17 @@
-"""qmqpsource: a QMQP load generator and test server built on trio."""
+"""qmqpsource: a QMQP load generator and test server built on trio.
+
+The Python API (see api.py and the README):
+
+    from qmqpsource import SinkConfig, SourceConfig, Result, open_sink, run_load
+
+The names are imported on first use, so that the commands, which import this package
+first, do not pay for what they may not need.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
 
 __version__ = "0.1.0"
 
@@ -7,3 +20,62 @@ __version__ = "0.1.0"
 SOURCE_PROG = "qmqp-source"
 SINK_PROG = "qmqp-sink"
 REPORT_PROG = "qmqp-report"
+
+# Public name -> the module that defines it.
+_PUBLIC = {
+    "SourceConfig": "qmqpsource.source.config",
+    "SinkConfig": "qmqpsource.sink.config",
+    "Faults": "qmqpsource.sink.faults",
+    "SinkStats": "qmqpsource.sink.stats",
+    "Result": "qmqpsource.results.result",
+    "Verdict": "qmqpsource.results.checks",
+    "Outcome": "qmqpsource.results.outcome",
+    "Family": "qmqpsource.addresses",
+    "run_load": "qmqpsource.api",
+    "run_load_sync": "qmqpsource.api",
+    "open_sink": "qmqpsource.api",
+    "RunningSink": "qmqpsource.api",
+}
+
+__all__ = [
+    "REPORT_PROG",
+    "SINK_PROG",
+    "SOURCE_PROG",
+    "Family",
+    "Faults",
+    "Outcome",
+    "Result",
+    "RunningSink",
+    "SinkConfig",
+    "SinkStats",
+    "SourceConfig",
+    "Verdict",
+    "__version__",
+    "open_sink",
+    "run_load",
+    "run_load_sync",
+]
+
+if TYPE_CHECKING:
+    from qmqpsource.addresses import Family
+    from qmqpsource.api import RunningSink, open_sink, run_load, run_load_sync
+    from qmqpsource.results.checks import Verdict
+    from qmqpsource.results.outcome import Outcome
+    from qmqpsource.results.result import Result
+    from qmqpsource.sink.config import SinkConfig
+    from qmqpsource.sink.faults import Faults
+    from qmqpsource.sink.stats import SinkStats
+    from qmqpsource.source.config import SourceConfig
+
+
+def __getattr__(name: str) -> Any:
+    module = _PUBLIC.get(name)
+    if module is None:
+        raise AttributeError(f"module 'qmqpsource' has no attribute {name!r}")
+    value = getattr(importlib.import_module(module), name)
+    globals()[name] = value  # once found, a plain attribute
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(__all__)

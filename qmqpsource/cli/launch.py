@@ -69,9 +69,10 @@ def run_source(
     one failed).
     """
     requests = RequestFactory(config)
+    stats = RunStats(config.recipients, requests.size)
     run = ProcessRun(
-        config, requests, _stats_for(config, requests), interval=interval, budget=budget,
-        parent=parent, embedded_sink_args=embedded_sink_args,
+        config, requests, stats, interval=interval, budget=budget, parent=parent,
+        embedded_sink_args=embedded_sink_args,
         bar=bar_wanted(quiet=quiet, counter=config.counter, verbose=config.verbose,
                        stream=sys.stderr),
     )
@@ -101,12 +102,6 @@ def run_source(
         checks=value.checks if value is not None else (),
         checks_judge_failures=judges_failures(checks),
     )
-
-
-def _stats_for(config: SourceConfig, requests: RequestFactory) -> RunStats:
-    """The run's counters, knowing the bytes and recipients of each message."""
-    request = requests.fixed if requests.fixed is not None else requests.build(0)
-    return RunStats(config.recipients, len(request))
 
 
 def _is_interrupt(exc: BaseException) -> bool:

@@ -93,6 +93,30 @@ class Result:
     def rate(self, amount: int) -> float:
         return amount / self.elapsed_s if self.elapsed_s > 0 else 0.0
 
+    # What the JSON document says, for the Python API: result.counts["accepted"].
+
+    @property
+    def counts(self) -> dict[str, int]:
+        """``{"attempted", "accepted", "tempfail", "permfail", "error"}`` as in the JSON."""
+        counts: dict[str, int] = to_dict(self)["counts"]
+        return counts
+
+    @property
+    def throughput(self) -> dict[str, float]:
+        """``{"messages_per_s", "recipients_per_s", "bytes_per_s"}`` as in the JSON."""
+        throughput: dict[str, float] = to_dict(self)["throughput"]
+        return throughput
+
+    @property
+    def latency_ms(self) -> dict[str, dict[str, Any]]:
+        """Each latency's count, mean, p50, p90, p99, p999, max (and hdr), as in the JSON."""
+        latency: dict[str, dict[str, Any]] = to_dict(self)["latency_ms"]
+        return latency
+
+    def to_dict(self) -> dict[str, Any]:
+        """The JSON document (schema qmqpsource.result), as a dict."""
+        return to_dict(self)
+
 
 def _all_outcomes(counts: Mapping[Outcome, int]) -> dict[Outcome, int]:
     return {o: int(counts.get(o, 0)) for o in Outcome}

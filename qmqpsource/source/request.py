@@ -137,6 +137,12 @@ class RequestFactory:
         if not varies:
             self.fixed = encode_request(message, wire(sender), recipients)
 
+    @property
+    def size(self) -> int:
+        """Bytes of a request: every one's, or the first one's where they vary by a few
+        digits (RunStats counts the difference per message)."""
+        return len(self.fixed if self.fixed is not None else self.build(0))
+
     def build(self, seq: int) -> bytes:
         """The request of the message numbered ``seq`` (run-wide, from 0)."""
         if self.fixed is not None:

@@ -1,0 +1,94 @@
+"""The Python API: put a load on a server, or run a qmqp-sink, from a trio program or a test.
+
+    from qmqpsource import SinkConfig, SourceConfig, open_sink, run_load
+
+    async with open_sink(SinkConfig(endpoint="127.0.0.1:0")) as sink:
+        result = await run_load(SourceConfig(target=sink.address, sessions=4, messages=50))
+    assert result.counts["accepted"] == 50
+
+Both run in the caller's trio loop, under its cancel scopes: cancel the caller and the
+sessions (or the sink) stop, with every socket closed. ``run_load_sync`` is for callers
+without a trio loop. Nothing here touches signals, the terminal or files: that is the
+command line's business.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import AsyncIterator, Sequence
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from functools import partial
+
+import trio
+
+from qmqpsource import SOURCE_PROG, __version__
+from qmqpsource.results import result
+from qmqpsource.results.checks import Check, judge, parse_check
+from qmqpsource.results.result import Result
+from qmqpsource.results.stats import RunStats
+from qmqpsource.sink.config import SinkConfig
+from qmqpsource.sink.server import Sink
+from qmqpsource.sink.stats import SinkStats
+from qmqpsource.source.config import SourceConfig
+from qmqpsource.source.connector import resolve
+from qmqpsource.source.limits import check_resources
+from qmqpsource.source.request import RequestFactory
+from qmqpsource.source.runner import Runner
+
+__all__ = ["RunningSink", "open_sink", "run_load", "run_load_sync"]
+
+
+async def run_load(config: SourceConfig, *, checks: Sequence[str | Check] = ()) -> Result:
+    """Run the load that ``config`` describes; its result, with ``checks`` judged.
+
+    Raises AddressError (a bad or unknown target), LimitError (more sessions or memory
+    than this machine has), CheckError (a check that cannot be parsed), all before the
+    run starts. A failed message ends the run as on the command line, unless
+    ``config.keep_going``: the result's ``status`` and ``failure`` say so.
+    """
+    judged = [c if isinstance(c, Check) else parse_check(c) for c in checks]
+    check_resources(config)
+    requests = RequestFactory(config)
+    stats = RunStats(config.recipients, requests.size)
+    endpoint = await resolve(config.target, config.family)
+    stats.begin()
+    run_result = await Runner(config, endpoint, requests, stats).run()
+    stats.finish()
+    value = result.from_stats(
+        stats, config.as_dict(), tool_name=SOURCE_PROG, tool_version=__version__,
+        status="completed" if run_result.failure is None else "failed",
+        failure=run_result.failure,
+    )
+    return dataclasses.replace(value, checks=tuple(judge(judged, value)))
+
+
+def run_load_sync(config: SourceConfig, *, checks: Sequence[str | Check] = ()) -> Result:
+    """``run_load`` for a caller without a trio loop (it runs one of its own)."""
+    return trio.run(partial(run_load, config, checks=checks))
+
+
+@dataclass(frozen=True)
+class RunningSink:
+    """A sink that ``open_sink`` runs: where it listens, and its live counts."""
+
+    address: str  # the first listening address, as a target: "127.0.0.1:PORT"
+    addresses: list[str]
+    stats: SinkStats
+    sink: Sink
+
+
+@asynccontextmanager
+async def open_sink(config: SinkConfig) -> AsyncIterator[RunningSink]:
+    """Run a qmqp-sink in this trio loop while the block runs (port 0: a free one).
+
+    Its log lines (``config.verbose``) go to stderr, and -c's counts to stdout, as on
+    the command line. Raises SinkError (ListenError) when it cannot listen.
+    """
+    sink = Sink(config)
+    async with trio.open_nursery() as nursery:
+        addresses: list[str] = await nursery.start(sink.serve)
+        try:
+            yield RunningSink(addresses[0], addresses, sink.stats, sink)
+        finally:
+            nursery.cancel_scope.cancel()

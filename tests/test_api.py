@@ -1,0 +1,125 @@
+"""The Python API: run_load and open_sink in the caller's trio loop, run_load_sync without."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import threading
+
+import pytest
+import trio
+
+import qmqpsource
+from qmqpsource import (
+    Faults,
+    Result,
+    SinkConfig,
+    SourceConfig,
+    open_sink,
+    run_load,
+    run_load_sync,
+)
+from qmqpsource.addresses import AddressError
+from qmqpsource.results.checks import CheckError
+from qmqpsource.values import ValueProblem
+
+
+async def test_a_load_against_a_sink_in_the_same_loop() -> None:
+    async with open_sink(SinkConfig(endpoint="127.0.0.1:0")) as sink:
+        assert sink.address.startswith("127.0.0.1:") and not sink.address.endswith(":0")
+        result = await run_load(SourceConfig(target=sink.address, sessions=4, messages=50))
+        assert sink.stats.replies_k == 50  # live counts, while the sink still runs
+    assert isinstance(result, Result)
+    assert result.counts == {"attempted": 50, "accepted": 50, "tempfail": 0, "permfail": 0,
+                             "error": 0}
+    assert result.status == "completed" and result.failure is None
+    assert result.latency_ms["total"]["count"] == 50
+    assert result.throughput["messages_per_s"] > 0
+    document = result.to_dict()
+    assert document["counts"] == result.counts and document["checks"] == []
+    assert json.loads(json.dumps(document)) == document  # it is the JSON document
+
+
+async def test_checks_and_faults() -> None:
+    config = SinkConfig(endpoint="127.0.0.1:0", faults=Faults(tempfail=1.0))
+    async with open_sink(config) as sink:
+        result = await run_load(
+            SourceConfig(target=sink.address, messages=10, keep_going=True),
+            checks=["tempfail==10", "failed<50%", "p99<60s"],
+        )
+    assert result.counts["tempfail"] == 10
+    assert [(v.check, v.value, v.ok) for v in result.checks][:2] == [
+        ("tempfail==10", 10, True), ("failed<50%", 100.0, False)]
+    assert result.checks[2].ok
+
+
+async def test_a_failure_ends_the_load_as_on_the_command_line() -> None:
+    async with open_sink(SinkConfig(endpoint="127.0.0.1:0",
+                                    faults=Faults(reject=1.0))) as sink:
+        result = await run_load(SourceConfig(target=sink.address, sessions=2, messages=100))
+    assert result.status == "failed"
+    assert result.failure is not None and result.failure.startswith("unrecoverable error")
+    assert result.counts["attempted"] < 100
+
+
+async def test_bad_input_is_refused_before_the_run() -> None:
+    with pytest.raises(ValueProblem, match="-s must be a positive number"):
+        SourceConfig(target="127.0.0.1:1", sessions=0)
+    with pytest.raises(AddressError, match="port out of range"):
+        await run_load(SourceConfig(target="127.0.0.1:70000"))
+    with pytest.raises(CheckError, match="unknown"):
+        await run_load(SourceConfig(target="127.0.0.1:1"), checks=["p98<1s"])
+
+
+async def test_cancelling_the_caller_stops_sink_and_load_and_closes_every_socket() -> None:
+    before = set(os.listdir("/proc/self/fd"))
+    with trio.move_on_after(0.5) as scope:
+        async with open_sink(SinkConfig(endpoint="127.0.0.1:0",
+                                        faults=Faults(delay_min=30, delay_max=30))) as sink:
+            await run_load(SourceConfig(target=sink.address, sessions=3, messages=9))
+    assert scope.cancelled_caught
+    assert set(os.listdir("/proc/self/fd")) == before
+
+
+def test_run_load_sync_for_callers_without_trio() -> None:
+    ready = threading.Event()
+    address: list[str] = []
+    stop = threading.Event()
+
+    def serve() -> None:
+        async def main() -> None:
+            async with open_sink(SinkConfig(endpoint="127.0.0.1:0")) as sink:
+                address.append(sink.address)
+                ready.set()
+                while not stop.is_set():  # noqa: ASYNC110 - a plain thread's flag
+                    await trio.sleep(0.01)
+
+        trio.run(main)
+
+    server = threading.Thread(target=serve)
+    server.start()
+    try:
+        assert ready.wait(30)
+        result = run_load_sync(SourceConfig(target=address[0], messages=5), checks=["failed==0"])
+    finally:
+        stop.set()
+        server.join(30)
+    assert result.counts["accepted"] == 5 and result.checks[0].ok
+
+
+def test_importing_the_package_imports_nothing_heavy() -> None:
+    # The commands import qmqpsource first: its public names must wait until used.
+    code = ("import sys, qmqpsource; "
+            "print(sorted(m for m in sys.modules if m.startswith(('trio', 'qmqpsource.'))))")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                          timeout=60, check=True)
+    assert done.stdout.strip() == "[]"
+
+
+def test_every_public_name_resolves() -> None:
+    for name in qmqpsource.__all__:
+        assert getattr(qmqpsource, name) is not None
+    with pytest.raises(AttributeError):
+        qmqpsource.no_such_name  # noqa: B018
