@@ -27,7 +27,7 @@ from collections.abc import Iterator
 
 from qmqpsource.cli import stdio
 
-__all__ = ["FIFO_WAIT", "OutputError", "OutputFile"]
+__all__ = ["FIFO_WAIT", "OutputError", "OutputFile", "temporary_beside", "write_all"]
 
 # How long the end of a run waits for a reader on a FIFO that had none at its start.
 FIFO_WAIT = 5.0
@@ -67,7 +67,7 @@ class OutputFile:
         if info is not None and not stat.S_ISREG(info.st_mode):
             return cls(path, fd=_open_direct(path))
         target = os.path.realpath(path)  # a symlink's target is what gets replaced
-        with _temporary(target, path, None):
+        with temporary_beside(target, path, None):
             pass  # the folder exists and takes a new file: the rename at the end will work
         return cls(path, target=target, mode=None if info is None else info.st_mode & 0o7777)
 
@@ -92,9 +92,9 @@ class OutputFile:
         if self._target is None:
             self._write_direct(data)
             return
-        with _temporary(self._target, self.name, self._mode) as (fd, temporary):
+        with temporary_beside(self._target, self.name, self._mode) as (fd, temporary):
             try:
-                _write_all(fd, data)
+                write_all(fd, data)
                 os.fsync(fd)
             except OSError as exc:
                 raise OutputError(f"write {self.name}: {_why(exc)}") from None
@@ -119,7 +119,7 @@ class OutputFile:
         try:
             if fd < 0:
                 fd = _open_fifo_late(self.name)
-            _write_all(fd, data)
+            write_all(fd, data)
         except OSError as exc:
             raise OutputError(f"write {self.name}: {_why(exc)}") from None
         finally:
@@ -168,7 +168,7 @@ def _open_fifo_late(path: str) -> int:
 
 
 @contextlib.contextmanager
-def _temporary(target: str, name: str, mode: int | None) -> Iterator[tuple[int, str]]:
+def temporary_beside(target: str, name: str, mode: int | None) -> Iterator[tuple[int, str]]:
     """A new file beside ``target``: yields (fd, path); removed unless renamed meanwhile."""
     folder, base = os.path.split(target)
     temporary = os.path.join(folder, f".{base}.{os.getpid()}.tmp")
@@ -196,7 +196,7 @@ def _create(path: str) -> int:
         return os.open(path, flags, 0o666)
 
 
-def _write_all(fd: int, data: bytes) -> None:
+def write_all(fd: int, data: bytes) -> None:
     view = memoryview(data)
     while view:
         view = view[os.write(fd, view):]
