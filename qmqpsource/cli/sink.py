@@ -4,9 +4,10 @@
     qmqp-sink [-46cv] [-x time] [options] unix:pathname backlog
 
 Postfix's arguments, plus faults on purpose (--tempfail, --reject, --delay,
---hang, --drop, reproducible with --seed), durable delivery (--maildir) and a
-machine-readable summary (--json). Stops on SIGINT, SIGTERM or after -x
-seconds, printing its counts.
+--hang, --drop, reproducible with --seed), durable delivery (--maildir), a
+machine-readable summary (--json) and a file that says where it listens
+(--ready-file). Stops on SIGINT, SIGTERM or after -x seconds, printing its
+counts.
 
 Thin by design: parse the command line into a SinkConfig (whose checks are the
 only ones of its values), then run it (sink_run.py). Bad arguments get one line,
@@ -37,6 +38,7 @@ from qmqpsource.cli.common import (
     usage_text,
 )
 from qmqpsource.cli.outfile import OutputError, OutputFile
+from qmqpsource.cli.readyfile import ReadyFile
 from qmqpsource.cli.sink_run import run_sink, stop_flag
 from qmqpsource.cli.stdio import guard
 from qmqpsource.sink import (
@@ -58,8 +60,8 @@ __all__ = ["app", "check_embedded_options", "main", "parse_delay", "parse_rate"]
 USAGE = (
     "usage: qmqp-sink [-46cv] [-x time] [--max-size bytes] [--timeout seconds] "
     "[--max-connections n] [--tempfail rate] [--reject rate] [--delay seconds|min-max] "
-    "[--hang rate] [--drop rate] [--seed n] [--maildir dir] [--json path] [--control-fd fd] "
-    "[inet:][host]:port backlog | unix:pathname backlog"
+    "[--hang rate] [--drop rate] [--seed n] [--maildir dir] [--json path] [--ready-file path] "
+    "[--control-fd fd] [inet:][host]:port backlog | unix:pathname backlog"
 )
 # Descriptors kept aside for listeners, the Maildir, logs and worker threads.
 _SPARE_FDS = 64
@@ -195,6 +197,12 @@ _JsonPath = Annotated[
     str | None,
     typer.Option("--json", metavar="PATH", help="Write the summary as JSON to PATH at exit."),
 ]
+_ReadyFilePath = Annotated[
+    str | None,
+    typer.Option("--ready-file", metavar="PATH",
+                 help="Once listening, write the listening addresses to PATH, one a line "
+                 "(port 0 resolved); removed at exit."),
+]
 _ControlFd = Annotated[
     int | None,
     typer.Option("--control-fd", metavar="FD",
@@ -226,6 +234,7 @@ def sink(
     seed: _Seed = None,
     maildir: _MaildirOption = None,
     json_path: _JsonPath = None,
+    ready_file_path: _ReadyFilePath = None,
     control_fd: _ControlFd = None,
     version: _Version = False,
 ) -> None:
@@ -237,6 +246,8 @@ def sink(
         raise UsageFailure("-4 and -6 exclude each other")
     if maildir == "":
         raise UsageFailure("--maildir wants a folder, not ''")  # '' was the current folder
+    if ready_file_path == "":
+        raise UsageFailure("--ready-file wants a path, not ''")
     if control_fd is not None:
         _check_control_fd(control_fd)
     delay_min, delay_max = parse_delay(delay) if delay is not None else (0.0, 0.0)
@@ -254,7 +265,10 @@ def sink(
         stop_after = values.seconds("-x", duration) if duration is not None else None
     config = replace(config, max_connections=_fit_descriptors(config.max_connections))
     json_file = _json_file(json_path)
-    raise typer.Exit(run_sink(config, stop_after, json_file, control_fd, own_process=_own_process))
+    # Last: it removes an earlier run's file, which only a sink about to listen should do.
+    ready_file = _ready_file(ready_file_path)
+    raise typer.Exit(run_sink(config, stop_after, json_file, control_fd, ready_file=ready_file,
+                              own_process=_own_process))
 
 
 def _operands(endpoint: str | None, backlog: str | None) -> tuple[str, int]:
@@ -284,6 +298,15 @@ def _json_file(path: str | None) -> OutputFile | None:
         return OutputFile.at(path)  # a bad path fails now, not after the run
     except OutputError as exc:
         fatal(PROG, f"--json: {exc}")
+
+
+def _ready_file(path: str | None) -> ReadyFile | None:
+    if path is None:
+        return None
+    try:
+        return ReadyFile.at(path)  # a bad path fails now, before the sink listens
+    except OutputError as exc:
+        fatal(PROG, f"--ready-file: {exc}")
 
 
 def check_embedded_options(args: Sequence[str]) -> None:

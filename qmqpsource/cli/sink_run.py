@@ -1,4 +1,5 @@
-"""One qmqp-sink run in this process: trio, signals, --control-fd, the summary and --json.
+"""One qmqp-sink run in this process: trio, signals, --control-fd, --ready-file, the summary
+and --json.
 
 cli/sink.py builds the SinkConfig from the command line and calls run_sink(); this
 module runs the Sink until a signal, -x or the parent process says stop, then writes
@@ -17,6 +18,7 @@ from typing import Any
 import trio
 
 from qmqpsource.cli.outfile import OutputError, OutputFile
+from qmqpsource.cli.readyfile import ReadyFile
 from qmqpsource.sink import PROG, Lines, Sink, SinkConfig, SinkError, format_summary
 from qmqpsource.sink.loglines import LineWriter
 
@@ -32,6 +34,7 @@ def run_sink(
     json_file: OutputFile | None = None,
     control_fd: int | None = None,
     *,
+    ready_file: ReadyFile | None = None,
     own_process: bool = False,
 ) -> int:
     """Serve until a signal, -x or the parent says stop; print the summary; exit status.
@@ -45,7 +48,7 @@ def run_sink(
     previous = signal.signal(signal.SIGTERM, stop_flag)
     try:
         try:
-            trio.run(_serve, server, duration, json_file, control_fd)
+            trio.run(_serve, server, duration, json_file, control_fd, ready_file)
         except* (SinkError, _SinkFailure) as group:
             failure = str(group.exceptions[0])
     except KeyboardInterrupt:
@@ -96,25 +99,45 @@ stop_flag = _StopFlag()
 
 
 class _SinkFailure(Exception):
-    """The run ended, but its results could not be written."""
+    """The sink could not say where it listens (--ready-file), or write its results."""
 
 
 async def _serve(
-    server: Sink, duration: float | None, json_file: OutputFile | None, control_fd: int | None
+    server: Sink,
+    duration: float | None,
+    json_file: OutputFile | None,
+    control_fd: int | None,
+    ready_file: ReadyFile | None,
 ) -> None:
     # Signals are held for the whole run, summary included: a second SIGTERM while
     # the JSON is being written must not kill the process halfway through it.
     with trio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
-        async with trio.open_nursery() as nursery:
-            labels = await nursery.start(server.serve)
-            nursery.start_soon(_stop_on_signal, signals, nursery.cancel_scope)
-            if stop_flag.requested:
-                nursery.cancel_scope.cancel()  # a SIGTERM came while we started
-            if control_fd is not None:
-                nursery.start_soon(_follow_parent, control_fd, labels, nursery.cancel_scope)
-            if duration is not None:
-                nursery.cancel_scope.deadline = trio.current_time() + duration
+        try:
+            async with trio.open_nursery() as nursery:
+                labels = await nursery.start(server.serve)
+                if ready_file is not None:
+                    _announce(ready_file, labels)
+                nursery.start_soon(_stop_on_signal, signals, nursery.cancel_scope)
+                if stop_flag.requested:
+                    nursery.cancel_scope.cancel()  # a SIGTERM came while we started
+                if control_fd is not None:
+                    nursery.start_soon(_follow_parent, control_fd, labels,
+                                       nursery.cancel_scope)
+                if duration is not None:
+                    nursery.cancel_scope.deadline = trio.current_time() + duration
+        finally:
+            if ready_file is not None:
+                ready_file.remove()  # the sink listens no more
         _write_results(server, json_file)
+
+
+def _announce(ready_file: ReadyFile, labels: list[str]) -> None:
+    """--ready-file, once listening; a sink that cannot say where it listens stops, as a
+    script waiting for the file would otherwise wait for ever."""
+    try:
+        ready_file.write(labels)
+    except OutputError as exc:
+        raise _SinkFailure(f"--ready-file: {exc}") from None
 
 
 async def _stop_on_signal(signals: Any, scope: trio.CancelScope) -> None:
