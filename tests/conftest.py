@@ -8,7 +8,8 @@ from collections.abc import Callable, Iterator
 
 import pytest
 
-pytest_plugins = ["tests.postfix_fixtures"]
+# pytester: the pytest plugin is tested in pytest sessions of its own.
+pytest_plugins = ["tests.postfix_fixtures", "pytester"]
 
 
 @pytest.fixture

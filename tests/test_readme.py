@@ -1,18 +1,20 @@
-"""What the README tells a newcomer about running our commands, checked by running them."""
+"""What the README tells a newcomer about our commands and the API, checked by running them."""
 
 from __future__ import annotations
 
+import ast
 import re
 import shutil
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
 
 from qmqpsource import __version__
+from tests.readme_support import README, python_blocks, section
 
-README = (Path(__file__).parent.parent / "README.md").read_text()
 POSTFIX = {"qmqp-source": "/usr/sbin/qmqp-source", "qmqp-sink": "/usr/sbin/qmqp-sink"}
 
 
@@ -50,12 +52,6 @@ def test_postfix_commands_refuse_version_as_the_readme_says(command: str) -> Non
 
 # The README's figures come from benchmarks/RESULTS.md, which one `nox -s bench` run writes.
 RESULTS = (Path(__file__).parent.parent / "benchmarks" / "RESULTS.md").read_text()
-
-
-def section(text: str, heading: str) -> str:
-    start = text.index(f"\n{heading}\n")
-    end = text.find("\n## ", start + 1)
-    return text[start:] if end < 0 else text[start:end]
 
 
 def flat(text: str) -> str:
@@ -130,3 +126,38 @@ def test_readme_layout_names_every_module_with_a_line_on_it() -> None:
     modules = {str(p.relative_to(package)) for p in package.rglob("*.py")
                if p.name != "__init__.py" or p.parent == package}
     assert sorted(modules - named) == []
+
+
+def test_readme_api_example_runs_and_prints_what_it_says() -> None:
+    example = python_blocks(section(README, "## Python API"))[0]
+    done = subprocess.run([sys.executable, "-c", example], capture_output=True, text=True,
+                          timeout=120, check=False)
+    assert done.returncode == 0, done.stderr
+    counts, verdicts = done.stdout.splitlines()
+    # The seeded faults give the same counts every run: those the comment shows.
+    said = re.search(r"print\(result\.counts\)  # (\{.*), \.\.\.\}", example)
+    assert said is not None and counts.startswith(said[1])
+    assert [(check, ok) for check, _, ok in ast.literal_eval(verdicts)] == [
+        ("p99<1s", True), ("failed<20%", True)]
+
+
+def test_readme_run_load_sync_example_runs_against_a_sink(tmp_path: Path) -> None:
+    example = python_blocks(section(README, "## Python API"))[1]
+    assert example.count("127.0.0.1:6280") == 1
+    ready = tmp_path / "ready"
+    sink = subprocess.Popen([sys.executable, "-m", "qmqpsource.cli.sink", "--ready-file",
+                             str(ready), "127.0.0.1:0", "5"], stderr=subprocess.DEVNULL)
+    try:
+        deadline = time.monotonic() + 30  # a bound on the wait, not a timed assertion
+        while not ready.exists():
+            assert sink.poll() is None and time.monotonic() < deadline, "no sink listens"
+            time.sleep(0.02)
+        address = ready.read_text().split()[0]
+        done = subprocess.run([sys.executable, "-c", example.replace("127.0.0.1:6280", address)],
+                              capture_output=True, text=True, timeout=120, check=False)
+    finally:
+        sink.terminate()
+        sink.wait(timeout=30)
+    assert done.returncode == 0, done.stderr
+    accepted, p99, held = done.stdout.split()
+    assert (accepted, held) == ("100", "True") and float(p99) > 0
