@@ -36,7 +36,7 @@ MARKER = (
     "options by name (tempfail=0.1, reject=..., drop=..., hang=..., delay=..., seed=..., "
     "maildir=..., timeout=...)"
 )
-# The sink's defaults that the plugin sets: a free port on loopback.
+# Where the plugin's sinks listen unless told: a free port on loopback.
 LOOPBACK = "127.0.0.1:0"
 
 
@@ -66,15 +66,14 @@ def sink_config(config: SinkConfig | None = None, /, **options: Any) -> SinkConf
     if "delay" in options:
         delay = options.pop("delay")
         options["delay_min"], options["delay_max"] = (
-            delay if isinstance(delay, tuple) else (delay, delay))
+            tuple(delay) if isinstance(delay, tuple | list) else (delay, delay))
     if options.get("maildir") is not None:
         options["maildir"] = os.fspath(options["maildir"])
     fault_names = {field.name for field in dataclasses.fields(Faults)}
     sink_names = {field.name for field in dataclasses.fields(SinkConfig)}
     unknown = sorted(set(options) - fault_names - sink_names)
     if unknown:
-        known = ", ".join(sorted((fault_names | sink_names | {"delay"}) - {"delay_min",
-                                                                        "delay_max"}))
+        known = ", ".join(sorted(fault_names | sink_names | {"delay"}))
         raise TypeError(f"qmqp_sink: no option {', '.join(unknown)}; the options are {known}")
     faults = {name: options.pop(name) for name in fault_names & set(options)}
     if faults:
