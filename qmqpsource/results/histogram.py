@@ -25,6 +25,7 @@ __all__ = [
     "Histogram",
     "HistogramError",
     "counts_index",
+    "used_length",
 ]
 
 LOWEST = 1
@@ -95,6 +96,9 @@ def _used(counts: list[int]) -> int:
     while top and not counts[top - 1]:
         top -= 1
     return top
+
+
+used_length = _used  # for the timeline's interval deltas
 
 
 class Histogram:
