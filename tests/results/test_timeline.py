@@ -14,7 +14,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from qmqpsource.results import result, timeline
-from qmqpsource.results.histogram import HIGHEST, Histogram
+from qmqpsource.results.histogram import HIGHEST, Histogram, encode_sparse
 from qmqpsource.results.outcome import Outcome
 from qmqpsource.results.stats import RunStats
 from qmqpsource.results.timeline import COUNT_KEYS, Interval
@@ -278,3 +278,15 @@ def test_bad_timelines_are_refused_in_one_line(change: str, message: str) -> Non
         result.from_dict(_bad(change))
     assert str(caught.value).startswith(message)
     assert "\n" not in str(caught.value)
+
+
+@settings(max_examples=50, deadline=None)
+@given(st.dictionaries(st.integers(min_value=0, max_value=28671),
+                       st.integers(min_value=1, max_value=2**62), max_size=40))
+def test_sparse_encoding_is_hdrhs_own(sparse: dict[int, int]) -> None:
+    dense = Histogram()
+    for index, n in sparse.items():
+        dense.counts[index] = n
+    assert encode_sparse(sparse) == dense.encode()
+    if all(n < 2**48 for n in sparse.values()):  # hdrh itself reads no larger counts back
+        assert timeline.sparse_of(Histogram.decode(encode_sparse(sparse))) == sparse
