@@ -293,6 +293,7 @@ async def test_interrupted_run_still_writes_its_result(
     # The message in flight at the signal reached the server but got no reply.
     assert seen - 1 <= accepted <= seen
     assert result["counts"]["attempted"] == accepted
+    assert sum(entry["counts"]["accepted"] for entry in result["timeline"]) == accepted
     stderr = err_path.read_text()
     assert "Traceback" not in stderr
     assert stderr.endswith(f"qmqp-source: {word}\n")
