@@ -58,7 +58,7 @@ async def test_the_result_has_its_timeline() -> None:
     assert all(i.latency_ms["total"]["count"] == i.counts["attempted"] for i in busy)
     assert all(i.total.count == i.counts["attempted"] for i in busy)
     assert result.to_dict()["timeline"] == [i.to_dict() for i in result.timeline]
-    with pytest.raises(ValueProblem, match="interval must be at least 0.01 seconds"):
+    with pytest.raises(ValueProblem, match=r"interval must be at least 0\.01 seconds"):
         await run_load(config, interval=0.001)
 
 
