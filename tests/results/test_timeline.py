@@ -165,7 +165,8 @@ def test_interval_percentiles_are_the_histograms(values: list[int]) -> None:
     histogram = Histogram()
     for v in values:
         histogram.record(v)
-    interval = Interval(0.0, 1.0, {}, timeline.sparse_of(histogram))
+    interval = Interval.of(0.0, 1.0, {}, timeline.sparse_of(histogram))
+    assert dict(interval.sparse) == timeline.sparse_of(histogram)
     percentiles = [0.0, 50.0, 90.0, 99.0, 100.0]
     assert interval.percentiles(percentiles) == histogram.percentiles(percentiles)
     assert interval.max_us == histogram.max
