@@ -139,6 +139,10 @@ class Interval:
     counts: Mapping[str, int]
     sparse: LatencyCounts
 
+    def __post_init__(self) -> None:
+        if not isinstance(self.sparse, LatencyCounts):  # a dict, from an untyped caller
+            object.__setattr__(self, "sparse", LatencyCounts(self.sparse))
+
     @classmethod
     def of(
         cls, offset_s: float, duration_s: float, counts: Mapping[str, int],
