@@ -42,10 +42,20 @@ def _seconds(value: float) -> str:
     return f"{value:.3f}".rstrip("0").rstrip(".")
 
 
+def _edges(intervals: Sequence[Interval]) -> list[float]:
+    """Every interval's start and end, less those a hair from the one before (runs whose
+    intervals nearly line up would otherwise make slivers of bands)."""
+    hair = min((i.duration_s for i in intervals if i.duration_s > 0), default=1.0) / 20
+    edges: list[float] = []
+    for edge in sorted({e for i in intervals for e in (i.offset_s, i.offset_s + i.duration_s)}):
+        if not edges or edge - edges[-1] > hair:
+            edges.append(edge)
+    return edges
+
+
 def _bands(runs: Sequence[RunView], describe: Callable[[Interval], str]) -> list[Band]:
     """One band per span between interval boundaries of any run; its text, each run's values."""
-    edges = sorted({round(edge, 3) for run in runs for i in run.timeline or ()
-                    for edge in (i.offset_s, i.offset_s + i.duration_s)})
+    edges = _edges([i for run in runs for i in run.timeline or ()])
     starts = [[i.offset_s for i in run.timeline or ()] for run in runs]
     bands = []
     for x0, x1 in pairwise(edges):

@@ -69,6 +69,7 @@ def _summary(runs: Sequence[RunView]) -> str:
         ("status", lambda d: str(d.get("status", "-"))),
         ("started at", lambda d: str(d.get("started_at", "-"))),
         ("elapsed (s)", lambda d: _fixed(d.get("elapsed_s"), 3)),
+        ("interval (s)", lambda d: _fixed(d.get("interval_s"), 3)),
         ("messages", lambda d: str(_get(d, "counts", "attempted"))),
         *((o, partial(_count, o)) for o in OUTCOMES),
         ("msg/s", lambda d: _fixed(_get(d, "throughput", "messages_per_s"))),

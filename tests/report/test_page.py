@@ -142,3 +142,13 @@ def test_a_ten_minute_run_makes_a_page_under_3_mb() -> None:
     size = len(page.encode())
     assert size < 3_000_000, size
     assert len(page_of((ten_minutes, "run.json")).encode()) < size
+
+
+def test_intervals_that_nearly_line_up_share_their_hover_bands() -> None:
+    before, after = document(3), document(3, seed=2)
+    for n, interval in enumerate(after["timeline"]):  # another host's clock, a hair later
+        interval["offset_s"] = n * 1.0004 + 0.0002
+    page = page_of((before, "a.json"), (after, "b.json"))
+    throughput = page[page.index('data-chart="throughput"'):page.index('data-chart="latency"')]
+    bands = re.findall(r"<title>([\d.]+) to ([\d.]+) s\n", throughput)
+    assert bands == [("0", "1"), ("1", "2"), ("2", "3")]
