@@ -6,6 +6,7 @@
 
 Time is counted from each run's own start, so that a run before and one after a change
 line up. Points sit at the middle of their interval; hover bands give exact values.
+Intervals in which no message ended break the latency lines (they have no latency).
 """
 
 from __future__ import annotations
@@ -22,7 +23,7 @@ from qmqpsource.report.view import LATENCY_KINDS, OUTCOMES, PERCENTILE_KEYS, Int
 __all__ = ["Chart", "charts"]
 
 TIME_AXIS = Axis("time since the run's start (s)")
-NO_TIMELINE = "No timeline in these results (schema qmqpsource.result/1 has none)."
+NO_TIMELINE = "No timeline in these results (one of schema qmqpsource.result/1 has none)."
 
 
 @dataclass(frozen=True)
@@ -75,9 +76,13 @@ def _throughput(runs: Sequence[RunView]) -> Chart:
     lines = []
     for n, run in enumerate(runs):
         timeline = run.timeline or ()
+        # A last interval cut very short makes a rate of a few messages: noise that would
+        # set the scale. Its band still gives its exact figures.
+        short = max((i.duration_s for i in timeline), default=0.0) / 10
         for outcome in OUTCOMES:
             if outcome == "accepted" or any(i.counts.get(outcome) for i in timeline):
-                points = tuple((_mid(i), i.rate(outcome)) for i in timeline)
+                points = tuple((_mid(i), i.rate(outcome)) if i.duration_s > short else None
+                               for i in timeline)
                 lines.append(Line(n, outcome, f"{run.label}: {outcome}", points))
 
     def describe(i: Interval) -> str:

@@ -152,3 +152,15 @@ def test_intervals_that_nearly_line_up_share_their_hover_bands() -> None:
     throughput = page[page.index('data-chart="throughput"'):page.index('data-chart="latency"')]
     bands = re.findall(r"<title>([\d.]+) to ([\d.]+) s\n", throughput)
     assert bands == [("0", "1"), ("1", "2"), ("2", "3")]
+
+
+def test_a_last_interval_cut_short_is_no_point_of_throughput_but_has_its_band() -> None:
+    doc = document(3)
+    doc["timeline"][-1].update(duration_s=0.01)  # 800 messages in 10 ms: 80000 msg/s
+    view = view_of(doc, "a.json")
+    page = page_of((doc, "a.json"))
+    throughput = page[page.index('data-chart="throughput"'):page.index('data-chart="latency"')]
+    [accepted] = re.findall(r'data-series="accepted" d="([^"]*)"', throughput)
+    assert accepted.count("L") == 1  # two points: the third interval left out
+    assert "<title>2 to 2.01 s\na.json: " in throughput
+    assert view.timeline is not None and view.timeline[-1].rate("accepted") > 10_000
