@@ -38,6 +38,7 @@ svg text{fill:var(--fg);font-size:12px}svg text.title{fill:var(--muted)}
 table{border-collapse:collapse;margin:0 0 10px;width:100%;font-size:13px}
 th,td{padding:3px 6px;border-bottom:1px solid var(--grid);text-align:left;vertical-align:top;
 overflow-wrap:anywhere}
+th{overflow-wrap:normal}
 table.numbers td{text-align:right;font-variant-numeric:tabular-nums}
 tr.differs th,tr.differs td{font-weight:600;background:var(--hover)}
 """
