@@ -12,6 +12,7 @@ import base64
 import hashlib
 import json
 from collections.abc import Callable, Mapping, Sequence
+from datetime import datetime
 from functools import partial
 from typing import Any
 
@@ -59,6 +60,14 @@ def _fixed(value: Any, digits: int = 1, scale: float = 1.0) -> str:
     return "-"
 
 
+def _time(value: Any) -> str:
+    """An ISO 8601 time to the second, with its offset: 2026-12-01 23:16:22 +0000."""
+    try:
+        return f"{datetime.fromisoformat(value):%Y-%m-%d %H:%M:%S %z}".rstrip()
+    except (TypeError, ValueError):
+        return str(value)
+
+
 def _count(outcome: str, document: Mapping[str, Any]) -> str:
     return str(_get(document, "counts", outcome))
 
@@ -67,7 +76,7 @@ def _summary(runs: Sequence[RunView]) -> str:
     """Counts and throughput, a column per run; then each latency's percentiles, a row each."""
     measures: list[tuple[str, Callable[[Mapping[str, Any]], str]]] = [
         ("status", lambda d: str(d.get("status", "-"))),
-        ("started at", lambda d: str(d.get("started_at", "-"))),
+        ("started at", lambda d: _time(d.get("started_at"))),
         ("elapsed (s)", lambda d: _fixed(d.get("elapsed_s"), 3)),
         ("interval (s)", lambda d: _fixed(d.get("interval_s"), 3)),
         ("messages", lambda d: str(_get(d, "counts", "attempted"))),

@@ -164,3 +164,8 @@ def test_a_last_interval_cut_short_is_no_point_of_throughput_but_has_its_band() 
     assert accepted.count("L") == 1  # two points: the third interval left out
     assert "<title>2 to 2.01 s\na.json: " in throughput
     assert view.timeline is not None and view.timeline[-1].rate("accepted") > 10_000
+
+
+def test_the_start_is_shown_to_the_second_with_its_offset() -> None:
+    page = page_of((document(2), "a.json"))
+    assert "<tr><th>started at</th><td>2026-12-01 12:00:00 +0000</td></tr>" in page
