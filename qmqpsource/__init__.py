@@ -28,6 +28,7 @@ _PUBLIC = {
     "Faults": "qmqpsource.sink.faults",
     "SinkStats": "qmqpsource.sink.stats",
     "Result": "qmqpsource.results.result",
+    "Interval": "qmqpsource.results.timeline",
     "Verdict": "qmqpsource.results.checks",
     "Outcome": "qmqpsource.results.outcome",
     "Family": "qmqpsource.addresses",
@@ -43,6 +44,7 @@ __all__ = [
     "SOURCE_PROG",
     "Family",
     "Faults",
+    "Interval",
     "Outcome",
     "Result",
     "RunningSink",
@@ -62,6 +64,7 @@ if TYPE_CHECKING:
     from qmqpsource.results.checks import Verdict
     from qmqpsource.results.outcome import Outcome
     from qmqpsource.results.result import Result
+    from qmqpsource.results.timeline import Interval
     from qmqpsource.sink.config import SinkConfig
     from qmqpsource.sink.faults import Faults
     from qmqpsource.sink.stats import SinkStats

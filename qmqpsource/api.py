@@ -27,6 +27,7 @@ from qmqpsource.results import result
 from qmqpsource.results.checks import Check, judge, parse_check
 from qmqpsource.results.result import Result
 from qmqpsource.results.stats import RunStats
+from qmqpsource.results.timeline import DEFAULT_INTERVAL, check_interval
 from qmqpsource.sink.config import SinkConfig
 from qmqpsource.sink.server import Sink
 from qmqpsource.sink.stats import SinkStats
@@ -39,18 +40,24 @@ from qmqpsource.source.runner import Runner
 __all__ = ["RunningSink", "open_sink", "run_load", "run_load_sync"]
 
 
-async def run_load(config: SourceConfig, *, checks: Sequence[str | Check] = ()) -> Result:
-    """Run the load that ``config`` describes; its result, with ``checks`` judged.
+async def run_load(
+    config: SourceConfig, *, checks: Sequence[str | Check] = (),
+    interval: float = DEFAULT_INTERVAL,
+) -> Result:
+    """Run the load that ``config`` describes; its result, with ``checks`` judged, and
+    its ``timeline`` in steps of ``interval`` seconds (at least MIN_INTERVAL).
 
     Raises AddressError (a bad or unknown target), LimitError (more sessions or memory
-    than this machine has), CheckError (a check that cannot be parsed), all before the
+    than this machine has), CheckError (a check that cannot be parsed), ValueProblem (an
+    ``interval`` that is no step), all before the
     run starts. A failed message ends the run as on the command line, unless
     ``config.keep_going``: the result's ``status`` and ``failure`` say so.
     """
     judged = [c if isinstance(c, Check) else parse_check(c) for c in checks]
+    check_interval(interval)
     check_resources(config)
     requests = RequestFactory(config)
-    stats = RunStats(config.recipients, requests.size)
+    stats = RunStats(config.recipients, requests.size, interval)
     endpoint = await resolve(config.target, config.family)
     stats.begin()
     run_result = await Runner(config, endpoint, requests, stats).run()
@@ -63,9 +70,12 @@ async def run_load(config: SourceConfig, *, checks: Sequence[str | Check] = ()) 
     return dataclasses.replace(value, checks=tuple(judge(judged, value)))
 
 
-def run_load_sync(config: SourceConfig, *, checks: Sequence[str | Check] = ()) -> Result:
+def run_load_sync(
+    config: SourceConfig, *, checks: Sequence[str | Check] = (),
+    interval: float = DEFAULT_INTERVAL,
+) -> Result:
     """``run_load`` for a caller without a trio loop (it runs one of its own)."""
-    return trio.run(partial(run_load, config, checks=checks))
+    return trio.run(partial(run_load, config, checks=checks, interval=interval))
 
 
 @dataclass(frozen=True)

@@ -14,6 +14,7 @@ import trio
 import qmqpsource
 from qmqpsource import (
     Faults,
+    Interval,
     Result,
     SinkConfig,
     SourceConfig,
@@ -40,6 +41,25 @@ async def test_a_load_against_a_sink_in_the_same_loop() -> None:
     document = result.to_dict()
     assert document["counts"] == result.counts and document["checks"] == []
     assert json.loads(json.dumps(document)) == document  # it is the JSON document
+
+
+async def test_the_result_has_its_timeline() -> None:
+    async with open_sink(SinkConfig(endpoint="127.0.0.1:0",
+                                    faults=Faults(tempfail=0.5, seed=2))) as sink:
+        config = SourceConfig(target=sink.address, sessions=2, messages=40, keep_going=True)
+        result = await run_load(config, interval=0.5)
+    assert result.interval_s == 0.5
+    assert result.timeline and all(isinstance(i, Interval) for i in result.timeline)
+    assert result.timeline[0].offset_s == 0.0
+    for key in ("attempted", "accepted", "tempfail", "permfail", "error"):
+        assert sum(i.counts[key] for i in result.timeline) == result.counts[key]
+    assert result.counts["tempfail"] > 0
+    busy = [i for i in result.timeline if i.counts["attempted"]]
+    assert all(i.latency_ms["total"]["count"] == i.counts["attempted"] for i in busy)
+    assert all(i.total.count == i.counts["attempted"] for i in busy)
+    assert result.to_dict()["timeline"] == [i.to_dict() for i in result.timeline]
+    with pytest.raises(ValueProblem, match="interval must be at least 0.01 seconds"):
+        await run_load(config, interval=0.001)
 
 
 async def test_checks_and_faults() -> None:

@@ -25,6 +25,7 @@ from qmqpsource.cli.common import fatal
 from qmqpsource.results.checks import Check, judges_failures
 from qmqpsource.results.progress import bar_wanted, run_progress
 from qmqpsource.results.stats import RunStats
+from qmqpsource.results.timeline import DEFAULT_INTERVAL
 from qmqpsource.source.config import SourceConfig
 from qmqpsource.source.connector import resolve
 from qmqpsource.source.request import RequestFactory
@@ -52,6 +53,7 @@ def run_source(
     budget: MessageBudget | None = None,
     parent: ParentLink | None = None,
     checks: Sequence[Check] = (),
+    timeline_step: float | None = None,
 ) -> int:
     """Run the load; print Postfix's fatal line on failure; return the exit status.
 
@@ -67,9 +69,13 @@ def run_source(
     run stops at once, reporting nothing, when the parent is gone. ``checks`` (--check)
     are judged against the result, which then has their verdicts (exit status 3 when
     one failed).
+
+    The timeline's step is ``timeline_step``, else ``interval`` (--interval's progress
+    lines), else timeline.DEFAULT_INTERVAL.
     """
     requests = RequestFactory(config)
-    stats = RunStats(config.recipients, requests.size)
+    stats = RunStats(config.recipients, requests.size,
+                     timeline_step or interval or DEFAULT_INTERVAL)
     run = ProcessRun(
         config, requests, stats, interval=interval, budget=budget, parent=parent,
         embedded_sink_args=embedded_sink_args,

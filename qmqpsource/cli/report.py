@@ -2,8 +2,9 @@
 
     qmqp-report [-q] [--json PATH] [--html PATH] FILE...
 
-Reads one or more JSON results (schema qmqpsource.result/1; FILE '-' is stdin),
-merges them exactly (counts add, histograms merge, elapsed spans every run),
+Reads one or more JSON results (schema qmqpsource.result/2 or /1; FILE '-' is stdin),
+merges them exactly (counts add, histograms merge, elapsed spans every run, timelines
+line up on wall-clock time),
 prints the human summary on stdout, and with --json writes the merged result.
 This is how runs from several processes or hosts come together.
 

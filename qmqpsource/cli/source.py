@@ -153,7 +153,8 @@ _Quiet = Annotated[
 _Interval = Annotated[
     float | None,
     typer.Option("--interval", metavar="SECONDS",
-                 help="One progress line on stderr every SECONDS."),
+                 help="The result's timeline step (default 1), and one progress line "
+                      "on stderr every SECONDS (not with --workers)."),
 ]
 _JsonPath = Annotated[
     str | None,
@@ -274,7 +275,9 @@ def source(
         messages = MAX_COUNT if duration is not None else 1
     with _usage_failure():
         if interval is not None:
-            values.seconds("--interval", interval)
+            from qmqpsource.results.timeline import check_interval  # only --interval
+
+            check_interval(interval, "--interval")
         whole = SourceConfig(
             target=target, sessions=sessions, messages=messages, length=length,
             recipients=recipients, sender=sender, recipient=recipient, myhostname=myhostname,
@@ -293,7 +296,7 @@ def source(
     if share is None:
         raise typer.Exit(0)  # a shard whose share is empty (-m 3 --shard 3/4): nothing to do
     _check_resources(share)  # now, not a crash mid-run
-    worker_count = _worker_count(workers, counter=counter, interval=interval)
+    worker_count = _worker_count(workers, counter=counter)
     plan = plan_run(whole, host_shard, worker_count)
     raise typer.Exit(_run(plan, keep_going=keep_going, quiet=quiet, interval=interval,
                           json_path=json_path, embedded_sink_args=sink_args, checks=checks))
@@ -374,7 +377,7 @@ def _check_resources(config: SourceConfig) -> None:
         fatal(PROG, str(exc))
 
 
-def _worker_count(text: str, *, counter: bool, interval: float | None) -> int:
+def _worker_count(text: str, *, counter: bool) -> int:
     """--workers N or 'auto' (one per CPU), and the options that one process only has."""
     if text == "auto":
         count = os.cpu_count() or 1
@@ -385,8 +388,6 @@ def _worker_count(text: str, *, counter: bool, interval: float | None) -> int:
         count = int(text)
     if count > 1 and counter:
         raise UsageFailure("-c shows one process's count; it does not go with --workers")
-    if count > 1 and interval is not None:
-        raise UsageFailure("--interval does not go with --workers")
     return count
 
 
@@ -412,8 +413,10 @@ def _run(
         from qmqpsource.source.budget import MessageBudget
 
         budget = MessageBudget(plan.budget, len(plan.configs))
+    # The parent sees no live counts: with --workers, --interval sets the timeline only.
     return run_workers(plan.configs, keep_going=keep_going, quiet=quiet, json_path=json_path,
-                       embedded_sink_args=embedded_sink_args, budget=budget, checks=checks)
+                       embedded_sink_args=embedded_sink_args, budget=budget, checks=checks,
+                       timeline_step=interval)
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -146,7 +146,10 @@ def _read_target(pipe: int) -> str | None:
     return data.split(_END_OF_TARGET, 1)[0].decode("utf-8", "surrogateescape")
 
 
-def _worker_main(worker: WorkerRun, pipes: tuple[int, int], budget: MessageBudget | None) -> int:
+def _worker_main(
+    worker: WorkerRun, pipes: tuple[int, int], budget: MessageBudget | None,
+    timeline_step: float | None,
+) -> int:
     """In the forked worker: wait for the target, run the shard, return the exit status."""
     from qmqpsource.cli.launch import run_source
 
@@ -156,7 +159,7 @@ def _worker_main(worker: WorkerRun, pipes: tuple[int, int], budget: MessageBudge
     if not target:
         return 1  # the parent gave up before the run started; it says why
     config = dataclasses.replace(worker.config, target=target)
-    return run_source(config, quiet=True, budget=budget,
+    return run_source(config, quiet=True, budget=budget, timeline_step=timeline_step,
                       parent=ParentLink(target_pipe, result_pipe))
 
 
@@ -165,6 +168,7 @@ def _fork(
     forked: Sequence[WorkerRun],
     budget: MessageBudget | None,
     die_with_parent: Callable[[], None],
+    timeline_step: float | None = None,
 ) -> None:
     """Fork ``worker``; ``forked`` are the workers forked before it."""
     target_read, target_write = os.pipe()
@@ -184,7 +188,7 @@ def _fork(
                 for fd in (earlier.target_pipe, earlier.result_pipe):
                     if fd >= 0:
                         os.close(fd)
-            status = _worker_main(worker, (target_read, result_write), budget)
+            status = _worker_main(worker, (target_read, result_write), budget, timeline_step)
         except SystemExit as exc:
             status = exc.code if isinstance(exc.code, int) else 1
         except BaseException as exc:  # a worker must never return into the parent's code
@@ -314,18 +318,21 @@ def run_workers(
     embedded_sink_args: Sequence[str] | None = None,
     budget: MessageBudget | None = None,
     checks: Sequence[Check] = (),
+    timeline_step: float | None = None,
 ) -> int:
     """One worker per config; merge their results; report (``checks`` judged against the
     merge); exit status.
 
     Without ``budget`` each config is a shard with its own -m; with one, the workers
-    take their messages from it as they go (see budget.py).
+    take their messages from it as they go (see budget.py). Each worker records its
+    timeline at ``timeline_step`` (default: timeline.DEFAULT_INTERVAL); the merge aligns
+    them on wall-clock time.
     """
     workers = [WorkerRun(n, config) for n, config in enumerate(configs)]
     die_with_parent = _die_with_parent()
     try:
         for n, worker in enumerate(workers):
-            _fork(worker, workers[:n], budget, die_with_parent)
+            _fork(worker, workers[:n], budget, die_with_parent, timeline_step)
     finally:
         if budget is not None:
             budget.close()  # the parent takes nothing from it

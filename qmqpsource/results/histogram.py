@@ -13,7 +13,7 @@ hdrh is imported only to encode or decode, so that short runs do not pay for it.
 from __future__ import annotations
 
 from bisect import bisect_left
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from itertools import accumulate
 from typing import Any
 
@@ -25,6 +25,8 @@ __all__ = [
     "Histogram",
     "HistogramError",
     "counts_index",
+    "encode_sparse",
+    "used_length",
 ]
 
 LOWEST = 1
@@ -95,6 +97,48 @@ def _used(counts: list[int]) -> int:
     while top and not counts[top - 1]:
         top -= 1
     return top
+
+
+used_length = _used  # for the timeline's interval deltas
+
+# HdrHistogram's V2 encoding (see Histogram.encode): its cookies, word size 8.
+_PAYLOAD_COOKIE = 0x1C849303 | 0x10
+_COMPRESSED_COOKIE = 0x1C849304 | 0x10
+
+
+def _varint(value: int, out: bytearray) -> None:
+    """LEB128 as HdrHistogram's ZigZag encoding writes a (zigzagged) 64-bit value: the
+    9th byte, if any, holds 8 bits."""
+    for _ in range(8):
+        if value <= 0x7F:
+            out.append(value)
+            return
+        out.append((value & 0x7F) | 0x80)
+        value >>= 7
+    out.append(value)
+
+
+def encode_sparse(sparse: Mapping[int, int]) -> str:
+    """The ``hdr`` string of the histogram whose nonzero counts by index are ``sparse``:
+    the same text as Histogram.encode (tested), without hdrh's dense copy (~1 ms each:
+    a timeline of thousands of intervals took seconds)."""
+    import base64
+    import struct
+    import zlib
+
+    out = bytearray()
+    last = -1
+    for index in sorted(sparse):
+        zeros = index - last - 1
+        if zeros:
+            _varint(2 * zeros - 1, out)  # a run of zeros: zigzag(-zeros)
+        _varint(sparse[index] << 1, out)  # zigzag(count)
+        last = index
+    header = struct.pack(">IIIIqqd", _PAYLOAD_COOKIE, len(out), 0, SIGNIFICANT_FIGURES,
+                         LOWEST, HIGHEST, 1.0)
+    payload = zlib.compress(header + bytes(out))
+    wrapped = struct.pack(">II", _COMPRESSED_COOKIE, len(payload)) + payload
+    return base64.b64encode(wrapped).decode("ascii")
 
 
 class Histogram:

@@ -1,4 +1,4 @@
-"""A run's result, schema ``qmqpsource.result/1``: build, JSON, parse, exact merge.
+"""A run's result, schema ``qmqpsource.result/2``: build, JSON, parse, exact merge.
 
 The histograms' ``hdr`` strings are the source of truth: parsing recomputes every
 percentile from them, and merging adds counts and histograms, so that results from
@@ -7,6 +7,9 @@ earliest start to the latest end; throughput is recomputed over that span.
 
 Throughput counts every message that ended (``attempted``), failures included: the
 counts by outcome say what became of them.
+
+Schema /2 adds the timeline (timeline.py): ``interval_s`` and ``timeline``. Files of
+schema /1 are still read, with no timeline (an empty one).
 
 No I/O here beyond ``read`` and ``write`` of the files given. json is imported only
 by those, so that a run without --json does not pay for it.
@@ -24,11 +27,19 @@ from qmqpsource.results.checks import Verdict
 from qmqpsource.results.histogram import Histogram, HistogramError
 from qmqpsource.results.outcome import Outcome
 from qmqpsource.results.stats import LATENCIES, RunStats
+from qmqpsource.results.timeline import (
+    DEFAULT_INTERVAL,
+    Interval,
+    TimelineError,
+    merge_timelines,
+    timeline_from_json,
+)
 
 __all__ = [
     "ERROR_CAUSES",
     "PERCENTILES",
     "SCHEMA",
+    "SCHEMA_1",
     "SIZE_LIMIT",
     "STATUSES",
     "Result",
@@ -44,7 +55,9 @@ __all__ = [
     "write",
 ]
 
-SCHEMA = "qmqpsource.result/1"
+SCHEMA = "qmqpsource.result/2"
+# The schema before the timeline: still read.
+SCHEMA_1 = "qmqpsource.result/1"
 # A result is a few KiB (a merge of thousands of runs, a few MiB): a file larger than
 # this is not one, and is not read further (/dev/zero would fill the memory).
 SIZE_LIMIT = 64 * 1024 * 1024
@@ -77,6 +90,8 @@ class Result:
     behind_schedule: int = 0
     cut_off: int = 0
     checks: tuple[Verdict, ...] = ()  # --check, judged against this result
+    interval_s: float = DEFAULT_INTERVAL  # the timeline's step
+    timeline: tuple[Interval, ...] = ()  # in order; empty: none (a schema /1 result)
 
     @property
     def attempted(self) -> int:
@@ -98,19 +113,19 @@ class Result:
     @property
     def counts(self) -> dict[str, int]:
         """``{"attempted", "accepted", "tempfail", "permfail", "error"}`` as in the JSON."""
-        counts: dict[str, int] = to_dict(self)["counts"]
+        counts: dict[str, int] = _summary_dict(self)["counts"]
         return counts
 
     @property
     def throughput(self) -> dict[str, float]:
         """``{"messages_per_s", "recipients_per_s", "bytes_per_s"}`` as in the JSON."""
-        throughput: dict[str, float] = to_dict(self)["throughput"]
+        throughput: dict[str, float] = _summary_dict(self)["throughput"]
         return throughput
 
     @property
     def latency_ms(self) -> dict[str, dict[str, Any]]:
         """Each latency's count, mean, p50, p90, p99, p999, max (and hdr), as in the JSON."""
-        latency: dict[str, dict[str, Any]] = to_dict(self)["latency_ms"]
+        latency: dict[str, dict[str, Any]] = _summary_dict(self)["latency_ms"]
         return latency
 
     def to_dict(self) -> dict[str, Any]:
@@ -137,6 +152,7 @@ def from_stats(
     started_at = stats.started_at
     if started_at is None:
         raise ValueError("the run never began")
+    interval_s, timeline = stats.timeline()
     return Result(
         tool_name=tool_name,
         tool_version=tool_version,
@@ -151,6 +167,8 @@ def from_stats(
         failure=failure,
         behind_schedule=stats.behind_schedule,
         cut_off=stats.cut_off,
+        interval_s=interval_s,
+        timeline=timeline,
     )
 
 
@@ -168,7 +186,16 @@ def _latency_dict(histogram: Histogram) -> dict[str, Any]:
 
 
 def to_dict(result: Result) -> dict[str, Any]:
-    """The JSON object of schema qmqpsource.result/1."""
+    """The JSON object of schema qmqpsource.result/2."""
+    return {
+        **_summary_dict(result),
+        "interval_s": round(result.interval_s, 6),
+        "timeline": [interval.to_dict() for interval in result.timeline],
+    }
+
+
+def _summary_dict(result: Result) -> dict[str, Any]:
+    """The JSON object but the timeline (what schema /1 had)."""
     o = result.outcomes
     return {
         "schema": SCHEMA,
@@ -244,8 +271,8 @@ def from_dict(obj: Any) -> Result:
     if not isinstance(obj, dict):
         raise ResultError("not a JSON object")
     schema = obj.get("schema")
-    if schema != SCHEMA:
-        raise ResultError(f"schema is {schema!r}, not {SCHEMA!r}")
+    if schema not in (SCHEMA, SCHEMA_1):
+        raise ResultError(f"schema is {schema!r}, not {SCHEMA!r} (nor {SCHEMA_1!r})")
     tool = _get(obj, "tool", dict)
     started_at, elapsed = _times(obj)
     counts = _get(obj, "counts", dict)
@@ -291,6 +318,13 @@ def from_dict(obj: Any) -> Result:
         latency[name] = histogram
     if latency["total"].count != sum(outcomes.values()):
         raise ResultError("latency_ms.total.count is not counts.attempted")
+    interval_s = DEFAULT_INTERVAL
+    timeline: tuple[Interval, ...] = ()  # schema /1: none
+    if schema == SCHEMA:
+        try:
+            interval_s, timeline = timeline_from_json(obj, counts)
+        except TimelineError as exc:
+            raise ResultError(str(exc)) from None
     return Result(
         tool_name=str(_get(tool, "name", str, "tool.")),
         tool_version=str(_get(tool, "version", str, "tool.")),
@@ -307,6 +341,8 @@ def from_dict(obj: Any) -> Result:
         behind_schedule=_count(obj, "behind_schedule") if "behind_schedule" in obj else 0,
         cut_off=_count(obj, "cut_off") if "cut_off" in obj else 0,
         checks=_verdicts(obj.get("checks", [])),
+        interval_s=interval_s,
+        timeline=timeline,
     )
 
 
@@ -359,6 +395,10 @@ def merge(results: Sequence[Result], *, tool_name: str, tool_version: str) -> Re
         raise ResultError("started_at plus elapsed_s is out of range") from None
     names = [n for n in LATENCIES if all(n in r.latency for r in results)]
     failures: list[str] = []
+    elapsed = (end - start).total_seconds()
+    interval_s, timeline = merge_timelines(
+        ((r.started_at, r.interval_s, r.timeline) for r in results), start
+    )
     for r in results:
         if r.failure is not None and r.failure not in failures:
             failures.append(r.failure)
@@ -367,7 +407,7 @@ def merge(results: Sequence[Result], *, tool_name: str, tool_version: str) -> Re
         tool_version=tool_version,
         config=_merge_config([r.config for r in results]),
         started_at=start,
-        elapsed_s=(end - start).total_seconds(),
+        elapsed_s=elapsed,
         outcomes={o: sum(r.outcomes[o] for r in results) for o in Outcome},
         recipients=sum(r.recipients for r in results),
         bytes_sent=sum(r.bytes_sent for r in results),
@@ -380,6 +420,8 @@ def merge(results: Sequence[Result], *, tool_name: str, tool_version: str) -> Re
         runs=sum(r.runs for r in results),
         behind_schedule=sum(r.behind_schedule for r in results),
         cut_off=sum(r.cut_off for r in results),
+        interval_s=interval_s,
+        timeline=timeline,
     )
 
 

@@ -1,9 +1,10 @@
 """Per-message outcomes and timings of one run.
 
 ``record`` runs once per message on the hot path, so it allocates nothing: an accepted
-message is three list increments and an integer add (the index arithmetic of
-``histogram.counts_index`` is inlined). Everything else (failures, never-connected
-messages, out-of-range times) takes the slower general path.
+message is one comparison (is it the first in a new interval of the timeline?), three
+list increments and an integer add (the index arithmetic of ``histogram.counts_index``
+is inlined). Everything else (failures, never-connected messages, out-of-range times,
+the timeline's interval closes: timeline.py) takes the slower general path.
 
 Per message: the outcome; the connect time (from the start of the attempt, queueing for
 the connect limiter included, to the connection up); the reply time (from the connection
@@ -18,6 +19,8 @@ import time
 from collections import Counter
 from datetime import UTC, datetime
 
+import trio
+
 from qmqpsource.results.histogram import (
     BUCKET_SHIFT,
     SUB_BUCKET_HALF_COUNT_MAGNITUDE,
@@ -25,6 +28,7 @@ from qmqpsource.results.histogram import (
     Histogram,
 )
 from qmqpsource.results.outcome import Outcome
+from qmqpsource.results.timeline import DEFAULT_INTERVAL, Interval, TimelineRecorder
 
 __all__ = ["LATENCIES", "RunStats"]
 
@@ -37,6 +41,12 @@ _REPLIED = frozenset({Outcome.ACCEPTED, Outcome.TEMPFAIL, Outcome.PERMFAIL})
 _MASK = SUB_BUCKET_MASK
 _SHIFT = BUCKET_SHIFT
 _HALF = SUB_BUCKET_HALF_COUNT_MAGNITUDE
+_INF = float("inf")
+
+
+def _clock() -> float:
+    """Now, on the clock the runner gives record(): trio's in a trio run."""
+    return trio.current_time() if trio.lowlevel.in_trio_run() else time.perf_counter()
 
 
 class RunStats:
@@ -48,6 +58,9 @@ class RunStats:
         "_perf_end",
         "_perf_start",
         "_reply",
+        "_tick",
+        "_timeline",
+        "_timeline_end",
         "_total",
         "accepted",
         "behind_schedule",
@@ -63,7 +76,10 @@ class RunStats:
         "unconnected",
     )
 
-    def __init__(self, recipients_per_message: int, bytes_per_message: int) -> None:
+    def __init__(
+        self, recipients_per_message: int, bytes_per_message: int,
+        interval: float = DEFAULT_INTERVAL,
+    ) -> None:
         self.recipients_per_message = recipients_per_message
         self.bytes_per_message = bytes_per_message
         self.accepted = 0
@@ -86,18 +102,40 @@ class RunStats:
         self.started_at: datetime | None = None
         self._perf_start = 0.0
         self._perf_end: float | None = None
+        # The timeline (timeline.py): record() rolls it when a message ends at or past
+        # _tick, the open interval's end; none is open before begin().
+        self._timeline = TimelineRecorder(self, interval)
+        self._tick = _INF
+        self._timeline_end = 0.0
 
-    def begin(self) -> None:
-        """The run starts now: wall-clock time for reports, perf_counter for elapsed."""
+    @property
+    def interval(self) -> float:
+        """The timeline's step, in seconds."""
+        return self._timeline.step
+
+    def begin(self, now: float | None = None) -> None:
+        """The run starts now: wall-clock time for reports, perf_counter for elapsed, and
+        ``now`` on the clock of record()'s times for the timeline (default: trio's in a
+        trio run, else perf_counter)."""
         self.started_at = datetime.now(UTC)
         self._perf_start = time.perf_counter()
         self._perf_end = None
+        self._tick = self._timeline.start(_clock() if now is None else now)
 
-    def finish(self) -> None:
-        """The run ended now (a run that never began gets elapsed 0)."""
+    def finish(self, now: float | None = None) -> None:
+        """The run ended now (a run that never began gets elapsed 0); ``now`` as begin's.
+        Outside a trio run, the timeline ends at its start plus the elapsed time."""
         if self.started_at is None:
-            self.begin()
+            self.begin(now)
         self._perf_end = time.perf_counter()
+        if now is None:
+            in_trio = trio.lowlevel.in_trio_run()
+            now = trio.current_time() if in_trio else self._timeline.origin + self.elapsed
+        self._timeline_end = now
+
+    def timeline(self) -> tuple[float, tuple[Interval, ...]]:
+        """(step, the run's intervals up to finish(), in order): see timeline.py."""
+        return self._timeline.intervals(self._timeline_end)
 
     @property
     def elapsed(self) -> float:
@@ -110,7 +148,9 @@ class RunStats:
     def record(
         self, outcome: Outcome, started: float, connected: float | None, done: float
     ) -> None:
-        """One message ended; times are time.perf_counter() values (connected None: never)."""
+        """One message ended; times are on the runner's clock (connected None: never)."""
+        if done >= self._tick:  # the first to end in a new interval: close the last one
+            self._tick = self._timeline.roll(done)
         if outcome is _ACCEPTED and connected is not None:
             # histogram.counts_index, inlined: a value under 2048 us (most, on a LAN) is
             # its own index. perf_counter is monotonic, so no value is negative. Total
@@ -166,6 +206,11 @@ class RunStats:
         if self.accepted:
             counts[_ACCEPTED] = self.accepted
         return counts
+
+    @property
+    def failure_counts(self) -> Counter[Outcome]:
+        """Failed messages by outcome (the live Counter: do not change it)."""
+        return self._failures
 
     @property
     def attempted(self) -> int:

@@ -36,10 +36,10 @@ def make_result(
     sessions: int = 1,
 ) -> result.Result:
     stats = RunStats(recipients_per_message=2, bytes_per_message=1000)
-    for event in events:
+    for event in events:  # before begin(): all in the timeline's first interval
         stats.record(*event)
-    stats.begin()
-    stats.finish()
+    stats.begin(now=0.0)
+    stats.finish(now=elapsed)
     config = SourceConfig("127.0.0.1:628", sessions=sessions).as_dict()
     made = result.from_stats(stats, config, tool_name="qmqp-source", tool_version="0.1.0")
     return dataclasses.replace(made, started_at=started_at, elapsed_s=elapsed)

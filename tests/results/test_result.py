@@ -165,7 +165,7 @@ async def test_json_has_every_field(tmp_path: Path) -> None:
         status, result = await run(config, tmp_path / "r.json")
     after = datetime.now().astimezone()
     assert status == 0
-    assert result["schema"] == SCHEMA == "qmqpsource.result/1"
+    assert result["schema"] == SCHEMA == "qmqpsource.result/2"
     assert result["tool"] == {"name": "qmqp-source", "version": __version__}
     assert result["config"] == config.as_dict()
     assert result["status"] == "completed" and result["failure"] is None
@@ -198,6 +198,17 @@ async def test_json_has_every_field(tmp_path: Path) -> None:
         assert decoded.get_value_at_percentile(99.0) / 1000 == pytest.approx(
             entry["p99"], abs=0.001
         )
+    assert result["interval_s"] == 1.0
+    timeline = result["timeline"]
+    assert timeline and timeline[0]["offset_s"] == 0.0
+    for entry in timeline:
+        assert set(entry) == {"offset_s", "duration_s", "counts", "latency_ms"}
+        assert set(entry["counts"]) == set(result["counts"])
+        assert set(entry["latency_ms"]) == {"total"}
+        total = entry["latency_ms"]["total"]
+        assert set(total) == {"count", "p50", "p90", "p99", "max", "hdr"}
+        assert HdrHistogram.decode(total["hdr"].encode()).get_total_count() == total["count"]
+    assert sum(entry["counts"]["accepted"] for entry in timeline) == 7
 
 
 async def test_failed_run_still_writes_its_result(tmp_path: Path) -> None:
@@ -282,6 +293,7 @@ async def test_interrupted_run_still_writes_its_result(
     # The message in flight at the signal reached the server but got no reply.
     assert seen - 1 <= accepted <= seen
     assert result["counts"]["attempted"] == accepted
+    assert sum(entry["counts"]["accepted"] for entry in result["timeline"]) == accepted
     stderr = err_path.read_text()
     assert "Traceback" not in stderr
     assert stderr.endswith(f"qmqp-source: {word}\n")
