@@ -8,6 +8,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+from qmqpsource.report.charts import NO_TIMELINE
 from tests.report.synthetic import document
 
 REPORT = [sys.executable, "-c", "from qmqpsource.cli.report import main; main()"]
@@ -93,3 +94,18 @@ def test_an_earlier_page_is_replaced_whole_through_its_symlink(tmp_path: Path) -
     assert target.stat().st_mode & 0o777 == 0o640
     assert sorted(p.name for p in tmp_path.iterdir()) == [
         "after.json", "before.json", "link.html", "target.html"]  # no temporary file left
+
+
+def test_a_result_of_schema_1_has_the_spectrum_and_says_it_has_no_timeline(
+    tmp_path: Path
+) -> None:
+    old = document(3)
+    old["schema"] = "qmqpsource.result/1"
+    del old["timeline"], old["interval_s"]
+    path = tmp_path / "old.json"
+    path.write_text(json.dumps(old))
+    done = report("-q", "--html", tmp_path / "page.html", path)
+    assert (done.returncode, done.stderr) == (0, "")
+    text = (tmp_path / "page.html").read_text()
+    assert text.count(NO_TIMELINE) == 2
+    assert re.findall(r'data-chart="(\w+)"', text) == ["spectrum"]
