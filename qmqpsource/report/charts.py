@@ -6,7 +6,8 @@
 
 Time is counted from each run's own start, so that a run before and one after a change
 line up. Points sit at the middle of their interval; hover bands give exact values.
-Intervals in which no message ended break the latency lines (they have no latency).
+Intervals in which no message ended break the latency lines (they have no latency), and
+a last interval cut very short is left out of the lines (see _short).
 """
 
 from __future__ import annotations
@@ -54,6 +55,13 @@ def _edges(intervals: Sequence[Interval]) -> list[float]:
     return edges
 
 
+def _short(timeline: Sequence[Interval]) -> float:
+    """Intervals this short or shorter are no point of a line: a last interval cut very
+    short holds a few messages, whose rate and percentiles are noise that would set the
+    scale. Their bands still give their exact figures."""
+    return max((i.duration_s for i in timeline), default=0.0) / 10
+
+
 def _bands(runs: Sequence[RunView], describe: Callable[[Interval], str]) -> list[Band]:
     """One band per span between interval boundaries of any run; its text, each run's values."""
     edges = _edges([i for run in runs for i in run.timeline or ()])
@@ -76,9 +84,7 @@ def _throughput(runs: Sequence[RunView]) -> Chart:
     lines = []
     for n, run in enumerate(runs):
         timeline = run.timeline or ()
-        # A last interval cut very short makes a rate of a few messages: noise that would
-        # set the scale. Its band still gives its exact figures.
-        short = max((i.duration_s for i in timeline), default=0.0) / 10
+        short = _short(timeline)
         for outcome in OUTCOMES:
             if outcome == "accepted" or any(i.counts.get(outcome) for i in timeline):
                 points = tuple((_mid(i), i.rate(outcome)) if i.duration_s > short else None
@@ -96,8 +102,10 @@ def _throughput(runs: Sequence[RunView]) -> Chart:
 def _latency(runs: Sequence[RunView]) -> Chart:
     lines = []
     for n, run in enumerate(runs):
+        short = _short(run.timeline or ())
         for key in PERCENTILE_KEYS:
-            points = tuple((_mid(i), i.latency_ms[key]) if key in i.latency_ms else None
+            points = tuple((_mid(i), i.latency_ms[key])
+                           if key in i.latency_ms and i.duration_s > short else None
                            for i in run.timeline or ())
             lines.append(Line(n, key, f"{run.label}: {key}", points))
 

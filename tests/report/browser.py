@@ -8,7 +8,7 @@ back, and Chromium's own log gives every console message. ``screenshot`` takes a
 of the page as it is. Each run is bounded: a timeout, its process group killed, its profile
 folder removed.
 
-    python -m tests.report.browser PAGE.html PNG   # a screenshot (docs/report.png)
+    python -m tests.report.browser PAGE.html PNG [HEIGHT]   # a screenshot (docs/report.png)
 """
 
 from __future__ import annotations
@@ -132,9 +132,9 @@ def render_probe(page: Path, *flags: str) -> Rendered:
     return Rendered(json.loads(html.unescape(found[1])), console)
 
 
-def screenshot(page: Path, png: Path, *flags: str) -> None:
-    """A picture of ``page`` at WINDOW, as it is (no probe), into ``png``."""
-    _run([*flags, f"--screenshot={png}", f"--window-size={WINDOW[0]},{WINDOW[1]}",
+def screenshot(page: Path, png: Path, *flags: str, window: tuple[int, int] = WINDOW) -> None:
+    """A picture of ``page`` at ``window``, as it is (no probe), into ``png``."""
+    _run([*flags, f"--screenshot={png}", f"--window-size={window[0]},{window[1]}",
           "--hide-scrollbars", page.as_uri()])
     if not png.is_file():
         raise BrowserError(f"chromium wrote no screenshot to {png}")
@@ -153,4 +153,6 @@ def available() -> bool:
 
 
 if __name__ == "__main__":
-    screenshot(Path(sys.argv[1]).resolve(), Path(sys.argv[2]).resolve())
+    height = int(sys.argv[3]) if len(sys.argv) > 3 else WINDOW[1]
+    screenshot(Path(sys.argv[1]).resolve(), Path(sys.argv[2]).resolve(),
+               window=(WINDOW[0], height))

@@ -154,7 +154,7 @@ def test_intervals_that_nearly_line_up_share_their_hover_bands() -> None:
     assert bands == [("0", "1"), ("1", "2"), ("2", "3")]
 
 
-def test_a_last_interval_cut_short_is_no_point_of_throughput_but_has_its_band() -> None:
+def test_a_last_interval_cut_short_is_no_point_of_the_lines_but_has_its_band() -> None:
     doc = document(3)
     doc["timeline"][-1].update(duration_s=0.01)  # 800 messages in 10 ms: 80000 msg/s
     view = view_of(doc, "a.json")
@@ -162,6 +162,9 @@ def test_a_last_interval_cut_short_is_no_point_of_throughput_but_has_its_band() 
     throughput = page[page.index('data-chart="throughput"'):page.index('data-chart="latency"')]
     [accepted] = re.findall(r'data-series="accepted" d="([^"]*)"', throughput)
     assert accepted.count("L") == 1  # two points: the third interval left out
+    latency = page[page.index('data-chart="latency"'):page.index('data-chart="spectrum"')]
+    assert [d.count("L") for d in re.findall(r'class="line s-\w+ r-0"[^>]* d="([^"]*)"',
+                                             latency)] == [1, 1, 1, 1]
     assert "<title>2 to 2.01 s\na.json: " in throughput
     assert view.timeline is not None and view.timeline[-1].rate("accepted") > 10_000
 
