@@ -25,6 +25,8 @@ RUFF = "ruff>=0.17.6,<0.18"
 POSTFIX_TOOLS = ("/usr/sbin/qmqp-source", "/usr/sbin/qmqp-sink", "/usr/lib/postfix/sbin/qmqpd")
 # The interop suite fakes a day below 10 for Postfix's qmqp-source with it (the Date header).
 FAKETIME = "faketime"
+# The report's browser test (tests/report/test_browser.py) opens its page in Debian's chromium.
+CHROMIUM = "/usr/bin/chromium"
 
 nox.options.sessions = ["tests", "interop", "lint", "typecheck", "bench_smoke"]
 nox.options.reuse_existing_virtualenvs = True
@@ -80,15 +82,16 @@ def _require_postfix_in_ci(session: nox.Session, *also: str) -> None:
     """Locally a missing Postfix skips its tests; in CI that would hide a broken install."""
     missing = [tool for tool in (*POSTFIX_TOOLS, *also) if not shutil.which(tool)]
     if missing and IN_CI:
-        session.error(f"CI must have Debian's postfix and faketime installed; missing: "
+        session.error(f"CI must have Debian's postfix, faketime and chromium installed; missing: "
                       f"{', '.join(missing)}")
 
 
 @nox.session(python=CI_PYTHONS if IN_CI else None)
 def tests(session: nox.Session) -> None:
-    """Unit and end-to-end tests (in-test servers; Postfix's tools where they help)."""
+    """Unit and end-to-end tests (in-test servers; Postfix's tools where they help; the
+    report's page in headless Chromium)."""
     _install(session)
-    _require_postfix_in_ci(session)
+    _require_postfix_in_ci(session, CHROMIUM)
     session.run("pytest", "-m", "not postfix", *session.posargs)
 
 

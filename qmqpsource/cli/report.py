@@ -1,12 +1,16 @@
 """qmqp-report: merge qmqp-source results and summarize them.
 
-    qmqp-report [-q] [--json PATH] FILE...
+    qmqp-report [-q] [--json PATH] [--html PATH] FILE...
 
 Reads one or more JSON results (schema qmqpsource.result/2 or /1; FILE '-' is stdin),
 merges them exactly (counts add, histograms merge, elapsed spans every run, timelines
 line up on wall-clock time),
 prints the human summary on stdout, and with --json writes the merged result.
 This is how runs from several processes or hosts come together.
+
+--html PATH writes one self-contained page of charts in which each FILE is a run of
+its own (before and after a change, say), overlaid; the summary, --json and --check
+are the merge's as without it.
 """
 
 from __future__ import annotations
@@ -76,16 +80,40 @@ def _read_all(paths: list[str]) -> list[result.Result]:
     return results
 
 
+def _labels(paths: list[str]) -> list[str]:
+    """Each run's name on the page: its file name, or the path as given where two share one."""
+    names = ["stdin" if path == "-" else os.path.basename(path) or path for path in paths]
+    return names if len(set(names)) == len(names) else paths
+
+
+def _write_html(html_file: OutputFile, paths: list[str], results: list[result.Result]) -> None:
+    from qmqpsource.report.page import render
+    from qmqpsource.report.view import view_of
+
+    views = [view_of(r.to_dict(), label) for r, label in zip(results, _labels(paths), strict=True)]
+    try:
+        html_file.write(render(views, generator=f"{PROG} {__version__}"))
+    except OutputError as exc:
+        raise Fatal(str(exc)) from None
+
+
+def _output(path: str | None) -> OutputFile | None:
+    try:
+        return OutputFile.at(path) if path is not None else None
+    except OutputError as exc:
+        raise Fatal(str(exc)) from None
+
+
 def report(
     paths: list[str], *, json_path: str | None = None, quiet: bool = False,
-    checks: Sequence[Check] = (),
+    checks: Sequence[Check] = (), html_path: str | None = None,
 ) -> int:
     """Read, merge, judge, summarize, write; the exit status (3: a check failed). Raises
     Fatal with the line to print."""
-    try:
-        json_file = OutputFile.at(json_path) if json_path is not None else None
-    except OutputError as exc:
-        raise Fatal(str(exc)) from None
+    if json_path == "-" and html_path == "-":
+        raise Fatal("--json - and --html - cannot both go to stdout")
+    json_file = _output(json_path)
+    html_file = _output(html_path)
     results = _read_all(paths)
     merged = (
         results[0]
@@ -95,8 +123,8 @@ def report(
     if checks:  # the merge as one run: a sharded run over many hosts is judged whole
         merged = dataclasses.replace(merged, checks=tuple(judge(checks, merged)))
     if not quiet:
-        # stdout is the JSON's when --json is '-'.
-        out = sys.stderr if json_path == "-" else sys.stdout
+        # stdout is the JSON's (or the page's) when --json (--html) is '-'.
+        out = sys.stderr if "-" in (json_path, html_path) else sys.stdout
         out.write(format_summary(merged))
         out.flush()
     if json_file is not None:
@@ -104,6 +132,8 @@ def report(
             json_file.write(result.dumps(merged))
         except OutputError as exc:
             raise Fatal(str(exc)) from None
+    if html_file is not None:
+        _write_html(html_file, paths, results)
     return 3 if say_failed_checks(PROG, merged.checks) else 0
 
 
@@ -120,6 +150,12 @@ def command(
         typer.Option("--json", metavar="PATH",
                      help="Write the merged result to PATH ('-': stdout)."),
     ] = None,
+    html_path: Annotated[
+        str | None,
+        typer.Option("--html", metavar="PATH",
+                     help="Write a self-contained HTML page of charts to PATH, each FILE "
+                          "a run of its own, overlaid ('-': stdout)."),
+    ] = None,
     quiet: Annotated[bool, typer.Option("-q", "--quiet", help="No summary.")] = False,
     check: Annotated[
         list[str] | None,
@@ -135,10 +171,11 @@ def command(
     if not files:
         raise UsageFailure("missing FILE")
     checks = parse_checks(check or [])
-    raise typer.Exit(report(files, json_path=json_path, quiet=quiet, checks=checks))
+    raise typer.Exit(report(files, json_path=json_path, quiet=quiet, checks=checks,
+                            html_path=html_path))
 
 
-USAGE = f"usage: {PROG} [-q] [--json PATH] [--check EXPR]... FILE..."
+USAGE = f"usage: {PROG} [-q] [--json PATH] [--html PATH] [--check EXPR]... FILE..."
 
 
 def main(argv: list[str] | None = None) -> None:

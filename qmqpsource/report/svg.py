@@ -1,0 +1,171 @@
+"""SVG for the report's charts: scales, ticks, axes, lines and tooltips, all text escaped.
+
+A chart is drawn from plain numbers: Lines of (x, y) points in data units, two Axes, and
+hover Bands (a <title> over a span of x) for exact values. Colours and dashes come from
+the page's style sheet (classes ``s-SERIES`` and ``r-RUN``), so that light and dark themes
+change them without touching the SVG. No script: a browser, a mail reader or an image
+viewer shows the same thing.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass
+from html import escape
+
+__all__ = ["DASHES", "Axis", "Band", "Line", "esc", "nice_ticks", "nines_ticks", "plot"]
+
+WIDTH, HEIGHT = 760, 300
+LEFT, RIGHT, TOP, BOTTOM = 70, 30, 14, 46
+Point = tuple[float, float]
+# Dash patterns the style sheet has (r-0 ... r-5); more runs reuse them.
+DASHES = 6
+
+
+def esc(text: str) -> str:
+    """Text or an attribute value, safe inside HTML and SVG (quotes too)."""
+    return escape(text, quote=True)
+
+
+@dataclass(frozen=True)
+class Axis:
+    title: str  # with its unit
+    nines: bool = False  # x = 1/(1-p) on a log scale, labelled as percentiles
+
+
+@dataclass(frozen=True)
+class Line:
+    run: int  # which run: its dash pattern
+    series: str  # what it shows (a class name: its colour)
+    label: str  # legend text, e.g. "before.json: p99"
+    points: tuple[Point | None, ...]  # None breaks the line (an interval without messages)
+    tips: tuple[str, ...] = ()  # with one per point: a marker with that tooltip
+
+
+@dataclass(frozen=True)
+class Band:
+    """A span of x that shows ``text`` as a tooltip (exact values of one interval)."""
+
+    x0: float
+    x1: float
+    text: str
+
+
+def nice_ticks(top: float, count: int = 5) -> list[float]:
+    """Ticks 0, step, 2 step, ... up to the first at or above ``top``; step 1, 2 or 5 x 10^n."""
+    if not math.isfinite(top) or top <= 0:
+        return [0.0, 1.0]
+    raw = top / count
+    magnitude = 10 ** math.floor(math.log10(raw))
+    step = next(m * magnitude for m in (1, 2, 5, 10) if m * magnitude >= raw)
+    n = math.ceil(top / step - 1e-9)
+    return [round(i * step, 12) for i in range(n + 1)]
+
+
+def nines_ticks(top: float) -> list[tuple[float, str]]:
+    """(x, label) at x = 1, 10, 100, ... (0%, 90%, 99%, ...) up to the first at or above top."""
+    ticks = [(1.0, "0")]
+    decade = 1
+    while 10.0 ** (decade - 1) < top or decade == 1:
+        ticks.append((10.0**decade, f"{100 - 100 / 10**decade:.{max(decade - 2, 0)}f}"))
+        decade += 1
+    return ticks
+
+
+def _label(value: float) -> str:
+    return f"{value:.6g}"
+
+
+@dataclass(frozen=True)
+class _Frame:
+    """Data to pixels: x linear from 0, or log10 for the nines; y linear from 0."""
+
+    x_top: float
+    y_top: float
+    nines: bool
+
+    def x(self, value: float) -> float:
+        if self.nines:
+            share = math.log10(max(value, 1.0)) / math.log10(self.x_top)
+        else:
+            share = value / self.x_top
+        return LEFT + share * (WIDTH - LEFT - RIGHT)
+
+    def y(self, value: float) -> float:
+        return HEIGHT - BOTTOM - value / self.y_top * (HEIGHT - TOP - BOTTOM)
+
+
+def _path(frame: _Frame, points: Sequence[Point | None]) -> str:
+    parts = []
+    pen_up = True
+    for point in points:
+        if point is None:
+            pen_up = True
+            continue
+        parts.append(f"{'M' if pen_up else 'L'}{frame.x(point[0]):.1f} {frame.y(point[1]):.1f}")
+        pen_up = False
+    return "".join(parts)
+
+
+def _axes(frame: _Frame, x: Axis, y: Axis, x_ticks: Sequence[tuple[float, str]],
+          y_ticks: Sequence[float]) -> list[str]:
+    out = ['<g class="axes">']
+    for value in y_ticks:
+        py = frame.y(value)
+        out.append(f'<line class="grid" x1="{LEFT}" x2="{WIDTH - RIGHT}" y1="{py:.1f}" '
+                   f'y2="{py:.1f}"/><text x="{LEFT - 6}" y="{py + 4:.1f}" '
+                   f'text-anchor="end">{esc(_label(value))}</text>')
+    for value, label in x_ticks:
+        px = frame.x(value)
+        out.append(f'<line class="grid" x1="{px:.1f}" x2="{px:.1f}" y1="{TOP}" '
+                   f'y2="{HEIGHT - BOTTOM}"/><text x="{px:.1f}" y="{HEIGHT - BOTTOM + 16}" '
+                   f'text-anchor="middle">{esc(label)}</text>')
+    out.append(f'<text class="title" x="{(LEFT + WIDTH - RIGHT) / 2}" y="{HEIGHT - 8}" '
+               f'text-anchor="middle">{esc(x.title)}</text>')
+    out.append(f'<text class="title" transform="translate(16 {(TOP + HEIGHT - BOTTOM) / 2}) '
+               f'rotate(-90)" text-anchor="middle">{esc(y.title)}</text></g>')
+    return out
+
+
+def _line(frame: _Frame, line: Line) -> list[str]:
+    attributes = (f'class="line s-{esc(line.series)} r-{line.run % DASHES}" '
+                  f'data-run="{line.run}" data-series="{esc(line.series)}"')
+    out = [f'<path {attributes} d="{_path(frame, line.points)}"><title>{esc(line.label)}'
+           '</title></path>']
+    if len(line.tips) == len(line.points):
+        for point, tip in zip(line.points, line.tips, strict=True):
+            if point is not None:
+                out.append(f'<circle class="mark s-{esc(line.series)}" '
+                           f'cx="{frame.x(point[0]):.1f}" cy="{frame.y(point[1]):.1f}" '
+                           f'r="2"><title>{esc(tip)}</title></circle>')
+    return out
+
+
+def _bands(frame: _Frame, bands: Sequence[Band]) -> list[str]:
+    out = ['<g class="bands">']
+    for band in bands:
+        x0, x1 = frame.x(band.x0), frame.x(band.x1)
+        out.append(f'<rect x="{x0:.1f}" y="{TOP}" width="{max(x1 - x0, 0.5):.1f}" '
+                   f'height="{HEIGHT - TOP - BOTTOM}"><title>{esc(band.text)}</title></rect>')
+    out.append("</g>")
+    return out
+
+
+def plot(name: str, title: str, x: Axis, y: Axis, lines: Sequence[Line],
+         bands: Sequence[Band] = ()) -> str:
+    """One chart as an <svg> element; ``name`` identifies it (data-chart) for tests."""
+    points = [p for line in lines for p in line.points if p is not None]
+    x_max = max((p[0] for p in points), default=1.0)
+    y_ticks = nice_ticks(max((p[1] for p in points), default=0.0))
+    x_ticks = (nines_ticks(x_max) if x.nines
+               else [(v, _label(v)) for v in nice_ticks(x_max, 8)])
+    frame = _Frame(x_ticks[-1][0], y_ticks[-1], x.nines)
+    out = [f'<svg class="chart" data-chart="{esc(name)}" viewBox="0 0 {WIDTH} {HEIGHT}" '
+           f'role="img" xmlns="http://www.w3.org/2000/svg"><title>{esc(title)}</title>']
+    out += _axes(frame, x, y, x_ticks, y_ticks)
+    out += _bands(frame, bands)  # under the lines: a line's own title wins where it is
+    for line in lines:
+        out += _line(frame, line)
+    out.append("</svg>")
+    return "\n".join(out)

@@ -1,0 +1,111 @@
+"""qmqp-report --html PATH: the page of each FILE as a run of its own, written as --json is."""
+
+from __future__ import annotations
+
+import json
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+from qmqpsource.report.charts import NO_TIMELINE
+from tests.report.synthetic import document
+
+REPORT = [sys.executable, "-c", "from qmqpsource.cli.report import main; main()"]
+
+
+def report(*args: str | Path, cwd: Path | None = None) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([*REPORT, *map(str, args)], capture_output=True, text=True,
+                          timeout=60, check=False, cwd=cwd)
+
+
+def two_files(folder: Path) -> tuple[Path, Path]:
+    before, after = folder / "before.json", folder / "after.json"
+    before.write_text(json.dumps(document(4)))
+    after.write_text(json.dumps(document(4, slow=2.0, seed=2)))
+    return before, after
+
+
+def test_html_of_two_runs_keeps_the_merged_summary_on_stdout(tmp_path: Path) -> None:
+    before, after = two_files(tmp_path)
+    page = tmp_path / "report.html"
+    done = report("--html", page, before, after)
+    assert (done.returncode, done.stderr) == (0, "")
+    assert done.stdout == report(before, after).stdout  # the merge's, as without --html
+    assert done.stdout.startswith("4.000 s (2 runs), ")
+    text = page.read_text()
+    assert "<title>qmqp-report: before.json, after.json</title>" in text
+    assert re.findall(r'data-chart="(\w+)"', text)[-1] == "spectrum"
+    assert set(re.findall(r'data-run="(\d)"', text)) == {"0", "1"}  # each file its own run
+
+
+def test_html_to_stdout_moves_the_summary_to_stderr(tmp_path: Path) -> None:
+    before, _ = two_files(tmp_path)
+    done = report("--html", "-", before)
+    assert done.returncode == 0
+    assert done.stdout.startswith("<!DOCTYPE html>") and done.stdout.endswith("</html>\n")
+    assert done.stderr.startswith("4.000 s, ")
+
+
+def test_html_and_json_both_on_stdout_is_refused(tmp_path: Path) -> None:
+    before, _ = two_files(tmp_path)
+    done = report("--html", "-", "--json", "-", before)
+    assert (done.returncode, done.stdout) == (1, "")
+    assert done.stderr == "qmqp-report: fatal: --json - and --html - cannot both go to stdout\n"
+
+
+def test_runs_of_the_same_file_name_are_named_by_their_paths(tmp_path: Path) -> None:
+    for host in ("a", "b"):
+        (tmp_path / host).mkdir()
+        (tmp_path / host / "run.json").write_text(json.dumps(document(2, seed=ord(host))))
+    done = report("-q", "--html", "page.html", "a/run.json", "b/run.json", cwd=tmp_path)
+    assert (done.returncode, done.stdout, done.stderr) == (0, "", "")
+    assert "<title>qmqp-report: a/run.json, b/run.json</title>" in (
+        tmp_path / "page.html").read_text()
+
+
+def test_a_path_that_cannot_be_written_is_one_line_before_anything_is_read(
+    tmp_path: Path
+) -> None:
+    before, _ = two_files(tmp_path)
+    done = report("--html", tmp_path / "missing" / "page.html", before)
+    assert (done.returncode, done.stdout) == (1, "")  # no summary: it failed at the start
+    assert done.stderr == (f"qmqp-report: fatal: open {tmp_path}/missing/page.html: "
+                           "No such file or directory\n")
+
+
+def test_a_full_disk_is_one_line(tmp_path: Path) -> None:
+    before, _ = two_files(tmp_path)
+    done = report("-q", "--html", "/dev/full", before)
+    assert (done.returncode, done.stdout) == (1, "")
+    assert done.stderr == "qmqp-report: fatal: write /dev/full: No space left on device\n"
+
+
+def test_an_earlier_page_is_replaced_whole_through_its_symlink(tmp_path: Path) -> None:
+    before, _ = two_files(tmp_path)
+    target = tmp_path / "target.html"
+    target.write_text("old")
+    target.chmod(0o640)
+    (tmp_path / "link.html").symlink_to(target)
+    done = report("-q", "--html", tmp_path / "link.html", before)
+    assert done.returncode == 0, done.stderr
+    assert (tmp_path / "link.html").is_symlink()
+    assert target.read_text().startswith("<!DOCTYPE html>")
+    assert target.stat().st_mode & 0o777 == 0o640
+    assert sorted(p.name for p in tmp_path.iterdir()) == [
+        "after.json", "before.json", "link.html", "target.html"]  # no temporary file left
+
+
+def test_a_result_of_schema_1_has_the_spectrum_and_says_it_has_no_timeline(
+    tmp_path: Path
+) -> None:
+    old = document(3)
+    old["schema"] = "qmqpsource.result/1"
+    del old["timeline"], old["interval_s"]
+    path = tmp_path / "old.json"
+    path.write_text(json.dumps(old))
+    done = report("-q", "--html", tmp_path / "page.html", path)
+    assert (done.returncode, done.stderr) == (0, "")
+    text = (tmp_path / "page.html").read_text()
+    assert text.count(NO_TIMELINE) == 2
+    assert re.findall(r'data-chart="(\w+)"', text) == ["spectrum"]
