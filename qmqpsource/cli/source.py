@@ -8,7 +8,7 @@ value), plan this host's share of it (plan.py), check what would fail mid-run, a
 hand the configs to one process (launch.py) or to --workers (workers.py).
 """
 
-# No `from __future__ import annotations` here: typer reads source()'s 32 annotations
+# No `from __future__ import annotations` here: typer reads source()'s 34 annotations
 # four times a start (inspect.signature and get_type_hints, twice each). As strings,
 # each read evaluated them all again (~6 ms in all); as objects, they are made once
 # (~2.5 ms).
@@ -217,6 +217,19 @@ _Check = Annotated[
                  help="A threshold the run must meet, such as p99<250ms, failed==0, "
                       "rate>=500; repeatable. One that fails: exit status 3."),
 ]
+_FindRate = Annotated[
+    bool,
+    typer.Option("--find-rate",
+                 help="Find the highest rate that meets every --check: steps from --rate "
+                      "(10 msg/s without it), doubling until one fails, then halving the "
+                      "gap to 5%; at most 20 steps."),
+]
+_StepDuration = Annotated[
+    float | None,
+    typer.Option("--step-duration", metavar="SECONDS", show_default="10",
+                 help="--find-rate: each step's judged run, after a settling run of a "
+                      "third of it (at most 1 s)."),
+]
 _Version = Annotated[bool, typer.Option("--version", help="Print the version.")]
 
 
@@ -255,6 +268,8 @@ def source(
     sink_options: _SinkOptions = None,
     workers: _Workers = "1",
     check: _Check = None,
+    find_rate: _FindRate = False,
+    step_duration: _StepDuration = None,
     version: _Version = False,
 ) -> None:
     if version:
@@ -269,6 +284,12 @@ def source(
     if ipv4 and ipv6:
         raise UsageFailure("-4 and -6 exclude each other")
     _refuse_both_waits(fixed_delay, random_delay)
+    if find_rate:
+        messages, duration, rate = _find_rate_shape(
+            checks, messages, duration, rate, step_duration, shard=shard, interval=interval,
+            counter=counter)
+    elif step_duration is not None:
+        raise UsageFailure("--step-duration goes with --find-rate")
     if messages is None:
         # With --duration the clock ends the run; -m, if given, only caps it.
         messages = MAX_COUNT if duration is not None else 1
@@ -294,6 +315,11 @@ def source(
         raise typer.Exit(0)  # a shard whose share is empty (-m 3 --shard 3/4): nothing to do
     _check_resources(share)  # now, not a crash mid-run
     worker_count = _worker_count(workers, counter=counter, interval=interval)
+    if find_rate:
+        from qmqpsource.cli.findrate import run_find_rate
+
+        raise typer.Exit(run_find_rate(whole, workers=worker_count, checks=checks, quiet=quiet,
+                                       json_path=json_path, embedded_sink_args=sink_args))
     plan = plan_run(whole, host_shard, worker_count)
     raise typer.Exit(_run(plan, keep_going=keep_going, quiet=quiet, interval=interval,
                           json_path=json_path, embedded_sink_args=sink_args, checks=checks))
@@ -328,6 +354,22 @@ def _embedded_sink_args(
 
     check_embedded_options(sink_args)  # now, not when the sink fails after the run
     return sink_args
+
+
+def _find_rate_shape(
+    checks: list[Check], messages: int | None, duration: float | None, rate: float | None,
+    step_duration: float | None, *, shard: str | None, interval: float | None, counter: bool,
+) -> tuple[int, float, float]:
+    """--find-rate's -m, --duration and --rate: no count, a step's length, the start."""
+    from qmqpsource.cli.findrate import refuse_options
+    from qmqpsource.source.ratesearch import START_RATE
+
+    refuse_options(checks, messages=messages, duration=duration, shard=shard,
+                   interval=interval, counter=counter)
+    with _usage_failure():
+        seconds = values.seconds("--step-duration", 10.0 if step_duration is None
+                                 else step_duration)
+    return MAX_COUNT, seconds, START_RATE if rate is None else rate
 
 
 def _no_wait_if_none(wait: float | None) -> float:
