@@ -128,7 +128,8 @@ def _search(
         last = value
         if signals:
             return steps, last, signals
-        step = judge_step(checks, rate, seconds, value)
+        baseline = next((s for s in steps if s.ok and s.rate == search.answer), None)
+        step = judge_step(checks, rate, seconds, value, baseline)
         search.record(step.verdict)
         steps.append(step)
         if not quiet:

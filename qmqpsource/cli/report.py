@@ -14,7 +14,7 @@ import dataclasses
 import os
 import sys
 from collections.abc import Sequence
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 
@@ -31,9 +31,10 @@ from qmqpsource.cli.common import (
 )
 from qmqpsource.cli.outfile import OutputError, OutputFile
 from qmqpsource.cli.stdio import closed_at_start, guard
-from qmqpsource.infile import InputError, read_fd_limited
+from qmqpsource.infile import InputError, read_fd_limited, read_limited
 from qmqpsource.results import result
 from qmqpsource.results.checks import Check, judge
+from qmqpsource.results.findrate import find_rate_in, table
 from qmqpsource.results.summary import format_summary
 
 __all__ = ["PROG", "app", "main", "report"]
@@ -46,18 +47,21 @@ class Fatal(Exception):
     """One line for stderr after 'qmqp-report: fatal: '; exit status 1."""
 
 
-def _read(path: str) -> result.Result:
+def _read(path: str) -> tuple[result.Result, dict[str, Any] | None]:
+    """One result, and its --find-rate search (find_rate) if it has one."""
     try:
         if path != "-":
-            return result.read(path)
-        if closed_at_start(0):
+            data = read_limited(path, result.SIZE_LIMIT)
+        elif closed_at_start(0):
             raise Fatal("-: stdin is closed")
-        return result.decode(read_fd_limited(0, result.SIZE_LIMIT))
-    except (result.ResultError, InputError) as exc:
+        else:
+            data = read_fd_limited(0, result.SIZE_LIMIT)
+        return result.decode(data), find_rate_in(data)
+    except (ValueError, InputError) as exc:  # ResultError is a ValueError
         raise Fatal(f"{path}: {exc}") from None
 
 
-def _read_all(paths: list[str]) -> list[result.Result]:
+def _read_all(paths: list[str]) -> list[tuple[result.Result, dict[str, Any] | None]]:
     """Every result named, each file once: the same one twice would count its runs twice."""
     seen: dict[tuple[int, int], str] = {}
     results = []
@@ -75,6 +79,20 @@ def _read_all(paths: list[str]) -> list[result.Result]:
     return results
 
 
+def _search_of(paths: Sequence[str], searches: Sequence[dict[str, Any] | None]
+               ) -> dict[str, Any] | None:
+    """A --find-rate result's search, kept when it is read alone. Several searches are
+    not merged (each chose its own rates from its own verdicts): one line says so."""
+    found = [path for path, search in zip(paths, searches, strict=True) if search is not None]
+    if len(searches) == 1:
+        return searches[0]
+    if found:
+        sys.stderr.write(f"{PROG}: note: find_rate of {', '.join(found)} left out: the step "
+                         "tables of several searches do not merge; the rest of each result "
+                         "(its step at the answer) is merged\n")
+    return None
+
+
 def report(
     paths: list[str], *, json_path: str | None = None, quiet: bool = False,
     checks: Sequence[Check] = (),
@@ -85,7 +103,9 @@ def report(
         json_file = OutputFile.at(json_path) if json_path is not None else None
     except OutputError as exc:
         raise Fatal(str(exc)) from None
-    results = _read_all(paths)
+    read = _read_all(paths)
+    results = [value for value, _ in read]
+    search = _search_of(paths, [found for _, found in read])
     merged = (
         results[0]
         if len(results) == 1
@@ -97,10 +117,12 @@ def report(
         # stdout is the JSON's when --json is '-'.
         out = sys.stderr if json_path == "-" else sys.stdout
         out.write(format_summary(merged))
+        if search is not None:
+            out.write(table(PROG, search))
         out.flush()
     if json_file is not None:
         try:
-            json_file.write(result.dumps(merged))
+            json_file.write(result.dumps(merged, {"find_rate": search} if search else None))
         except OutputError as exc:
             raise Fatal(str(exc)) from None
     return 3 if say_failed_checks(PROG, merged.checks) else 0

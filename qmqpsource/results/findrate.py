@@ -5,11 +5,17 @@ A step is one judged open-loop run at the rate asked. Its verdict:
 - held: every check held, no message failed unless a check judges failures (as a
   plain run's exit status has it), and it ended at least KEPT_UP of the messages the
   rate asked for (messages ended / --step-duration: the "achieved" rate);
-- sessions: otherwise, if more than BEHIND_SHARE of its messages started behind
-  schedule (every session busy), and the checks hold on the server's own time: the
-  reply latency (from the connection up to the reply) in place of the total one,
-  which counts the wait for a free session. The server kept up; -s did not. Rate
-  checks are left out of that second look: they measure what the sessions could send;
+- sessions: otherwise, if the sessions and not the server were the limit: more than
+  BEHIND_SHARE of its messages started behind schedule (every session busy); the
+  server kept its speed, its mean reply latency (from the connection up to the reply:
+  the server's own time; connect and total latencies count from the scheduled start,
+  so they include the wait for a free session) at most SLOWDOWN times what it was at
+  the highest rate that held (when one did); and the latency checks on the total hold
+  on the reply latency. Rate checks are left out of that second look: they measure
+  what the sessions could send. With every session busy, a server's time per message
+  cannot pass sessions / its capacity, so that last test alone would blame the
+  sessions for a server at its limit: the comparison with its speed at a rate that
+  held tells the two apart;
 - failed: anything else.
 
 The JSON field ``find_rate`` (beside the usual fields of a result) is
@@ -26,19 +32,23 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from qmqpsource.results.checks import Check, Verdict, judge, judges_failures
+from qmqpsource.results.checks import Check, Verdict, judge, judges_failures, measure
 from qmqpsource.results.outcome import Outcome
 from qmqpsource.results.result import Result
 from qmqpsource.source.ratesearch import Verdict as StepVerdict
 
 __all__ = [
-    "BEHIND_SHARE", "HEADER", "KEPT_UP", "Step", "answer_line", "judge_step", "parse_find_rate",
-    "step_line", "table",
+    "BEHIND_SHARE", "HEADER", "KEPT_UP", "SLOWDOWN", "Step", "answer_line", "find_rate_in",
+    "judge_step",
+    "parse_find_rate", "server_time_us", "step_line", "table",
 ]
 
 # More than this share of a step's messages behind schedule: the sessions may have been
 # the limit. A few are late (by more than 1 ms) whenever the machine is busy.
 BEHIND_SHARE = 0.02
+# A server whose time per message grew by more than this, from the highest rate that
+# held, slowed down under the load: the step failed, however busy the sessions were.
+SLOWDOWN = 2.0
 # A step held only if it ended at least this share of the messages its rate asked for.
 KEPT_UP = 0.9
 HEADER = "step   rate asked   achieved      p50 ms      p99 ms   failed  verdict"
@@ -78,19 +88,35 @@ class Step:
         }
 
 
-def judge_step(checks: Sequence[Check], rate: float, seconds: float, result: Result) -> Step:
-    """The step at ``rate`` whose judged run gave ``result``, with its verdict."""
+def judge_step(
+    checks: Sequence[Check], rate: float, seconds: float, result: Result,
+    baseline: Step | None = None,
+) -> Step:
+    """The step at ``rate`` whose judged run gave ``result``, with its verdict;
+    ``baseline``: the step at the highest rate that held so far, if any."""
     verdicts = tuple(judge(checks, result))
     kept_up = result.attempted >= KEPT_UP * rate * seconds
     behind = result.behind_schedule > BEHIND_SHARE * max(result.attempted, 1)
     if kept_up and _holds(checks, verdicts, result):
         verdict = StepVerdict.HELD
-    elif behind and _holds(server := _on_server_time(checks, result),
-                           judge(server, result), result):
+    elif (behind and _kept_speed(result, baseline) and _holds_on_server_time(checks, result)
+          and _holds(checks, (), result)):
         verdict = StepVerdict.SESSIONS
     else:
         verdict = StepVerdict.FAILED
     return Step(rate, seconds, result, verdicts, verdict)
+
+
+def server_time_us(result: Result) -> float:
+    """The server's mean time per message: the reply latency's mean, in us."""
+    latency = result.latency
+    return latency["reply"].mean if "reply" in latency else latency["total"].mean
+
+
+def _kept_speed(result: Result, baseline: Step | None) -> bool:
+    if baseline is None:
+        return True
+    return server_time_us(result) <= SLOWDOWN * max(server_time_us(baseline.result), 1.0)
 
 
 def _holds(checks: Sequence[Check], verdicts: Sequence[Verdict], result: Result) -> bool:
@@ -98,16 +124,18 @@ def _holds(checks: Sequence[Check], verdicts: Sequence[Verdict], result: Result)
     return all(v.ok for v in verdicts) and (not failed or judges_failures(checks))
 
 
-def _on_server_time(checks: Sequence[Check], result: Result) -> list[Check]:
-    """The checks as the server alone would meet them: total latency as reply latency,
-    no rate checks."""
-    if "reply" not in result.latency:
-        return list(checks)  # a result without reply times: no second look
-    return [
-        dataclasses.replace(c, name="reply." + c.name.partition(".")[2])
-        if c.kind == "latency" and c.name.startswith("total.") else c
-        for c in checks if c.kind != "rate"
-    ]
+def _holds_on_server_time(checks: Sequence[Check], result: Result) -> bool:
+    """The latency checks on total time, met by the reply time; the others as they
+    are, but rate checks."""
+    split = "reply" in result.latency
+    for check in checks:
+        if check.kind == "rate":
+            continue
+        if split and check.kind == "latency" and check.name.startswith("total."):
+            check = dataclasses.replace(check, name="reply." + check.name.partition(".")[2])
+        if not check.holds(measure(check, result)):
+            return False
+    return True
 
 
 def _rate(value: float) -> str:
@@ -119,7 +147,8 @@ def step_line(number: int, step: Mapping[str, Any]) -> str:
     verdict = str(step.get("verdict", "held" if step.get("ok") else "failed"))
     missed = [str(c.get("check")) for c in step.get("checks", []) if not c.get("ok")]
     if verdict == "failed":
-        verdict = "FAILED" + (f": {', '.join(missed)}" if missed else ": failed messages")
+        why = missed or (["failed messages"] if step.get("failed") else ["fell behind the rate"])
+        verdict = "FAILED: " + ", ".join(why)
     elif verdict == "sessions":
         verdict = "SESSIONS BUSY (not judged)"
     return (f"{number:>4} {_rate(step['rate']):>12} {_rate(step['achieved']):>10} "
@@ -142,6 +171,16 @@ def table(prog: str, find_rate: Mapping[str, Any]) -> str:
     steps = find_rate.get("steps", [])
     lines = [HEADER + "\n", *(step_line(n, s) for n, s in enumerate(steps, 1))]
     return "".join(lines) + answer_line(prog, find_rate)
+
+
+def find_rate_in(data: bytes) -> dict[str, Any] | None:
+    """The ``find_rate`` field of a result file's bytes (already read as a result, so
+    JSON); None if it has none. Raises ValueError when it is malformed."""
+    if b'"find_rate"' not in data:
+        return None  # most results: no second parse
+    import json
+
+    return parse_find_rate(json.loads(data))
 
 
 def parse_find_rate(obj: Any) -> dict[str, Any] | None:
