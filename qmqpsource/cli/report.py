@@ -5,7 +5,10 @@
 Reads one or more JSON results (schema qmqpsource.result/1; FILE '-' is stdin),
 merges them exactly (counts add, histograms merge, elapsed spans every run),
 prints the human summary on stdout, and with --json writes the merged result.
-This is how runs from several processes or hosts come together.
+This is how runs from several processes or hosts come together. A --find-rate
+result read alone keeps its search: the step table follows the summary, and
+``find_rate`` stays in --json; the searches of several files are not merged (a note
+says so).
 """
 
 from __future__ import annotations
