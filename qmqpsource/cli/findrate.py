@@ -25,18 +25,19 @@ from qmqpsource import SOURCE_PROG as PROG
 from qmqpsource.addresses import AddressError
 from qmqpsource.cli import finish
 from qmqpsource.cli.common import UsageFailure, fatal
-from qmqpsource.cli.findrate_steps import (
-    InProcessSteps,
-    StepError,
-    StepRuns,
-    WorkerSteps,
-    settle_seconds,
-)
+from qmqpsource.cli.findrate_steps import InProcessSteps, StepError, StepRuns, WorkerSteps
 from qmqpsource.results.checks import Check
-from qmqpsource.results.findrate import HEADER, Step, answer_line, judge_step, step_line
+from qmqpsource.results.findrate import (
+    HEADER,
+    Step,
+    answer_line,
+    baseline,
+    judge_step,
+    step_line,
+)
 from qmqpsource.results.result import Result
 from qmqpsource.source.config import SourceConfig
-from qmqpsource.source.ratesearch import RateSearch
+from qmqpsource.source.ratesearch import RateSearch, settle_seconds
 from qmqpsource.source.ratesearch import Verdict as StepVerdict
 
 __all__ = ["refuse_options", "run_find_rate"]
@@ -128,8 +129,7 @@ def _search(
         last = value
         if signals:
             return steps, last, signals
-        baseline = next((s for s in steps if s.ok and s.rate == search.answer), None)
-        step = judge_step(checks, rate, seconds, value, baseline)
+        step = judge_step(checks, rate, seconds, value, baseline(steps, search.answer))
         search.record(step.verdict)
         steps.append(step)
         if not quiet:
@@ -151,7 +151,7 @@ def _sessions_warning(step: Step, whole: SourceConfig) -> str:
 def _reported(steps: Sequence[Step], last: Result | None, answer: float | None) -> Result:
     """The usual fields of the JSON: the step at the answer's, else the first step's
     (else, stopped before any step ended, the run that was cut short)."""
-    chosen = next((s for s in steps if s.ok and s.rate == answer), None)
+    chosen = baseline(steps, answer)
     if chosen is None and steps:
         chosen = steps[0]
     if chosen is None:

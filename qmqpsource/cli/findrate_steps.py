@@ -29,21 +29,11 @@ from qmqpsource.results import result
 from qmqpsource.results.stats import RunStats
 from qmqpsource.source.config import SourceConfig
 from qmqpsource.source.connector import Endpoint, resolve
+from qmqpsource.source.ratesearch import settle_seconds
 from qmqpsource.source.request import RequestFactory
 from qmqpsource.source.runner import Runner
 
-__all__ = [
-    "SETTLE_MAX", "InProcessSteps", "StepError", "StepRun", "StepRuns", "WorkerSteps",
-    "settle_seconds",
-]
-
-# The settling run before each judged one: a third of the step, at most this long.
-SETTLE_MAX = 1.0
-
-
-def settle_seconds(step: float) -> float:
-    return min(SETTLE_MAX, step / 3)
-
+__all__ = ["InProcessSteps", "StepError", "StepRun", "StepRuns", "WorkerSteps"]
 
 class StepError(Exception):
     """A step that could not run (no target, a lost worker): the search ends, fatally."""

@@ -38,8 +38,8 @@ from qmqpsource.results.result import Result
 from qmqpsource.source.ratesearch import Verdict as StepVerdict
 
 __all__ = [
-    "BEHIND_SHARE", "HEADER", "KEPT_UP", "SLOWDOWN", "Step", "answer_line", "find_rate_in",
-    "judge_step",
+    "BEHIND_SHARE", "HEADER", "KEPT_UP", "SLOWDOWN", "Step", "answer_line", "baseline",
+    "find_rate_in", "judge_step",
     "parse_find_rate", "server_time_us", "step_line", "table",
 ]
 
@@ -105,6 +105,11 @@ def judge_step(
     else:
         verdict = StepVerdict.FAILED
     return Step(rate, seconds, result, verdicts, verdict)
+
+
+def baseline(steps: Sequence[Step], answer: float | None) -> Step | None:
+    """The step at the highest rate that held so far (``answer``), if any."""
+    return next((s for s in steps if s.ok and s.rate == answer), None)
 
 
 def server_time_us(result: Result) -> float:

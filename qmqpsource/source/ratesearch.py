@@ -14,13 +14,23 @@ from __future__ import annotations
 
 import enum
 
-__all__ = ["GROWTH", "MAX_STEPS", "START_RATE", "TOLERANCE", "RateSearch", "Stop", "Verdict"]
+__all__ = [
+    "GROWTH", "MAX_STEPS", "SETTLE_MAX", "START_RATE", "TOLERANCE", "RateSearch", "Stop",
+    "Verdict", "settle_seconds",
+]
 
 START_RATE = 10.0  # msg/s, without --rate
 GROWTH = 2.0
 # The search ends once (failed - held) / held is at most this.
 TOLERANCE = 0.05
 MAX_STEPS = 20
+# Each step's settling run (not judged) before its judged one: a third of the step, at
+# most this long.
+SETTLE_MAX = 1.0
+
+
+def settle_seconds(step: float) -> float:
+    return min(SETTLE_MAX, step / 3)
 
 
 class Verdict(enum.Enum):
