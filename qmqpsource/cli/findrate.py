@@ -16,9 +16,12 @@ signal stopped the search (the steps so far are reported, JSON included).
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
+import signal
 import sys
-from collections.abc import Sequence
+import threading
+from collections.abc import Iterator, Sequence
 from typing import Any
 
 from qmqpsource import SOURCE_PROG as PROG
@@ -85,7 +88,9 @@ def run_find_rate(
         else InProcessSteps(whole, embedded_sink_args)
     )
     search = RateSearch(whole.rate)
-    steps, last, signals = _search(search, runs, whole, checks, quiet=quiet)
+    noted: list[int] = []
+    with _noting_signals(noted):
+        steps, last, signals = _search(search, runs, whole, checks, quiet=quiet, noted=noted)
     find_rate = {
         "rate": search.answer,
         "stopped": "interrupted" if signals else search.stop.value if search.stop else None,
@@ -111,10 +116,11 @@ def run_find_rate(
 
 def _search(
     search: RateSearch, runs: StepRuns, whole: SourceConfig, checks: Sequence[Check],
-    *, quiet: bool,
+    *, quiet: bool, noted: list[int],
 ) -> tuple[list[Step], Result | None, list[int]]:
     """Run the steps the search asks for: the judged steps, the last result (of a step
-    cut short, if a signal came), and the stop signals received."""
+    cut short, if a signal came), and the stop signals received (during a step, or
+    ``noted`` between two)."""
     assert whole.duration is not None
     seconds = whole.duration
     steps: list[Step] = []
@@ -122,6 +128,8 @@ def _search(
     if not quiet:
         sys.stderr.write(HEADER + "\n")
     while (rate := search.next_rate()) is not None:
+        if noted:
+            return steps, last, list(noted)
         try:
             value, signals = runs.run(rate, seconds)
         except (AddressError, StepError) as exc:
@@ -138,6 +146,25 @@ def _search(
             sys.stderr.write(_sessions_warning(step, whole))
         sys.stderr.flush()
     return steps, last, []
+
+
+@contextlib.contextmanager
+def _noting_signals(noted: list[int]) -> Iterator[None]:
+    """Between the steps' trio loops, a stop signal is noted rather than fatal, and the
+    search stops before its next step. Within a step, the step's own watcher has it."""
+    if threading.current_thread() is not threading.main_thread():
+        yield  # signals can only be caught in the main thread (tests run this in others)
+        return
+
+    def note(signum: int, frame: object) -> None:
+        noted.append(signum)
+
+    previous = {signum: signal.signal(signum, note) for signum in finish.STOP_SIGNALS}
+    try:
+        yield
+    finally:
+        for signum, handler in previous.items():
+            signal.signal(signum, handler)
 
 
 def _sessions_warning(step: Step, whole: SourceConfig) -> str:

@@ -15,7 +15,6 @@ from __future__ import annotations
 import dataclasses
 import threading
 from collections.abc import Sequence
-from functools import partial
 from typing import NamedTuple, Protocol
 
 import trio
@@ -60,12 +59,14 @@ def _configs(whole: SourceConfig, rate: float, seconds: float) -> tuple[SourceCo
 
 
 class InProcessSteps:
-    """Steps in this process, each in a trio loop of its own."""
+    """Steps in this process, each in a trio loop of its own, whose signal watcher spans
+    the whole step (the embedded sink's start included)."""
 
     def __init__(self, whole: SourceConfig, embedded_sink_args: Sequence[str] | None) -> None:
         self.whole = whole
         self.requests = RequestFactory(whole)
         self.embedded_sink_args = embedded_sink_args
+        self._runner: Runner | None = None  # the load under way, for the watcher
 
     def run(self, rate: float, seconds: float) -> StepRun:
         signals: list[int] = []
@@ -73,6 +74,15 @@ class InProcessSteps:
         return StepRun(value, signals)
 
     async def _main(self, configs: Sequence[SourceConfig], signals: list[int]) -> result.Result:
+        async with trio.open_nursery() as nursery:
+            # Signals can only be caught in the main thread (tests run this in others).
+            if threading.current_thread() is threading.main_thread():
+                await nursery.start(self._watch_signals, signals)
+            value = await self._step(configs, signals)
+            nursery.cancel_scope.cancel()
+        return value
+
+    async def _step(self, configs: Sequence[SourceConfig], signals: list[int]) -> result.Result:
         if self.embedded_sink_args is None:
             return await self._runs(self.whole.target, configs, signals)
         # Imported here: only --embedded-sink needs the child process machinery.
@@ -99,19 +109,34 @@ class InProcessSteps:
     ) -> result.Result:
         stats = RunStats(config.recipients, self.requests.size)
         stats.begin()
-        async with trio.open_nursery() as nursery:
-            runner = Runner(config, endpoint, self.requests, stats)
-            # Signals can only be caught in the main thread (tests run this in others).
-            if threading.current_thread() is threading.main_thread():
-                await nursery.start(partial(_watch_signals, runner, signals))
+        runner = self._runner = Runner(config, endpoint, self.requests, stats)
+        if signals:
+            runner.stop(GRACE_SECONDS)  # stopped before it began: a result of no message
+        try:
             run_result = await runner.run()
-            nursery.cancel_scope.cancel()
+        finally:
+            self._runner = None
         stats.finish()
         if run_result.failure is not None:
             raise StepError(run_result.failure)
         return result.from_stats(stats, config.as_dict(), tool_name=PROG,
                                  tool_version=__version__,
                                  status="interrupted" if signals else "completed")
+
+    async def _watch_signals(
+        self, signals: list[int], *, task_status: trio.TaskStatus[None]
+    ) -> None:
+        """As a plain run: the first stop signal gives a grace, a second one ends at once."""
+        with trio.open_signal_receiver(*STOP_SIGNALS) as incoming:
+            task_status.started()
+            async for signum in incoming:
+                first = not signals
+                signals.append(signum)
+                if self._runner is not None:
+                    if first:
+                        self._runner.stop(GRACE_SECONDS)
+                    else:
+                        self._runner.abort()
 
 
 class WorkerSteps:
@@ -135,16 +160,3 @@ class WorkerSteps:
             raise StepError(value.failure or "a worker failed")
         return StepRun(value, signals)
 
-
-async def _watch_signals(
-    runner: Runner, signals: list[int], *, task_status: trio.TaskStatus[None]
-) -> None:
-    """As a plain run: the first stop signal gives a grace, a second one ends at once."""
-    with trio.open_signal_receiver(*STOP_SIGNALS) as incoming:
-        task_status.started()
-        async for signum in incoming:
-            if signals:
-                runner.abort()
-            else:
-                signals.append(signum)
-                runner.stop(GRACE_SECONDS)

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import re
+import signal
 import subprocess
 import sys
 import time
@@ -177,3 +178,28 @@ def test_workers_refuse_the_embedded_sink(capsys: pytest.CaptureFixture[str]) ->
               "--embedded-sink"])
     assert exit_.value.code == 1
     assert "--find-rate with --workers needs a target" in capsys.readouterr().err
+
+
+def test_a_signal_stops_the_search_with_the_steps_so_far(tmp_path: Path) -> None:
+    out = tmp_path / "find.json"
+    process = subprocess.Popen(
+        [*SOURCE, "--find-rate", "--embedded-sink", "--check", "p99<1s", "--rate", "50",
+         "--step-duration", "1", "--json", str(out)],
+        stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    try:
+        assert process.stderr is not None
+        for line in process.stderr:  # the first step's line: the search is under way
+            if step_lines(line):
+                break
+        process.send_signal(signal.SIGINT)
+        rest = process.stderr.read()
+        assert process.wait(timeout=30) == 130
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait()
+    assert rest.splitlines()[-1] == "qmqp-source: interrupted"
+    value = load(out)
+    assert value["status"] == "interrupted"
+    assert value["find_rate"]["stopped"] == "interrupted"
+    assert len(value["find_rate"]["steps"]) >= 1 and value["find_rate"]["rate"] == 50
