@@ -284,15 +284,8 @@ def source(
     if ipv4 and ipv6:
         raise UsageFailure("-4 and -6 exclude each other")
     _refuse_both_waits(fixed_delay, random_delay)
-    if find_rate:
-        messages, duration, rate = _find_rate_shape(
-            checks, messages, duration, rate, step_duration, shard=shard, interval=interval,
-            counter=counter)
-    elif step_duration is not None:
-        raise UsageFailure("--step-duration goes with --find-rate")
-    if messages is None:
-        # With --duration the clock ends the run; -m, if given, only caps it.
-        messages = MAX_COUNT if duration is not None else 1
+    messages, duration, rate = _load_shape(
+        find_rate, checks, (messages, duration, rate, step_duration), shard, interval, counter)
     with _usage_failure():
         if interval is not None:
             values.seconds("--interval", interval)
@@ -315,14 +308,10 @@ def source(
         raise typer.Exit(0)  # a shard whose share is empty (-m 3 --shard 3/4): nothing to do
     _check_resources(share)  # now, not a crash mid-run
     worker_count = _worker_count(workers, counter=counter, interval=interval)
-    if find_rate:
-        from qmqpsource.cli.findrate import run_find_rate
-
-        raise typer.Exit(run_find_rate(whole, workers=worker_count, checks=checks, quiet=quiet,
-                                       json_path=json_path, embedded_sink_args=sink_args))
     plan = plan_run(whole, host_shard, worker_count)
     raise typer.Exit(_run(plan, keep_going=keep_going, quiet=quiet, interval=interval,
-                          json_path=json_path, embedded_sink_args=sink_args, checks=checks))
+                          json_path=json_path, embedded_sink_args=sink_args, checks=checks,
+                          search=(whole, worker_count) if find_rate else None))
 
 
 @contextlib.contextmanager
@@ -356,11 +345,21 @@ def _embedded_sink_args(
     return sink_args
 
 
-def _find_rate_shape(
-    checks: list[Check], messages: int | None, duration: float | None, rate: float | None,
-    step_duration: float | None, *, shard: str | None, interval: float | None, counter: bool,
-) -> tuple[int, float, float]:
-    """--find-rate's -m, --duration and --rate: no count, a step's length, the start."""
+def _load_shape(
+    find_rate: bool, checks: list[Check],
+    given: tuple[int | None, float | None, float | None, float | None],
+    shard: str | None, interval: float | None, counter: bool,
+) -> tuple[int, float | None, float | None]:
+    """-m, --duration and --rate as the config takes them, from those given and
+    --step-duration. --find-rate: no count, a step's length, the start rate."""
+    messages, duration, rate, step_duration = given
+    if not find_rate:
+        if step_duration is not None:
+            raise UsageFailure("--step-duration goes with --find-rate")
+        # With --duration the clock ends the run; -m, if given, only caps it.
+        if messages is None:
+            messages = MAX_COUNT if duration is not None else 1
+        return messages, duration, rate
     from qmqpsource.cli.findrate import refuse_options
     from qmqpsource.source.ratesearch import START_RATE
 
@@ -441,8 +440,15 @@ def _run(
     json_path: str | None,
     embedded_sink_args: list[str] | None,
     checks: list[Check],
+    search: tuple[SourceConfig, int] | None = None,
 ) -> int:
-    """Run the plan, in this process or in --workers; the exit status."""
+    """Run the plan, in this process or in --workers; the exit status. With ``search``
+    (the whole config and the --workers count), --find-rate runs instead."""
+    if search is not None:
+        from qmqpsource.cli.findrate import run_find_rate  # here: only --find-rate needs it
+
+        return run_find_rate(search[0], workers=search[1], checks=checks, quiet=quiet,
+                             json_path=json_path, embedded_sink_args=embedded_sink_args)
     if not plan.workers:
         return run_source(plan.configs[0], quiet=quiet, interval=interval,
                           json_path=json_path, embedded_sink_args=embedded_sink_args,
