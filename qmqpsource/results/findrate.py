@@ -36,6 +36,7 @@ from qmqpsource.results.checks import Check, Verdict, judge, judges_failures, me
 from qmqpsource.results.outcome import Outcome
 from qmqpsource.results.result import Result
 from qmqpsource.source.ratesearch import Verdict as StepVerdict
+from qmqpsource.wording import counted
 
 __all__ = [
     "BEHIND_SHARE", "HEADER", "KEPT_UP", "SLOWDOWN", "Step", "answer_line", "baseline",
@@ -163,12 +164,12 @@ def step_line(number: int, step: Mapping[str, Any]) -> str:
 
 def answer_line(prog: str, find_rate: Mapping[str, Any]) -> str:
     rate = find_rate.get("rate")
-    steps = len(find_rate.get("steps", []))
+    steps = counted(len(find_rate.get("steps", [])), "step")
     why = find_rate.get("stopped", "")
     if rate is None:
-        return f"{prog}: no rate met the checks ({steps} steps, stopped: {why})\n"
+        return f"{prog}: no rate met the checks ({steps}, stopped: {why})\n"
     return (f"{prog}: highest rate that met the checks: {_rate(rate)} msg/s "
-            f"({steps} steps, stopped: {why})\n")
+            f"({steps}, stopped: {why})\n")
 
 
 def table(prog: str, find_rate: Mapping[str, Any]) -> str:

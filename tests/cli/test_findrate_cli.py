@@ -119,7 +119,7 @@ def test_a_first_step_that_fails_exits_3(tmp_path: Path) -> None:
     assert [(c["check"], c["ok"]) for c in value["checks"]] == [("p50<1us", False),
                                                                  ("failed==0", True)]
     assert done.stderr.splitlines()[-1] == (
-        "qmqp-source: no rate met the checks (1 steps, stopped: first step failed)")
+        "qmqp-source: no rate met the checks (1 step, stopped: first step failed)")
 
 
 def test_workers_and_qmqp_report(tmp_path: Path) -> None:
