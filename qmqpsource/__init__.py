@@ -33,6 +33,8 @@ _PUBLIC = {
     "Outcome": "qmqpsource.results.outcome",
     "Family": "qmqpsource.addresses",
     "run_load": "qmqpsource.api",
+    "find_rate": "qmqpsource.api",
+    "FoundRate": "qmqpsource.api",
     "run_load_sync": "qmqpsource.api",
     "open_sink": "qmqpsource.api",
     "RunningSink": "qmqpsource.api",
@@ -44,6 +46,7 @@ __all__ = [
     "SOURCE_PROG",
     "Family",
     "Faults",
+    "FoundRate",
     "Interval",
     "Outcome",
     "Result",
@@ -53,6 +56,7 @@ __all__ = [
     "SourceConfig",
     "Verdict",
     "__version__",
+    "find_rate",
     "open_sink",
     "run_load",
     "run_load_sync",
@@ -60,7 +64,14 @@ __all__ = [
 
 if TYPE_CHECKING:
     from qmqpsource.addresses import Family
-    from qmqpsource.api import RunningSink, open_sink, run_load, run_load_sync
+    from qmqpsource.api import (
+        FoundRate,
+        RunningSink,
+        find_rate,
+        open_sink,
+        run_load,
+        run_load_sync,
+    )
     from qmqpsource.results.checks import Verdict
     from qmqpsource.results.outcome import Outcome
     from qmqpsource.results.result import Result

@@ -8,8 +8,8 @@
 
 Both run in the caller's trio loop, under its cancel scopes: cancel the caller and the
 sessions (or the sink) stop, with every socket closed. ``run_load_sync`` is for callers
-without a trio loop. Nothing here touches signals, the terminal or files: that is the
-command line's business.
+without a trio loop; ``find_rate`` is qmqp-source --find-rate. Nothing here touches
+signals, the terminal or files: that is the command line's business.
 """
 
 from __future__ import annotations
@@ -19,12 +19,14 @@ from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from functools import partial
+from typing import Any
 
 import trio
 
-from qmqpsource import SOURCE_PROG, __version__
+from qmqpsource import SOURCE_PROG, __version__, values
 from qmqpsource.results import result
 from qmqpsource.results.checks import Check, judge, parse_check
+from qmqpsource.results.findrate import Step, baseline, judge_step
 from qmqpsource.results.result import Result
 from qmqpsource.results.stats import RunStats
 from qmqpsource.results.timeline import DEFAULT_INTERVAL, check_interval
@@ -34,10 +36,12 @@ from qmqpsource.sink.stats import SinkStats
 from qmqpsource.source.config import SourceConfig
 from qmqpsource.source.connector import resolve
 from qmqpsource.source.limits import check_resources
+from qmqpsource.source.ratesearch import START_RATE, RateSearch, settle_seconds
 from qmqpsource.source.request import RequestFactory
 from qmqpsource.source.runner import Runner
+from qmqpsource.values import MAX_COUNT
 
-__all__ = ["RunningSink", "open_sink", "run_load", "run_load_sync"]
+__all__ = ["FoundRate", "RunningSink", "find_rate", "open_sink", "run_load", "run_load_sync"]
 
 
 async def run_load(
@@ -76,6 +80,48 @@ def run_load_sync(
 ) -> Result:
     """``run_load`` for a caller without a trio loop (it runs one of its own)."""
     return trio.run(partial(run_load, config, checks=checks, interval=interval))
+
+
+@dataclass(frozen=True)
+class FoundRate:
+    """What ``find_rate`` found: the highest rate that held (None: none did), why the
+    search stopped, and its steps (each with its rate, result, verdicts and verdict)."""
+
+    rate: float | None
+    stopped: str
+    steps: tuple[Step, ...]
+
+    def to_dict(self) -> dict[str, Any]:
+        """As the command line's JSON field ``find_rate`` has it (its steps, answer)."""
+        return {"rate": self.rate, "stopped": self.stopped,
+                "steps": [step.to_dict() for step in self.steps]}
+
+
+async def find_rate(
+    config: SourceConfig, *, checks: Sequence[str | Check], step_duration: float = 10.0
+) -> FoundRate:
+    """qmqp-source --find-rate in this trio loop: the highest rate at which every check
+    holds, from ``config.rate`` (10 msg/s if None) up, as the README's "Finding the rate
+    a server takes" says. ``config.messages`` and ``config.duration`` are not used; failed
+    messages do not end a step. Raises ValueError without checks, and what ``run_load``
+    raises before a run.
+    """
+    judged = [c if isinstance(c, Check) else parse_check(c) for c in checks]
+    if not judged:
+        raise ValueError("find_rate needs at least one check")
+    values.seconds("step_duration", step_duration)
+    whole = dataclasses.replace(config, messages=MAX_COUNT, keep_going=True,
+                                rate=config.rate or START_RATE, duration=step_duration)
+    search = RateSearch(config.rate or START_RATE)
+    steps: list[Step] = []
+    while (rate := search.next_rate()) is not None:
+        for seconds in (settle_seconds(step_duration), step_duration):
+            value = await run_load(dataclasses.replace(whole, rate=rate, duration=seconds))
+        step = judge_step(judged, rate, step_duration, value, baseline(steps, search.answer))
+        search.record(step.verdict)
+        steps.append(step)
+    assert search.stop is not None
+    return FoundRate(search.answer, search.stop.value, tuple(steps))
 
 
 @dataclass(frozen=True)

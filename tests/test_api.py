@@ -143,3 +143,26 @@ def test_every_public_name_resolves() -> None:
         assert getattr(qmqpsource, name) is not None
     with pytest.raises(AttributeError):
         qmqpsource.no_such_name  # noqa: B018
+
+
+async def test_find_rate_in_the_callers_loop() -> None:
+    # 2 connections of 20 ms each: about 100 msg/s.
+    config = SinkConfig(endpoint="127.0.0.1:0", max_connections=2,
+                        faults=Faults(delay_min=0.02, delay_max=0.02))
+    async with open_sink(config) as sink:
+        found = await qmqpsource.find_rate(
+            SourceConfig(target=sink.address, sessions=50, connect_limit=50, rate=50),
+            checks=["p99<100ms", "failed==0"], step_duration=0.3)
+    assert isinstance(found, qmqpsource.FoundRate)
+    assert found.stopped in ("bracket", "sessions") and found.rate is not None
+    assert found.steps[0].rate == 50 and 1 < len(found.steps) <= 20
+    assert found.rate == max(step.rate for step in found.steps if step.ok)
+    assert any(not step.ok for step in found.steps)
+    held = next(step for step in found.steps if step.rate == found.rate)
+    assert held.result.config["rate"] == found.rate and held.result.config["duration"] == 0.3
+    assert found.to_dict()["steps"][0]["rate"] == 50
+
+
+async def test_find_rate_needs_a_check() -> None:
+    with pytest.raises(ValueError, match="at least one check"):
+        await qmqpsource.find_rate(SourceConfig(target="127.0.0.1:1"), checks=[])

@@ -6,7 +6,10 @@ Reads one or more JSON results (schema qmqpsource.result/2 or /1; FILE '-' is st
 merges them exactly (counts add, histograms merge, elapsed spans every run, timelines
 line up on wall-clock time),
 prints the human summary on stdout, and with --json writes the merged result.
-This is how runs from several processes or hosts come together.
+This is how runs from several processes or hosts come together. A --find-rate
+result read alone keeps its search: the step table follows the summary, and
+``find_rate`` stays in --json; the searches of several files are not merged (a note
+says so).
 
 --html PATH writes one self-contained page of charts in which each FILE is a run of
 its own (before and after a change, say), overlaid; the summary, --json and --check
@@ -19,7 +22,7 @@ import dataclasses
 import os
 import sys
 from collections.abc import Sequence
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 
@@ -36,9 +39,10 @@ from qmqpsource.cli.common import (
 )
 from qmqpsource.cli.outfile import OutputError, OutputFile
 from qmqpsource.cli.stdio import closed_at_start, guard
-from qmqpsource.infile import InputError, read_fd_limited
+from qmqpsource.infile import InputError, read_fd_limited, read_limited
 from qmqpsource.results import result
 from qmqpsource.results.checks import Check, judge
+from qmqpsource.results.findrate import find_rate_in, table
 from qmqpsource.results.summary import format_summary
 
 __all__ = ["PROG", "app", "main", "report"]
@@ -51,18 +55,21 @@ class Fatal(Exception):
     """One line for stderr after 'qmqp-report: fatal: '; exit status 1."""
 
 
-def _read(path: str) -> result.Result:
+def _read(path: str) -> tuple[result.Result, dict[str, Any] | None]:
+    """One result, and its --find-rate search (find_rate) if it has one."""
     try:
         if path != "-":
-            return result.read(path)
-        if closed_at_start(0):
+            data = read_limited(path, result.SIZE_LIMIT)
+        elif closed_at_start(0):
             raise Fatal("-: stdin is closed")
-        return result.decode(read_fd_limited(0, result.SIZE_LIMIT))
-    except (result.ResultError, InputError) as exc:
+        else:
+            data = read_fd_limited(0, result.SIZE_LIMIT)
+        return result.decode(data), find_rate_in(data)
+    except (ValueError, InputError) as exc:  # ResultError is a ValueError
         raise Fatal(f"{path}: {exc}") from None
 
 
-def _read_all(paths: list[str]) -> list[result.Result]:
+def _read_all(paths: list[str]) -> list[tuple[result.Result, dict[str, Any] | None]]:
     """Every result named, each file once: the same one twice would count its runs twice."""
     seen: dict[tuple[int, int], str] = {}
     results = []
@@ -104,6 +111,20 @@ def _output(path: str | None) -> OutputFile | None:
         raise Fatal(str(exc)) from None
 
 
+def _search_of(paths: Sequence[str], searches: Sequence[dict[str, Any] | None]
+               ) -> dict[str, Any] | None:
+    """A --find-rate result's search, kept when it is read alone. Several searches are
+    not merged (each chose its own rates from its own verdicts): one line says so."""
+    found = [path for path, search in zip(paths, searches, strict=True) if search is not None]
+    if len(searches) == 1:
+        return searches[0]
+    if found:
+        sys.stderr.write(f"{PROG}: note: find_rate of {', '.join(found)} left out: the step "
+                         "tables of several searches do not merge; the rest of each result "
+                         "(its step at the answer) is merged\n")
+    return None
+
+
 def report(
     paths: list[str], *, json_path: str | None = None, quiet: bool = False,
     checks: Sequence[Check] = (), html_path: str | None = None,
@@ -114,7 +135,9 @@ def report(
         raise Fatal("--json - and --html - cannot both go to stdout")
     json_file = _output(json_path)
     html_file = _output(html_path)
-    results = _read_all(paths)
+    read = _read_all(paths)
+    results = [value for value, _ in read]
+    search = _search_of(paths, [found for _, found in read])
     merged = (
         results[0]
         if len(results) == 1
@@ -126,10 +149,12 @@ def report(
         # stdout is the JSON's (or the page's) when --json (--html) is '-'.
         out = sys.stderr if "-" in (json_path, html_path) else sys.stdout
         out.write(format_summary(merged))
+        if search is not None:
+            out.write(table(PROG, search))
         out.flush()
     if json_file is not None:
         try:
-            json_file.write(result.dumps(merged))
+            json_file.write(result.dumps(merged, {"find_rate": search} if search else None))
         except OutputError as exc:
             raise Fatal(str(exc)) from None
     if html_file is not None:

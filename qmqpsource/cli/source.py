@@ -8,7 +8,7 @@ value), plan this host's share of it (plan.py), check what would fail mid-run, a
 hand the configs to one process (launch.py) or to --workers (workers.py).
 """
 
-# No `from __future__ import annotations` here: typer reads source()'s 32 annotations
+# No `from __future__ import annotations` here: typer reads source()'s 34 annotations
 # four times a start (inspect.signature and get_type_hints, twice each). As strings,
 # each read evaluated them all again (~6 ms in all); as objects, they are made once
 # (~2.5 ms).
@@ -218,6 +218,19 @@ _Check = Annotated[
                  help="A threshold the run must meet, such as p99<250ms, failed==0, "
                       "rate>=500; repeatable. One that fails: exit status 3."),
 ]
+_FindRate = Annotated[
+    bool,
+    typer.Option("--find-rate",
+                 help="Find the highest rate that meets every --check: steps from --rate "
+                      "(10 msg/s without it), doubling until one fails, then halving the "
+                      "gap to 5%; at most 20 steps."),
+]
+_StepDuration = Annotated[
+    float | None,
+    typer.Option("--step-duration", metavar="SECONDS", show_default="10",
+                 help="--find-rate: each step's judged run, after a settling run of a "
+                      "third of it (at most 1 s)."),
+]
 _Version = Annotated[bool, typer.Option("--version", help="Print the version.")]
 
 
@@ -256,6 +269,8 @@ def source(
     sink_options: _SinkOptions = None,
     workers: _Workers = "1",
     check: _Check = None,
+    find_rate: _FindRate = False,
+    step_duration: _StepDuration = None,
     version: _Version = False,
 ) -> None:
     if version:
@@ -270,9 +285,8 @@ def source(
     if ipv4 and ipv6:
         raise UsageFailure("-4 and -6 exclude each other")
     _refuse_both_waits(fixed_delay, random_delay)
-    if messages is None:
-        # With --duration the clock ends the run; -m, if given, only caps it.
-        messages = MAX_COUNT if duration is not None else 1
+    messages, duration, rate = _load_shape(
+        find_rate, checks, (messages, duration, rate, step_duration), shard, interval, counter)
     with _usage_failure():
         if interval is not None:
             from qmqpsource.results.timeline import check_interval  # only --interval
@@ -299,7 +313,8 @@ def source(
     worker_count = _worker_count(workers, counter=counter)
     plan = plan_run(whole, host_shard, worker_count)
     raise typer.Exit(_run(plan, keep_going=keep_going, quiet=quiet, interval=interval,
-                          json_path=json_path, embedded_sink_args=sink_args, checks=checks))
+                          json_path=json_path, embedded_sink_args=sink_args, checks=checks,
+                          search=(whole, worker_count) if find_rate else None))
 
 
 @contextlib.contextmanager
@@ -331,6 +346,32 @@ def _embedded_sink_args(
 
     check_embedded_options(sink_args)  # now, not when the sink fails after the run
     return sink_args
+
+
+def _load_shape(
+    find_rate: bool, checks: list[Check],
+    given: tuple[int | None, float | None, float | None, float | None],
+    shard: str | None, interval: float | None, counter: bool,
+) -> tuple[int, float | None, float | None]:
+    """-m, --duration and --rate as the config takes them, from those given and
+    --step-duration. --find-rate: no count, a step's length, the start rate."""
+    messages, duration, rate, step_duration = given
+    if not find_rate:
+        if step_duration is not None:
+            raise UsageFailure("--step-duration goes with --find-rate")
+        # With --duration the clock ends the run; -m, if given, only caps it.
+        if messages is None:
+            messages = MAX_COUNT if duration is not None else 1
+        return messages, duration, rate
+    from qmqpsource.cli.findrate import refuse_options
+    from qmqpsource.source.ratesearch import START_RATE
+
+    refuse_options(checks, messages=messages, duration=duration, shard=shard,
+                   interval=interval, counter=counter)
+    with _usage_failure():
+        seconds = values.seconds("--step-duration", 10.0 if step_duration is None
+                                 else step_duration)
+    return MAX_COUNT, seconds, START_RATE if rate is None else rate
 
 
 def _no_wait_if_none(wait: float | None) -> float:
@@ -400,8 +441,15 @@ def _run(
     json_path: str | None,
     embedded_sink_args: list[str] | None,
     checks: list[Check],
+    search: tuple[SourceConfig, int] | None = None,
 ) -> int:
-    """Run the plan, in this process or in --workers; the exit status."""
+    """Run the plan, in this process or in --workers; the exit status. With ``search``
+    (the whole config and the --workers count), --find-rate runs instead."""
+    if search is not None:
+        from qmqpsource.cli.findrate import run_find_rate  # here: only --find-rate needs it
+
+        return run_find_rate(search[0], workers=search[1], checks=checks, quiet=quiet,
+                             json_path=json_path, embedded_sink_args=embedded_sink_args)
     if not plan.workers:
         return run_source(plan.configs[0], quiet=quiet, interval=interval,
                           json_path=json_path, embedded_sink_args=embedded_sink_args,

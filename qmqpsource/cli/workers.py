@@ -50,7 +50,7 @@ from qmqpsource.results.outcome import Outcome
 from qmqpsource.source.budget import MessageBudget
 from qmqpsource.source.config import SourceConfig
 
-__all__ = ["ParentLink", "WorkerRun", "run_workers"]
+__all__ = ["ParentLink", "WorkerRun", "run_merged", "run_workers"]
 
 # A worker asked to stop gets this long (beyond its own 2 s grace) before it is killed.
 STOP_TIMEOUT = 10.0
@@ -361,6 +361,23 @@ def run_workers(
                                 checks=merged.checks,
                                 checks_judge_failures=judges_failures(checks))
     return status or int(any(worker.returncode != 0 for worker in workers))
+
+
+def run_merged(
+    configs: Sequence[SourceConfig], *, keep_going: bool
+) -> tuple[result.Result, list[int]]:
+    """One run of a worker per config, for a caller that reports it itself (--find-rate
+    runs one for each of its steps): the merged result and the stop signals received."""
+    workers = [WorkerRun(n, config) for n, config in enumerate(configs)]
+    die_with_parent = _die_with_parent()
+    for n, worker in enumerate(workers):
+        _fork(worker, workers[:n], None, die_with_parent)
+    run = ParentRun(workers, keep_going, configs[0].target, None)
+    try:
+        trio.run(run.main)
+    finally:
+        _reap(workers)
+    return _merge(workers, interrupted=bool(run.signals)), run.signals
 
 
 @dataclasses.dataclass
