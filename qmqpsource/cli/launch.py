@@ -77,7 +77,9 @@ def run_source(
     stats = RunStats(config.recipients, requests.size,
                      timeline_step or interval or DEFAULT_INTERVAL)
     run = ProcessRun(
-        config, requests, stats, interval=interval, budget=budget, parent=parent,
+        # -q: no progress lines either; --interval still sets the timeline's step.
+        config, requests, stats, interval=None if quiet else interval, budget=budget,
+        parent=parent,
         embedded_sink_args=embedded_sink_args,
         bar=bar_wanted(quiet=quiet, counter=config.counter, verbose=config.verbose,
                        stream=sys.stderr),

@@ -154,7 +154,7 @@ _Interval = Annotated[
     float | None,
     typer.Option("--interval", metavar="SECONDS",
                  help="The result's timeline step (default 1), and one progress line "
-                      "on stderr every SECONDS (not with --workers)."),
+                      "on stderr every SECONDS (not with -q or --workers)."),
 ]
 _JsonPath = Annotated[
     str | None,

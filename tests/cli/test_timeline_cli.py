@@ -59,6 +59,20 @@ def test_failures_with_keep_going_and_a_short_interval(tmp_path: Path) -> None:
     assert_adds_up(value)
 
 
+def test_quiet_keeps_the_step_and_drops_the_progress_lines(tmp_path: Path) -> None:
+    out = tmp_path / "r.json"
+    done = run(SOURCE, "--embedded-sink", "--json", out, "-q", "--interval", "0.05",
+               "--rate", "200", "--duration", "0.5", "-s", "2")
+    assert done.returncode == 0, done.stderr
+    assert done.stderr == ""  # -q: neither the summary nor a line per interval
+    value = json.loads(out.read_text())
+    assert value["interval_s"] == 0.05
+    assert_adds_up(value)
+    loud = run(SOURCE, "--embedded-sink", "--interval", "0.05", "--rate", "200",
+               "--duration", "0.3", "-s", "2")
+    assert re.search(r"0\.1 s: \d+ messages", loud.stderr), loud.stderr
+
+
 def test_a_fatal_failure_is_in_the_timeline(tmp_path: Path) -> None:
     value = source_json(tmp_path, "--sink-options", "--reject 1", "-m", "3")
     assert value["status"] == "failed"
