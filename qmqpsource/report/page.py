@@ -20,6 +20,7 @@ from qmqpsource.report.charts import Chart, charts
 from qmqpsource.report.style import STYLE
 from qmqpsource.report.svg import DASHES, esc
 from qmqpsource.report.view import LATENCY_KINDS, OUTCOMES, RunView
+from qmqpsource.values import MAX_COUNT
 
 __all__ = ["render"]
 
@@ -102,6 +103,8 @@ def _checks(runs: Sequence[RunView]) -> str:
 
 
 def _text(value: Any) -> str:
+    if value == MAX_COUNT and not isinstance(value, bool):
+        return "no limit"  # -m of a --duration run: MAX_COUNT stands for none
     return value if isinstance(value, str) else json.dumps(value, ensure_ascii=False)
 
 

@@ -135,6 +135,17 @@ def test_config_rows_that_differ_between_runs_are_marked() -> None:
     assert re.findall(r'<tr class="differs"><th>(\w+)</th>', page) == ["sessions"]
 
 
+def test_a_run_without_a_count_says_so_in_its_config() -> None:
+    timed, counted = document(2), document(2)
+    timed["config"]["messages"] = 2**63 - 1  # -m of a --duration run: none
+    counted["config"]["messages"] = 500
+    page = page_of((timed, "timed.json"), (counted, "counted.json"))
+    config = page[page.index("<h2>Config</h2>"):]
+    row = re.search(r"<th>messages</th>(.*?)</tr>", config)
+    assert row is not None
+    assert re.findall(r"<td[^>]*>([^<]*)</td>", row[1]) == ["no limit", "500"]
+
+
 def test_a_ten_minute_run_makes_a_page_under_3_mb() -> None:
     # Every outcome in every interval: the most lines and the longest tooltips.
     ten_minutes = document(600, rate=50, failing=True)
