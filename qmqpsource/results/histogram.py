@@ -26,6 +26,7 @@ __all__ = [
     "HistogramError",
     "counts_index",
     "encode_sparse",
+    "percentiles_of",
     "used_length",
 ]
 
@@ -215,16 +216,7 @@ class Histogram:
 
     def percentiles(self, percentiles: Sequence[float]) -> list[int]:
         """hdrh's get_value_at_percentile for each of ``percentiles`` (0..100), in one pass."""
-        cumulative = list(accumulate(self.counts[:_used(self.counts)]))
-        total = cumulative[-1] if cumulative else 0
-        if not total:
-            return [0 for _ in percentiles]
-        out = []
-        for p in percentiles:
-            target = max(int(min(p, 100.0) * total / 100 + 0.5), 1)
-            index = bisect_left(cumulative, target)
-            out.append(highest_equivalent(index) if p else lowest_equivalent(index))
-        return out
+        return percentiles_of(list(accumulate(self.counts[:_used(self.counts)])), percentiles)
 
     def percentile(self, p: float) -> int:
         return self.percentiles([p])[0]
@@ -269,3 +261,19 @@ class Histogram:
             raise HistogramError("histogram has negative counts")
         counts += [0] * (COUNTS_LEN - top)
         return cls._adopt(counts)
+
+
+def percentiles_of(cumulative: Sequence[int], percentiles: Sequence[float],
+                   indexes: Sequence[int] | None = None) -> list[int]:
+    """hdrh's get_value_at_percentile for each of ``percentiles``, given the cumulative
+    counts of the used buckets; ``indexes``: each position's bucket index when they are
+    not 0, 1, 2, ... (a sparse histogram)."""
+    total = cumulative[-1] if cumulative else 0
+    if not total:
+        return [0 for _ in percentiles]
+    out = []
+    for p in percentiles:
+        position = bisect_left(cumulative, max(int(min(p, 100.0) * total / 100 + 0.5), 1))
+        index = indexes[position] if indexes is not None else position
+        out.append(highest_equivalent(index) if p else lowest_equivalent(index))
+    return out

@@ -31,7 +31,7 @@ from qmqpsource.results.histogram import (
     Histogram,
     encode_sparse,
     highest_equivalent,
-    lowest_equivalent,
+    percentiles_of,
     used_length,
 )
 from qmqpsource.results.outcome import Outcome
@@ -165,17 +165,8 @@ class Interval:
 
     def percentiles(self, percentiles: Sequence[float]) -> list[int]:
         """Histogram.percentiles, from the sparse counts (microseconds)."""
-        indexes = self.sparse.indexes
-        cumulative = list(accumulate(self.sparse.hits))
-        total = cumulative[-1] if cumulative else 0
-        if not total:
-            return [0 for _ in percentiles]
-        out = []
-        for p in percentiles:
-            target = max(int(min(p, 100.0) * total / 100 + 0.5), 1)
-            index = indexes[bisect_left(cumulative, target)]
-            out.append(highest_equivalent(index) if p else lowest_equivalent(index))
-        return out
+        return percentiles_of(list(accumulate(self.sparse.hits)), percentiles,
+                              self.sparse.indexes)
 
     @property
     def max_us(self) -> int:

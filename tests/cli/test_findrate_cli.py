@@ -202,4 +202,8 @@ def test_a_signal_stops_the_search_with_the_steps_so_far(tmp_path: Path) -> None
     value = load(out)
     assert value["status"] == "interrupted"
     assert value["find_rate"]["stopped"] == "interrupted"
-    assert len(value["find_rate"]["steps"]) >= 1 and value["find_rate"]["rate"] == 50
+    steps = value["find_rate"]["steps"]
+    # The signal may land after a later step ended too (a slow machine): the answer is
+    # the highest rate that held among the steps that ran, and the first was 50.
+    assert steps and steps[0]["rate"] == 50
+    assert value["find_rate"]["rate"] == max(step["rate"] for step in steps if step["ok"])

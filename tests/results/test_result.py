@@ -334,9 +334,10 @@ async def test_fatal_failure_prints_only_postfixs_line(
 async def test_interval_lines(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     async with qmqp_server(delay=0.03) as server:
         config = SourceConfig(server.target, messages=12)
-        status, _ = await run(config, tmp_path / "r.json", interval=0.1)
+        status, _ = await run(config, tmp_path / "r.json", interval=0.1, quiet=False)
     assert status == 0
-    lines = [line for line in capsys.readouterr().err.splitlines() if " msg/s, " in line]
+    lines = [line for line in capsys.readouterr().err.splitlines()
+             if " msg/s, " in line and " s: " in line]  # not the summary's rate line
     assert lines, "no interval line"
     pattern = re.compile(
         r"^qmqp-source: \d+\.\d s: \d+ messages, \d+\.\d msg/s, 0 failed, p99 (\d+\.\d{3} ms|-)$"
