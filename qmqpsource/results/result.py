@@ -27,13 +27,8 @@ from qmqpsource.results.checks import Verdict
 from qmqpsource.results.histogram import Histogram, HistogramError
 from qmqpsource.results.outcome import Outcome
 from qmqpsource.results.stats import LATENCIES, RunStats
-from qmqpsource.results.timeline import (
-    DEFAULT_INTERVAL,
-    Interval,
-    TimelineError,
-    merge_timelines,
-    timeline_from_json,
-)
+from qmqpsource.results.timeline import DEFAULT_INTERVAL, Interval, merge_timelines
+from qmqpsource.results.timeline_json import TimelineError, timeline_from_json
 
 __all__ = [
     "ERROR_CAUSES",

@@ -9,6 +9,8 @@ latencies sparse (index -> count): a dense histogram is 28,672 counts, a second 
 a few hundred distinct ones. Intervals in which nothing ended are kept as zeros, so that
 a stall shows; they cost nothing until written.
 
+Reading a timeline from a result document is timeline_json.py's.
+
 A merge puts each interval into the merged interval in which its wall-clock start falls,
 the merged run starting at the earliest start, on the largest step of the inputs: runs on
 several hosts started together line up, and nothing is split (histograms add exactly).
@@ -46,11 +48,13 @@ __all__ = [
     "TIMELINE_PERCENTILES",
     "Interval",
     "LatencyCounts",
-    "TimelineError",
     "TimelineRecorder",
+    "add_counts",
     "check_interval",
+    "empty_hdr",
     "merge_timelines",
-    "timeline_from_json",
+    "sparse_of",
+    "zero_counts",
 ]
 
 # The timeline's step when --interval is not given.
@@ -119,7 +123,7 @@ def check_interval(value: float, name: str = "interval") -> float:
     return value
 
 
-def _zero_counts() -> dict[str, int]:
+def zero_counts() -> dict[str, int]:
     return dict.fromkeys(COUNT_KEYS, 0)
 
 
@@ -194,7 +198,7 @@ def _ms(us: float) -> float:
 _EMPTY_HDR: list[str] = []  # the empty histogram's hdr, made once
 
 
-def _empty_hdr() -> str:
+def empty_hdr() -> str:
     """The hdr of an empty interval: made once (a stall makes many)."""
     if not _EMPTY_HDR:
         _EMPTY_HDR.append(encode_sparse({}))
@@ -202,7 +206,7 @@ def _empty_hdr() -> str:
 
 
 def _encode(interval: Interval) -> str:
-    return encode_sparse(dict(interval.sparse.pairs())) if interval.sparse else _empty_hdr()
+    return encode_sparse(dict(interval.sparse.pairs())) if interval.sparse else empty_hdr()
 
 
 def _latency_dict(interval: Interval) -> dict[str, Any]:
@@ -227,7 +231,7 @@ def _widened(
     factor = math.ceil(n / MAX_INTERVALS)
     wide: dict[int, tuple[dict[str, int], Sparse]] = {}
     for k, (counts, sparse) in sorted(closed.items()):
-        into_counts, into_sparse = wide.setdefault(k // factor, (_zero_counts(), {}))
+        into_counts, into_sparse = wide.setdefault(k // factor, (zero_counts(), {}))
         add_counts(into_counts, counts)
         add_sparse(into_sparse, sparse)
     return wide, step * factor, math.ceil(n / factor)
@@ -245,7 +249,7 @@ def _intervals(
         closed, step, n = _widened(closed, step, n)
     out = []
     for k in range(n):
-        counts, sparse = closed.get(k) or (_zero_counts(), {})
+        counts, sparse = closed.get(k) or (zero_counts(), {})
         duration = step if k < n - 1 else min(max(span - k * step, 0.0), step)
         out.append(Interval.of(round(k * step, 6), round(duration, 6), counts, sparse))
     return step, tuple(out)
@@ -263,7 +267,7 @@ class TimelineRecorder:
         self._index = 0  # the open interval
         self._closed: dict[int, tuple[dict[str, int], Mapping[int, int]]] = {}
         # What the stats held at the last close: counts, and the histogram's used part.
-        self._mark_counts = _zero_counts()
+        self._mark_counts = zero_counts()
         self._mark_total: list[int] = []
 
     def start(self, origin: float) -> float:
@@ -365,87 +369,7 @@ def merge_timelines(
             if not interval.attempted and not interval.sparse:
                 continue
             k = max(math.floor((shift + interval.offset_s) / step + 1e-9), 0)
-            counts, sparse = merged.setdefault(k, (_zero_counts(), {}))
+            counts, sparse = merged.setdefault(k, (zero_counts(), {}))
             add_counts(counts, interval.counts)
             add_sparse(sparse, interval.sparse)
     return _intervals(merged, step, span)
-
-
-class TimelineError(ValueError):
-    """A timeline in a result document that cannot be read; ``str()`` is one line."""
-
-
-def _number(obj: Mapping[str, Any], key: str, where: str) -> float:
-    value = obj.get(key)
-    if isinstance(value, bool) or not isinstance(value, (int, float)):
-        raise TimelineError(f"{where}{key}: missing or not a number")
-    if not math.isfinite(value) or value < 0:
-        raise TimelineError(f"{where}{key}: not a duration")
-    return float(value)
-
-
-def _interval_counts(obj: Mapping[str, Any], where: str) -> dict[str, int]:
-    counts = obj.get("counts")
-    if not isinstance(counts, dict):
-        raise TimelineError(f"{where}counts: missing or not an object")
-    out = {}
-    for key in COUNT_KEYS:
-        value = counts.get(key)
-        if isinstance(value, bool) or not isinstance(value, int) or value < 0:
-            raise TimelineError(f"{where}counts.{key}: missing or not a count")
-        out[key] = value
-    if out["attempted"] != sum(out[key] for key in COUNT_KEYS[1:]):
-        raise TimelineError(f"{where}counts.attempted is not the sum of the outcomes")
-    return out
-
-
-def _interval_sparse(obj: Mapping[str, Any], attempted: int, where: str) -> Sparse:
-    from qmqpsource.results.histogram import HistogramError
-
-    latency = obj.get("latency_ms")
-    total = latency.get("total") if isinstance(latency, dict) else None
-    hdr = total.get("hdr") if isinstance(total, dict) else None
-    if not isinstance(hdr, str):
-        raise TimelineError(f"{where}latency_ms.total.hdr: missing or not a string")
-    if hdr == _empty_hdr():  # a stall's many empty intervals: no decode each
-        sparse: Sparse = {}
-    else:
-        try:
-            sparse = sparse_of(Histogram.decode(hdr))
-        except HistogramError as exc:
-            raise TimelineError(f"{where}latency_ms.total.hdr: {exc}") from None
-    if sum(sparse.values()) != attempted:
-        raise TimelineError(f"{where}latency_ms.total: count is not counts.attempted")
-    return sparse
-
-
-def timeline_from_json(obj: Mapping[str, Any], counts: Mapping[str, int]) -> tuple[
-    float, tuple[Interval, ...]
-]:
-    """``interval_s`` and ``timeline`` of a schema /2 document, checked, and checked to
-    add up to the document's ``counts``; (step, intervals)."""
-    step = _number(obj, "interval_s", "")
-    if step <= 0:
-        raise TimelineError("interval_s: not a positive number of seconds")
-    items = obj.get("timeline")
-    if not isinstance(items, list):
-        raise TimelineError("timeline: missing or not a list")
-    intervals = []
-    sums = _zero_counts()
-    offset = 0.0
-    for n, item in enumerate(items):
-        where = f"timeline[{n}]."
-        if not isinstance(item, dict):
-            raise TimelineError(f"timeline[{n}]: not an object")
-        start = _number(item, "offset_s", where)
-        if start < offset:
-            raise TimelineError(f"{where}offset_s: before the interval it follows")
-        offset = start
-        interval_counts = _interval_counts(item, where)
-        sparse = _interval_sparse(item, interval_counts["attempted"], where)
-        add_counts(sums, interval_counts)
-        intervals.append(Interval.of(start, _number(item, "duration_s", where),
-                                     interval_counts, sparse))
-    if intervals and any(sums[key] != counts[key] for key in COUNT_KEYS):
-        raise TimelineError("timeline: its counts do not add up to the result's counts")
-    return step, tuple(intervals)
