@@ -55,7 +55,7 @@ def step_rows(search: Search) -> list[list[str]]:
 
 def _tip(label: str, step: SearchStep) -> str:
     return (f"{label}: step {step.number}, {_rate(step.rate)} msg/s asked, "
-            f"{_rate(step.achieved)} achieved: p50 {step.p50_ms:g} ms, p99 {step.p99_ms:g} ms, "
+            f"{_rate(step.achieved)} achieved: p50 {step.p50_ms:.3f} ms, p99 {step.p99_ms:.3f} ms, "
             f"{step.failed} failed; {verdict(step)}")
 
 
