@@ -13,7 +13,8 @@ says so).
 
 --html PATH writes one self-contained page of charts in which each FILE is a run of
 its own (before and after a change, say), overlaid; the summary, --json and --check
-are the merge's as without it.
+are the merge's as without it. Each --find-rate FILE's search is charted and tabled
+on the page as its own.
 """
 
 from __future__ import annotations
@@ -93,11 +94,15 @@ def _labels(paths: list[str]) -> list[str]:
     return names if len(set(names)) == len(names) else paths
 
 
-def _write_html(html_file: OutputFile, paths: list[str], results: list[result.Result]) -> None:
+def _write_html(html_file: OutputFile, paths: list[str],
+                read: list[tuple[result.Result, dict[str, Any] | None]]) -> None:
+    """The page; each file's own search (find_rate) goes with its run: none is merged."""
     from qmqpsource.report.page import render
     from qmqpsource.report.view import view_of
 
-    views = [view_of(r.to_dict(), label) for r, label in zip(results, _labels(paths), strict=True)]
+    documents = [{**r.to_dict(), "find_rate": search} if search else r.to_dict()
+                 for r, search in read]
+    views = [view_of(doc, label) for doc, label in zip(documents, _labels(paths), strict=True)]
     try:
         html_file.write(render(views, generator=f"{PROG} {__version__}"))
     except OutputError as exc:
@@ -158,7 +163,7 @@ def report(
         except OutputError as exc:
             raise Fatal(str(exc)) from None
     if html_file is not None:
-        _write_html(html_file, paths, results)
+        _write_html(html_file, paths, read)
     return 3 if say_failed_checks(PROG, merged.checks) else 0
 
 

@@ -34,6 +34,7 @@ class Chart:
     svg: str | None  # None: nothing to draw, ``note`` says why
     lines: tuple[Line, ...]  # for the legend
     note: str = ""
+    keys: tuple[tuple[str, str], ...] = ()  # (marker shape, meaning) for the legend
 
 
 def _mid(interval: Interval) -> float:

@@ -17,8 +17,9 @@ from functools import partial
 from typing import Any
 
 from qmqpsource.report.charts import Chart, charts
+from qmqpsource.report.search import HEAD, answer, search_chart, step_rows
 from qmqpsource.report.style import STYLE
-from qmqpsource.report.svg import DASHES, esc
+from qmqpsource.report.svg import DASHES, esc, marker
 from qmqpsource.report.view import LATENCY_KINDS, OUTCOMES, RunView
 from qmqpsource.values import MAX_COUNT
 
@@ -124,6 +125,10 @@ def _legend(chart: Chart) -> str:
                   f's-{esc(line.series)} r-{line.run % DASHES}" x1="1" x2="33" y1="5" y2="5"/>'
                   "</svg>")
         items.append(f"<li>{sample}{esc(line.label)}</li>")
+    for shape, meaning in chart.keys:  # markers: what their shape means
+        sample = (f'<svg width="34" height="10" aria-hidden="true">'
+                  f'{marker(shape, "key", 17, 5)}</svg>')
+        items.append(f"<li>{sample}{esc(meaning)}</li>")
     return f'<ul class="legend">{"".join(items)}</ul>'
 
 
@@ -135,6 +140,19 @@ def _figure(chart: Chart) -> str:
         parts.append(f'<p class="note">{esc(chart.note)}</p>')
     parts.append("</figure>")
     return "\n".join(parts)
+
+
+def _search(runs: Sequence[RunView]) -> list[str]:
+    """The --find-rate runs' searches: their chart, then each one's steps and answer."""
+    chart = search_chart(runs)
+    if chart is None:
+        return []
+    out = ["<h2>Rate search</h2>", _figure(chart)]
+    for run in runs:
+        if run.search is not None:
+            out += [f'<h3>{esc(run.label)}</h3><p class="answer">{esc(answer(run.search))}</p>',
+                    _table(HEAD, step_rows(run.search), "numbers steps")]
+    return out
 
 
 def render(runs: Sequence[RunView], *, generator: str) -> str:
@@ -154,6 +172,7 @@ def render(runs: Sequence[RunView], *, generator: str) -> str:
         "</header>",
         '<main><section class="charts">',
         *(_figure(chart) for chart in charts(runs)),
+        *_search(runs),
         '</section><aside class="runs">',
         _summary(runs), _checks(runs), _config(runs),
         "</aside></main></body></html>",

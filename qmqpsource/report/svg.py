@@ -1,10 +1,11 @@
 """SVG for the report's charts: scales, ticks, axes, lines and tooltips, all text escaped.
 
-A chart is drawn from plain numbers: Lines of (x, y) points in data units, two Axes, and
-hover Bands (a <title> over a span of x) for exact values. Colours and dashes come from
-the page's style sheet (classes ``s-SERIES`` and ``r-RUN``), so that light and dark themes
-change them without touching the SVG. No script: a browser, a mail reader or an image
-viewer shows the same thing.
+A chart is drawn from plain numbers: Lines of (x, y) points in data units (with a marker
+per point where each has a tooltip: a dot, or a shape of MARKS), two Axes, hover Bands (a
+<title> over a span of x) for exact values, and Rules (a labelled vertical line at an x).
+Colours and dashes come from the page's style sheet (classes ``s-SERIES`` and ``r-RUN``),
+so that light and dark themes change them without touching the SVG. No script: a
+browser, a mail reader or an image viewer shows the same thing.
 """
 
 from __future__ import annotations
@@ -14,13 +15,17 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from html import escape
 
-__all__ = ["DASHES", "Axis", "Band", "Line", "esc", "nice_ticks", "nines_ticks", "plot"]
+__all__ = ["DASHES", "MARKS", "Axis", "Band", "Line", "Rule", "esc", "marker", "nice_ticks",
+           "nines_ticks", "plot"]
 
 WIDTH, HEIGHT = 760, 300
 LEFT, RIGHT, TOP, BOTTOM = 70, 30, 14, 46
 Point = tuple[float, float]
 # Dash patterns the style sheet has (r-0 ... r-5); more runs reuse them.
 DASHES = 6
+# Marker shapes a point may have besides the small dot: filled, hollow, square.
+MARKS = ("filled", "open", "square")
+_MARK_SIZE = 3.5
 
 
 def esc(text: str) -> str:
@@ -41,6 +46,7 @@ class Line:
     label: str  # legend text, e.g. "before.json: p99"
     points: tuple[Point | None, ...]  # None breaks the line (an interval without messages)
     tips: tuple[str, ...] = ()  # with one per point: a marker with that tooltip
+    marks: tuple[str, ...] = ()  # with one per point: its marker's shape (MARKS), not a dot
 
 
 @dataclass(frozen=True)
@@ -49,6 +55,15 @@ class Band:
 
     x0: float
     x1: float
+    text: str
+
+
+@dataclass(frozen=True)
+class Rule:
+    """A vertical line at ``x`` across the plot, labelled (``text``) at its top."""
+
+    x: float
+    run: int  # its dash pattern
     text: str
 
 
@@ -134,11 +149,38 @@ def _line(frame: _Frame, line: Line) -> list[str]:
     out = [f'<path {attributes} d="{_path(frame, line.points)}"><title>{esc(line.label)}'
            '</title></path>']
     if len(line.tips) == len(line.points):
-        for point, tip in zip(line.points, line.tips, strict=True):
+        shapes = line.marks if len(line.marks) == len(line.points) else ("dot",) * len(line.tips)
+        for point, tip, shape in zip(line.points, line.tips, shapes, strict=True):
             if point is not None:
-                out.append(f'<circle class="mark s-{esc(line.series)}" '
-                           f'cx="{frame.x(point[0]):.1f}" cy="{frame.y(point[1]):.1f}" '
-                           f'r="2"><title>{esc(tip)}</title></circle>')
+                out.append(marker(shape, line.series, frame.x(point[0]), frame.y(point[1]),
+                                  f"<title>{esc(tip)}</title>"))
+    return out
+
+
+def marker(shape: str, series: str, x: float, y: float, inner: str = "") -> str:
+    """A point's marker at pixel (x, y): a small dot, or one of MARKS; ``inner``: markup
+    inside it (its <title>)."""
+    css = f'class="mark{" open" if shape == "open" else ""} s-{esc(series)}"'
+    if shape == "square":
+        side = 2 * _MARK_SIZE * 0.9
+        return (f'<rect {css} data-mark="square" x="{x - side / 2:.1f}" y="{y - side / 2:.1f}" '
+                f'width="{side:.1f}" height="{side:.1f}">{inner}</rect>')
+    if shape in MARKS:
+        return (f'<circle {css} data-mark="{shape}" cx="{x:.1f}" cy="{y:.1f}" '
+                f'r="{_MARK_SIZE}">{inner}</circle>')
+    return f'<circle {css} cx="{x:.1f}" cy="{y:.1f}" r="2">{inner}</circle>'
+
+
+def _rules(frame: _Frame, rules: Sequence[Rule]) -> list[str]:
+    out = []
+    for n, rule in enumerate(rules):
+        px = frame.x(rule.x)
+        # Near the right edge the label goes to the left of its line.
+        anchor, dx = ("end", -4) if px > WIDTH - RIGHT - 180 else ("start", 4)
+        out.append(f'<g class="rule"><title>{esc(rule.text)}</title>'
+                   f'<line class="rule r-{rule.run % DASHES}" x1="{px:.1f}" x2="{px:.1f}" '
+                   f'y1="{TOP}" y2="{HEIGHT - BOTTOM}"/><text x="{px + dx:.1f}" '
+                   f'y="{TOP + 12 + 14 * n}" text-anchor="{anchor}">{esc(rule.text)}</text></g>')
     return out
 
 
@@ -153,7 +195,7 @@ def _bands(frame: _Frame, bands: Sequence[Band]) -> list[str]:
 
 
 def plot(name: str, title: str, x: Axis, y: Axis, lines: Sequence[Line],
-         bands: Sequence[Band] = ()) -> str:
+         bands: Sequence[Band] = (), rules: Sequence[Rule] = ()) -> str:
     """One chart as an <svg> element; ``name`` identifies it (data-chart) for tests."""
     points = [p for line in lines for p in line.points if p is not None]
     x_max = max((p[0] for p in points), default=1.0)
@@ -165,6 +207,7 @@ def plot(name: str, title: str, x: Axis, y: Axis, lines: Sequence[Line],
            f'role="img" xmlns="http://www.w3.org/2000/svg"><title>{esc(title)}</title>']
     out += _axes(frame, x, y, x_ticks, y_ticks)
     out += _bands(frame, bands)  # under the lines: a line's own title wins where it is
+    out += _rules(frame, rules)
     for line in lines:
         out += _line(frame, line)
     out.append("</svg>")

@@ -4,7 +4,9 @@ The charts need only this small typed view, not the Result model: the per-interv
 timeline (none in a /1 result), the percentile spectrum of each latency (from its
 ``hdr``), and the config, summary and checks as they stand in the JSON. The document is
 one that qmqpsource.results.result has validated (``Result.to_dict()``), so missing or
-odd values here are simply left out rather than refused.
+odd values here are simply left out rather than refused. A --find-rate result's
+``find_rate`` (its search: checked by results.findrate.find_rate_in as the file is read)
+becomes a Search: the answer and each step as the step table has it.
 """
 
 from __future__ import annotations
@@ -16,7 +18,8 @@ from typing import Any
 
 from qmqpsource.results.histogram import Histogram, HistogramError
 
-__all__ = ["LATENCY_KINDS", "OUTCOMES", "PERCENTILE_KEYS", "Interval", "RunView", "view_of"]
+__all__ = ["LATENCY_KINDS", "OUTCOMES", "PERCENTILE_KEYS", "Interval", "RunView", "Search",
+           "SearchStep", "view_of"]
 
 OUTCOMES = ("accepted", "tempfail", "permfail", "error")
 PERCENTILE_KEYS = ("p50", "p90", "p99", "max")
@@ -37,6 +40,29 @@ class Interval:
 
 
 @dataclass(frozen=True)
+class SearchStep:
+    """One step of a --find-rate search, as its line of the step table."""
+
+    number: int  # from 1, in the order the search ran them
+    rate: float  # asked, msg/s
+    achieved: float  # msg/s
+    p50_ms: float  # total latency
+    p99_ms: float
+    failed: int
+    verdict: str  # "held", "failed" or "sessions"
+    missed: tuple[str, ...]  # the checks that did not hold
+
+
+@dataclass(frozen=True)
+class Search:
+    """A --find-rate result's search: its answer (None: no rate held), why it stopped, steps."""
+
+    rate: float | None
+    stopped: str
+    steps: tuple[SearchStep, ...]
+
+
+@dataclass(frozen=True)
 class RunView:
     label: str  # the file name: the legend's name for this run
     config: Mapping[str, Any]
@@ -44,6 +70,7 @@ class RunView:
     timeline: tuple[Interval, ...] | None  # None: the result has none (schema /1)
     spectra: Mapping[str, tuple[tuple[float, float], ...]]  # kind -> (1/(1-p), ms)
     checks: tuple[tuple[str, float, bool], ...]
+    search: Search | None = None  # None: not a --find-rate result
 
 
 def _number(value: Any) -> float | None:
@@ -123,6 +150,29 @@ def _checks(items: Any) -> tuple[tuple[str, float, bool], ...]:
     return tuple(out)
 
 
+def _step(number: int, item: Any) -> SearchStep | None:
+    if not isinstance(item, Mapping):
+        return None
+    rate, achieved = _number(item.get("rate")), _number(item.get("achieved"))
+    if rate is None or achieved is None:
+        return None
+    verdict = item.get("verdict", "held" if item.get("ok") is True else "failed")
+    checks = item.get("checks")
+    missed = tuple(str(c.get("check", "")) for c in checks if isinstance(c, Mapping)
+                   and c.get("ok") is False) if isinstance(checks, list) else ()
+    return SearchStep(number, rate, achieved, _number(item.get("p50_ms")) or 0.0,
+                      _number(item.get("p99_ms")) or 0.0, int(_number(item.get("failed")) or 0),
+                      str(verdict), missed)
+
+
+def _search(value: Any) -> Search | None:
+    if not isinstance(value, Mapping) or not isinstance(value.get("steps"), list):
+        return None
+    steps = (_step(n, item) for n, item in enumerate(value["steps"], 1))
+    return Search(_number(value.get("rate")), str(value.get("stopped", "")),
+                  tuple(step for step in steps if step is not None))
+
+
 def view_of(document: Mapping[str, Any], label: str) -> RunView:
     """The view of one result document; ``label`` names the run in legends and tables."""
     config = document.get("config")
@@ -133,4 +183,5 @@ def view_of(document: Mapping[str, Any], label: str) -> RunView:
         timeline=_timeline(document),
         spectra=_spectra(document),
         checks=_checks(document.get("checks", [])),
+        search=_search(document.get("find_rate")),
     )

@@ -1,6 +1,7 @@
 """qmqp-source --find-rate against sinks of known capacity: a slow one (its capacity
 measured in the same test), a fast one (the search must end on the sessions or its
-step cap), a first step that fails, --workers, qmqp-report, and usage errors.
+step cap), a first step that fails, --workers, qmqp-report (and its page), and usage
+errors.
 
 Real time by nature: each run is bounded (--step-duration, the step cap, a deadline).
 """
@@ -142,12 +143,19 @@ def test_workers_and_qmqp_report(tmp_path: Path) -> None:
     assert len(step_lines(shown.stdout)) == len(found["steps"])
     assert "qmqp-report: " in shown.stdout.splitlines()[-1]
     assert load(again)["find_rate"] == found
-    # Several: not merged, and said so.
-    both = subprocess.run([*REPORT, "-q", "--json", str(merged), str(out), str(again)],
-                          capture_output=True, text=True, timeout=60, check=False)
+    # Several: not merged, and said so; but their page shows each search as its own.
+    page = tmp_path / "page.html"
+    both = subprocess.run([*REPORT, "-q", "--json", str(merged), "--html", str(page), str(out),
+                           str(again)], capture_output=True, text=True, timeout=60, check=False)
     assert both.returncode == 0, both.stderr
     assert "find_rate" not in load(merged) and load(merged)["runs"] == 4
     assert both.stderr.startswith("qmqp-report: note: find_rate of ")
+    search = page.read_text().split('data-chart="search"')[1].split("</svg>")[0]
+    for number in "01":  # each run its p50 and p99, with one marker a step on each
+        assert re.findall(rf'data-run="{number}" data-series="(\w+)"', search) == [
+            "p50", "p99"]
+    assert len(re.findall(r"data-mark=", search)) == 2 * 2 * len(found["steps"])
+    assert search.count('<g class="rule">') == (2 if found["rate"] else 0)
 
 
 @pytest.mark.parametrize(

@@ -9,7 +9,7 @@ import sys
 from pathlib import Path
 
 from qmqpsource.report.charts import NO_TIMELINE
-from tests.report.synthetic import document
+from tests.report.synthetic import document, find_rate
 
 REPORT = [sys.executable, "-c", "from qmqpsource.cli.report import main; main()"]
 
@@ -109,3 +109,33 @@ def test_a_result_of_schema_1_has_the_spectrum_and_says_it_has_no_timeline(
     text = (tmp_path / "page.html").read_text()
     assert text.count(NO_TIMELINE) == 2
     assert re.findall(r'data-chart="(\w+)"', text) == ["spectrum"]
+
+
+def test_each_find_rate_file_shows_its_own_search(tmp_path: Path) -> None:
+    before, plain = two_files(tmp_path)
+    searched = document(4)
+    searched["find_rate"] = find_rate()
+    before.write_text(json.dumps(searched))
+    page = tmp_path / "page.html"
+    done = report("-q", "--html", page, before, plain)
+    # The searches of several files do not merge (said so), but the page shows each.
+    assert done.returncode == 0 and done.stderr.startswith("qmqp-report: note: find_rate of ")
+    text = page.read_text()
+    search = text[text.index('data-chart="search"'):]
+    assert set(re.findall(r'data-run="(\d)" data-series="(p\d\d)"', search)) == {
+        ("0", "p50"), ("0", "p99")}
+    assert re.findall(r"<h3>([^<]*)</h3>", text) == ["before.json"]
+    assert "highest rate that met the checks: 1950.0 msg/s (10 steps, stopped: bracket)" in text
+
+
+def test_a_malformed_find_rate_is_one_line_and_no_page(tmp_path: Path) -> None:
+    before, _ = two_files(tmp_path)
+    bad = json.loads(before.read_text())
+    bad["find_rate"] = {"rate": 10, "steps": [{"rate": "fast"}]}
+    before.write_text(json.dumps(bad))
+    page = tmp_path / "page.html"
+    done = report("-q", "--html", page, before)
+    assert (done.returncode, done.stdout) == (1, "")
+    assert done.stderr == (f"qmqp-report: fatal: {before}: find_rate.steps: a step without "
+                           "its rate and achieved rate\n")
+    assert not page.exists()

@@ -64,3 +64,26 @@ def document(intervals: int = 60, *, rate: int = 800, slow: float = 1.0,
     doc = dataclasses.replace(made, started_at=T0, elapsed_s=float(intervals)).to_dict()
     doc.update(interval_s=1.0, timeline=timeline)
     return doc
+
+
+# The README's worked example: (rate asked, achieved, p50 ms, p99 ms, verdict), in the
+# order the search ran them (doubling, then bisecting back).
+SEARCH = [(200.0, 200.0, 1.718, 6.351, "held"), (400.0, 400.0, 1.723, 6.967, "held"),
+          (800.0, 800.0, 1.609, 11.767, "held"), (1600.0, 1600.0, 1.953, 29.423, "held"),
+          (3200.0, 2251.4, 794.111, 1790.975, "failed"),
+          (2400.0, 2228.0, 262.655, 1279.999, "failed"),
+          (2000.0, 2000.0, 12.783, 1023.487, "failed"), (1800.0, 1800.0, 2.467, 20.079, "held"),
+          (1900.0, 1900.0, 2.865, 43.455, "held"), (1950.0, 1950.0, 2.549, 41.183, "held")]
+
+
+def find_rate(steps: list[tuple[float, float, float, float, str]] | None = None,
+              rate: float | None = 1950.0, stopped: str = "bracket",
+              check: str = "p99<200ms") -> dict[str, Any]:
+    """A --find-rate search as its JSON field ``find_rate`` has it (README's example by
+    default); the check of a step that did not hold failed."""
+    return {"rate": rate, "stopped": stopped, "step_duration_s": 5.0, "settle_s": 1.0,
+            "steps": [{"rate": asked, "achieved": achieved, "ok": verdict == "held",
+                       "verdict": verdict,
+                       "checks": [{"check": check, "value": p99, "ok": verdict == "held"}],
+                       "p50_ms": p50, "p99_ms": p99, "failed": 0, "behind_schedule": 0}
+                      for asked, achieved, p50, p99, verdict in (steps or SEARCH)]}

@@ -22,7 +22,7 @@ from qmqpsource.report.page import render
 from qmqpsource.report.view import view_of
 from tests.report import browser
 from tests.report.runs import DURATION, INTERVAL, before_and_after
-from tests.report.synthetic import document
+from tests.report.synthetic import document, find_rate
 
 REPORT = [sys.executable, "-m", "qmqpsource.cli.report"]
 
@@ -122,6 +122,26 @@ def test_the_dark_theme_where_the_reader_prefers_it(chromium: None, tmp_path: Pa
     light_strokes, dark_strokes = strokes(light), strokes(dark)
     assert len(light_strokes) == len(dark_strokes) == sum(map(len, EXPECTED.values()))
     assert all(a != b for a, b in zip(light_strokes, dark_strokes, strict=True))
+
+
+def test_the_search_chart_renders_each_runs_series(chromium: None, tmp_path: Path) -> None:
+    """Two --find-rate results: their searches overlaid, the answer's rules and the legend."""
+    views = []
+    for n, name in enumerate(("before.json", "after.json")):
+        doc = document(3, seed=n)
+        doc["find_rate"] = find_rate()
+        views.append(view_of(doc, name))
+    page = tmp_path / "report.html"
+    page.write_text(render(views, generator="qmqp-report test"))
+    rendered = browser.render_probe(page)
+    probe = rendered.probe
+    assert probe["errors"] == [] and rendered.console == []
+    [search] = [chart for chart in probe["charts"] if chart["chart"] == "search"]
+    assert series(search) == [(run, key) for run in (0, 1) for key in ("p50", "p99")]
+    for line in search["lines"]:
+        assert line["length"] > 100 and line["stroke"] not in ("none", "rgb(0, 0, 0)"), line
+        assert (line["dash"] != "none") is (line["run"] == 1), line
+    assert probe["legends"][-1] == 4 + 3  # the lines, then the three marker shapes
 
 
 def strokes(probe: dict[str, Any]) -> list[str]:
