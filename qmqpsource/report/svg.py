@@ -148,13 +148,25 @@ def _line(frame: _Frame, line: Line) -> list[str]:
                   f'data-run="{line.run}" data-series="{esc(line.series)}"')
     out = [f'<path {attributes} d="{_path(frame, line.points)}"><title>{esc(line.label)}'
            '</title></path>']
-    if len(line.tips) == len(line.points):
+    if len(line.tips) != len(line.points):
+        # A point with no neighbour draws no path (a run of one interval, or one between
+        # two stalls): a dot shows it.
+        out += [marker("dot", line.series, frame.x(point[0]), frame.y(point[1]))
+                for point in _isolated(line.points)]
+    else:
         shapes = line.marks if len(line.marks) == len(line.points) else ("dot",) * len(line.tips)
         for point, tip, shape in zip(line.points, line.tips, shapes, strict=True):
             if point is not None:
                 out.append(marker(shape, line.series, frame.x(point[0]), frame.y(point[1]),
                                   f"<title>{esc(tip)}</title>"))
     return out
+
+
+def _isolated(points: Sequence[Point | None]) -> list[Point]:
+    """The points of a line that have no point next to them on either side."""
+    padded = [None, *points, None]
+    return [point for before, point, after in zip(padded, padded[1:], padded[2:], strict=False)
+            if point is not None and before is None and after is None]
 
 
 def marker(shape: str, series: str, x: float, y: float, inner: str = "") -> str:

@@ -183,3 +183,15 @@ def test_a_last_interval_cut_short_is_no_point_of_the_lines_but_has_its_band() -
 def test_the_start_is_shown_to_the_second_with_its_offset() -> None:
     page = page_of((document(2), "a.json"))
     assert "<tr><th>started at</th><td>2026-12-01 12:00:00 +0000</td></tr>" in page
+
+
+def test_a_run_of_one_interval_shows_its_point() -> None:
+    # One interval draws no path: each series still shows as a dot, where a line of
+    # several intervals has none.
+    page = page_of((document(1), "short.json"))
+    timed = page[:page.index("Latency by percentile")]
+    dots = re.findall(r'<circle class="mark s-(\w+)" cx="[\d.]+" cy="[\d.]+" r="2"', timed)
+    assert sorted(dots) == ["accepted", "max", "p50", "p90", "p99"]
+    longer = page_of((document(3), "long.json"))
+    assert not re.findall(r'<circle class="mark s-\w+" cx="[\d.]+" cy="[\d.]+" r="2"',
+                          longer[:longer.index("Latency by percentile")])
