@@ -3,7 +3,8 @@
 Each run that is a --find-rate result has its own search (the searches of several files
 do not merge: each chose its rates from its own verdicts), overlaid in one chart as the
 other charts overlay runs: x is the rate asked, y the step's p50 and p99 of the total
-latency, one marker per step whose shape is its verdict, and a rule at the answer. The
+latency on a log scale (a failed step's p99 of seconds would flatten the steps that held
+to the axis), one marker per step whose shape is its verdict, and a rule at the answer. The
 lines join the steps in order of rate, not in the order the search ran them (it doubles,
 then bisects back): a curve of latency against load.
 """
@@ -86,6 +87,6 @@ def search_chart(runs: Sequence[RunView]) -> Chart | None:
     keys = tuple(SHAPES.values())
     if not any(line.points for line in lines):
         return Chart("search", TITLE, None, (), "No steps in these searches.")
-    svg = plot("search", TITLE, Axis("rate asked (msg/s)"), Axis("total latency (ms)"),
-               lines, rules=rules)
+    svg = plot("search", TITLE, Axis("rate asked (msg/s)"),
+               Axis("total latency (ms), log scale", log=True), lines, rules=rules)
     return Chart("search", TITLE, svg, tuple(lines), keys=keys)

@@ -15,8 +15,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from html import escape
 
-__all__ = ["DASHES", "MARKS", "Axis", "Band", "Line", "Rule", "esc", "marker", "nice_ticks",
-           "nines_ticks", "plot"]
+__all__ = ["DASHES", "MARKS", "Axis", "Band", "Line", "Rule", "decade_ticks", "esc", "marker",
+           "nice_ticks", "nines_ticks", "plot"]
 
 WIDTH, HEIGHT = 760, 300
 LEFT, RIGHT, TOP, BOTTOM = 70, 30, 14, 46
@@ -37,6 +37,7 @@ def esc(text: str) -> str:
 class Axis:
     title: str  # with its unit
     nines: bool = False  # x = 1/(1-p) on a log scale, labelled as percentiles
+    log: bool = False  # y on a log10 scale, ticks at powers of ten
 
 
 @dataclass(frozen=True)
@@ -88,17 +89,30 @@ def nines_ticks(top: float) -> list[tuple[float, str]]:
     return ticks
 
 
+def decade_ticks(values: Sequence[float]) -> list[float]:
+    """Powers of ten from the one at or below the smallest positive value to the one at or
+    above the largest: a log axis on which 2 ms and 2 s both show."""
+    positive = [v for v in values if v > 0 and math.isfinite(v)]
+    if not positive:
+        return [1.0, 10.0]
+    low = math.floor(math.log10(min(positive)) + 1e-9)
+    high = max(math.ceil(math.log10(max(positive)) - 1e-9), low + 1)
+    return [10.0**k for k in range(low, high + 1)]
+
+
 def _label(value: float) -> str:
     return f"{value:.6g}"
 
 
 @dataclass(frozen=True)
 class _Frame:
-    """Data to pixels: x linear from 0, or log10 for the nines; y linear from 0."""
+    """Data to pixels: x linear from 0, or log10 for the nines; y linear from 0, or log10
+    from ``y_bottom`` (values at or below it sit on the x axis)."""
 
     x_top: float
     y_top: float
     nines: bool
+    y_bottom: float = 0.0  # > 0: a log y axis
 
     def x(self, value: float) -> float:
         if self.nines:
@@ -108,7 +122,12 @@ class _Frame:
         return LEFT + share * (WIDTH - LEFT - RIGHT)
 
     def y(self, value: float) -> float:
-        return HEIGHT - BOTTOM - value / self.y_top * (HEIGHT - TOP - BOTTOM)
+        if self.y_bottom > 0:
+            share = (math.log10(max(value, self.y_bottom) / self.y_bottom)
+                     / math.log10(self.y_top / self.y_bottom))
+        else:
+            share = value / self.y_top
+        return HEIGHT - BOTTOM - share * (HEIGHT - TOP - BOTTOM)
 
 
 def _path(frame: _Frame, points: Sequence[Point | None]) -> str:
@@ -211,10 +230,11 @@ def plot(name: str, title: str, x: Axis, y: Axis, lines: Sequence[Line],
     """One chart as an <svg> element; ``name`` identifies it (data-chart) for tests."""
     points = [p for line in lines for p in line.points if p is not None]
     x_max = max((p[0] for p in points), default=1.0)
-    y_ticks = nice_ticks(max((p[1] for p in points), default=0.0))
+    y_ticks = (decade_ticks([p[1] for p in points]) if y.log
+               else nice_ticks(max((p[1] for p in points), default=0.0)))
     x_ticks = (nines_ticks(x_max) if x.nines
                else [(v, _label(v)) for v in nice_ticks(x_max, 8)])
-    frame = _Frame(x_ticks[-1][0], y_ticks[-1], x.nines)
+    frame = _Frame(x_ticks[-1][0], y_ticks[-1], x.nines, y_ticks[0] if y.log else 0.0)
     out = [f'<svg class="chart" data-chart="{esc(name)}" viewBox="0 0 {WIDTH} {HEIGHT}" '
            f'role="img" xmlns="http://www.w3.org/2000/svg"><title>{esc(title)}</title>']
     out += _axes(frame, x, y, x_ticks, y_ticks)

@@ -6,6 +6,7 @@ import re
 from html.parser import HTMLParser
 from typing import Any
 
+from qmqpsource.report.svg import HEIGHT, decade_ticks
 from qmqpsource.report.view import SearchStep, view_of
 from qmqpsource.results.findrate import parse_find_rate, table
 from tests.report.synthetic import SEARCH, document, find_rate
@@ -86,6 +87,27 @@ def test_the_lines_join_the_steps_in_order_of_rate() -> None:
     for d in re.findall(r'class="line s-\w+ r-0"[^>]* d="([^"]*)"', chart):
         xs = [float(x) for x in re.findall(r"[ML]([\d.]+) ", d)]
         assert len(xs) == len(SEARCH) and xs == sorted(xs)
+
+
+def test_decade_ticks_cover_every_positive_value() -> None:
+    assert decade_ticks([1.609, 1790.975]) == [1.0, 10.0, 100.0, 1000.0, 10000.0]
+    assert decade_ticks([0.0, 0.25, 0.5]) == [0.1, 1.0]  # a zero sits on the axis
+    assert decade_ticks([10.0]) == [10.0, 100.0]
+    assert decade_ticks([]) == [1.0, 10.0]
+
+
+def test_latency_is_on_a_log_scale_so_the_steps_that_held_stand_apart() -> None:
+    # README's search: p99 from 6 ms (held) to 1.8 s (failed). On a linear axis the held
+    # steps would sit within a few pixels of each other; on the log one 6 ms and 43 ms
+    # are a decade apart.
+    chart = chart_of(page_of((searched(), "find.json")))
+    assert re.findall(r'text-anchor="end">([\d.]+)</text>', chart) == [
+        "1", "10", "100", "1000", "10000"]
+    p99 = re.search(r'class="line s-p99 r-0"[^>]* d="([^"]*)"', chart)
+    assert p99 is not None
+    ys = [float(y) for y in re.findall(r"[ML][\d.]+ ([\d.]+)", p99[1])]
+    plot_height = HEIGHT - 14 - 46
+    assert ys[0] - ys[5] > plot_height / 5  # 200 msg/s (6.4 ms) to 1900 (43 ms)
 
 
 def test_no_rate_held_no_rule_and_the_answer_says_so() -> None:
