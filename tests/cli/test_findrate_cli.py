@@ -1,6 +1,6 @@
-"""qmqp-source --find-rate against sinks of known capacity: a slow one (its capacity
-measured in the same test), a fast one (the search must end on the sessions or its
-step cap), a first step that fails, --workers, qmqp-report (and its page), and usage
+"""qmqp-source --find-rate against sinks of known capacity: a slow one and a fast one
+(400 and 2000 msg/s, each measured in the same test), a sink faster than the sessions
+(the search must end on them or its step cap), a first step that fails, --workers, qmqp-report (and its page), and usage
 errors.
 
 Real time by nature: each run is bounded (--step-duration, the step cap, a deadline).
@@ -61,16 +61,29 @@ def step_lines(text: str) -> list[str]:
     return [line for line in text.splitlines() if re.match(r" *\d+ +\d+\.\d ", line)]
 
 
-def test_finds_the_capacity_of_a_slow_sink(tmp_path: Path) -> None:
+# Sinks of known capacity: 20 replies every --delay seconds (400 and 2000 msg/s); the
+# search starts near it (--rate) to keep the test short, and the closed loop that
+# measures what the sink really does lasts about 4 s. -s must let the latency of an
+# overloaded server pass the check: with every session busy it cannot pass
+# sessions / capacity (200 / 2000 = 100 ms < 200 ms: the sessions would be the limit).
+KNOWN_CAPACITY = [
+    pytest.param("0.05", "300", "1500", "200", id="slow-400"),
+    pytest.param("0.01", "1500", "8000", "1000", id="fast-2000"),
+]
+
+
+@pytest.mark.parametrize(("delay", "start", "messages", "sessions"), KNOWN_CAPACITY)
+def test_finds_the_capacity_of_a_sink(tmp_path: Path, delay: str, start: str,
+                                      messages: str, sessions: str) -> None:
     out, closed = tmp_path / "find.json", tmp_path / "closed.json"
-    with sink(tmp_path, "--delay", "0.05", "--max-connections", "20") as target:
+    with sink(tmp_path, "--delay", delay, "--max-connections", "20") as target:
         # What the sink can really do: a closed loop with sessions to spare.
-        done = run("-s", "200", "--connect-limit", "200", "-m", "1500", "-q", "--json",
+        done = run("-s", "200", "--connect-limit", "200", "-m", messages, "-q", "--json",
                    str(closed), target)
         assert done.returncode == 0, done.stderr
         capacity = load(closed)["throughput"]["messages_per_s"]
-        done = run("--find-rate", "--check", "p99<200ms", "-s", "200", "--connect-limit", "200",
-                   "--step-duration", "3", "--rate", "300", "--json", str(out), target)
+        done = run("--find-rate", "--check", "p99<200ms", "-s", sessions, "--connect-limit",
+                   sessions, "--step-duration", "3", "--rate", start, "--json", str(out), target)
     assert done.returncode == 0, done.stderr
     found = load(out)["find_rate"]
     assert abs(found["rate"] / capacity - 1) <= 0.15, (found["rate"], capacity, done.stderr)
@@ -80,7 +93,7 @@ def test_finds_the_capacity_of_a_slow_sink(tmp_path: Path) -> None:
     assert done.stderr.splitlines()[-1] == (
         f"qmqp-source: highest rate that met the checks: {found['rate']:.1f} msg/s "
         f"({len(steps)} steps, stopped: bracket)")
-    assert steps[0]["rate"] == 300 and any(not step["ok"] for step in steps)
+    assert steps[0]["rate"] == float(start) and any(not step["ok"] for step in steps)
     assert found["rate"] == max(step["rate"] for step in steps if step["ok"])
     for step in steps:
         assert [c["check"] for c in step["checks"]] == ["p99<200ms"]
