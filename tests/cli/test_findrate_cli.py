@@ -1,7 +1,7 @@
 """qmqp-source --find-rate against sinks of known capacity: a slow one and a fast one
 (400 and 2000 msg/s, each measured in the same test), a sink faster than the sessions
-(the search must end on them or its step cap), a first step that fails, --workers, qmqp-report (and its page), and usage
-errors.
+(the search must end on them or its step cap), a first step that fails, --workers,
+qmqp-report (and its page), and usage errors.
 
 Real time by nature: each run is bounded (--step-duration, the step cap, a deadline).
 """
