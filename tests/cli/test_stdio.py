@@ -182,6 +182,16 @@ COMMAND()
 """
 
 
+def _signal_state(pid: int) -> str:
+    """The lines of /proc/PID/status on signals and state (Linux), for a failure message."""
+    try:
+        status = Path(f"/proc/{pid}/status").read_text()
+    except OSError as exc:
+        return f"no /proc/{pid}/status ({exc.strerror})"
+    keys = ("State", "Threads", "SigQ", "SigPnd", "ShdPnd", "SigBlk", "SigIgn", "SigCgt")
+    return "; ".join(line for line in status.splitlines() if line.startswith(keys))
+
+
 @pytest.mark.parametrize(
     ("command", "prog"),
     [("source", "qmqp-source"), ("sink", "qmqp-sink"), ("report", "qmqp-report")],
@@ -194,7 +204,7 @@ async def test_ctrl_c_while_importing_is_one_line_and_130(command: str, prog: st
     )
     assert proc.stdout is not None and proc.stderr is not None
     try:
-        with trio.fail_after(RUN_LIMIT):
+        with trio.move_on_after(RUN_LIMIT) as waited:
             said = b""
             while not said.endswith(b"\n"):
                 said += await proc.stdout.receive_some()
@@ -204,6 +214,9 @@ async def test_ctrl_c_while_importing_is_one_line_and_130(command: str, prog: st
             while chunk := await proc.stderr.receive_some():
                 err += chunk
             await proc.wait()
+        # Seen once in CI (3.13, the sink), not reproduced since: the child's signal
+        # state says whether SIGINT was pending, blocked or not caught.
+        assert not waited.cancelled_caught, f"no exit after SIGINT: {_signal_state(proc.pid)}"
     finally:
         if proc.returncode is None:
             proc.kill()
