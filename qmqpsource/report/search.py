@@ -16,6 +16,7 @@ from collections.abc import Sequence
 from qmqpsource.report.charts import Chart
 from qmqpsource.report.svg import Axis, Line, Rule, plot
 from qmqpsource.report.view import RunView, Search, SearchStep
+from qmqpsource.results.findrate import answer_words, verdict_words
 
 __all__ = ["HEAD", "SHAPES", "answer", "search_chart", "step_rows", "verdict"]
 
@@ -33,20 +34,11 @@ def _rate(value: float) -> str:
 
 def verdict(step: SearchStep) -> str:
     """As the step table on stderr words it."""
-    if step.verdict == "failed":
-        why = step.missed or (("failed messages",) if step.failed else ("fell behind the rate",))
-        return "FAILED: " + ", ".join(why)
-    if step.verdict == "sessions":
-        return "SESSIONS BUSY (not judged)"
-    return step.verdict
+    return verdict_words(step.verdict, step.missed, step.failed)
 
 
 def answer(search: Search) -> str:
-    steps = f"{len(search.steps)} step{'' if len(search.steps) == 1 else 's'}"
-    if search.rate is None:
-        return f"no rate met the checks ({steps}, stopped: {search.stopped})"
-    return (f"highest rate that met the checks: {_rate(search.rate)} msg/s "
-            f"({steps}, stopped: {search.stopped})")
+    return answer_words(search.rate, len(search.steps), search.stopped)
 
 
 def step_rows(search: Search) -> list[list[str]]:

@@ -39,9 +39,9 @@ from qmqpsource.source.ratesearch import Verdict as StepVerdict
 from qmqpsource.wording import counted
 
 __all__ = [
-    "BEHIND_SHARE", "HEADER", "KEPT_UP", "SLOWDOWN", "Step", "answer_line", "baseline",
-    "find_rate_in", "judge_step",
-    "parse_find_rate", "server_time_us", "step_line", "table",
+    "BEHIND_SHARE", "HEADER", "KEPT_UP", "SLOWDOWN", "Step", "answer_line", "answer_words",
+    "baseline", "find_rate_in", "judge_step", "parse_find_rate", "server_time_us", "step_line",
+    "table", "verdict_words",
 ]
 
 # More than this share of a step's messages behind schedule: the sessions may have been
@@ -148,15 +148,30 @@ def _rate(value: float) -> str:
     return f"{value:.1f}"
 
 
+def verdict_words(verdict: str, missed: Sequence[str], failed: int) -> str:
+    """A step's verdict as the table words it (stderr, qmqp-report, the page)."""
+    if verdict == "failed":
+        why = missed or (["failed messages"] if failed else ["fell behind the rate"])
+        return "FAILED: " + ", ".join(why)
+    if verdict == "sessions":
+        return "SESSIONS BUSY (not judged)"
+    return verdict
+
+
+def answer_words(rate: float | None, steps: int, stopped: str) -> str:
+    """The search's answer, as its last line says it (without the program's name)."""
+    if rate is None:
+        return f"no rate met the checks ({counted(steps, 'step')}, stopped: {stopped})"
+    return (f"highest rate that met the checks: {_rate(rate)} msg/s "
+            f"({counted(steps, 'step')}, stopped: {stopped})")
+
+
 def step_line(number: int, step: Mapping[str, Any]) -> str:
     """One line of the table, from a step's JSON dict (live, or read back from a file)."""
-    verdict = str(step.get("verdict", "held" if step.get("ok") else "failed"))
-    missed = [str(c.get("check")) for c in step.get("checks", []) if not c.get("ok")]
-    if verdict == "failed":
-        why = missed or (["failed messages"] if step.get("failed") else ["fell behind the rate"])
-        verdict = "FAILED: " + ", ".join(why)
-    elif verdict == "sessions":
-        verdict = "SESSIONS BUSY (not judged)"
+    verdict = verdict_words(
+        str(step.get("verdict", "held" if step.get("ok") else "failed")),
+        [str(c.get("check")) for c in step.get("checks", []) if not c.get("ok")],
+        int(step.get("failed", 0)))
     return (f"{number:>4} {_rate(step['rate']):>12} {_rate(step['achieved']):>10} "
             f"{step.get('p50_ms', 0.0):>11.3f} {step.get('p99_ms', 0.0):>11.3f} "
             f"{step.get('failed', 0):>8}  {verdict}\n")
@@ -164,12 +179,8 @@ def step_line(number: int, step: Mapping[str, Any]) -> str:
 
 def answer_line(prog: str, find_rate: Mapping[str, Any]) -> str:
     rate = find_rate.get("rate")
-    steps = counted(len(find_rate.get("steps", [])), "step")
-    why = find_rate.get("stopped", "")
-    if rate is None:
-        return f"{prog}: no rate met the checks ({steps}, stopped: {why})\n"
-    return (f"{prog}: highest rate that met the checks: {_rate(rate)} msg/s "
-            f"({steps}, stopped: {why})\n")
+    words = answer_words(rate, len(find_rate.get("steps", [])), find_rate.get("stopped", ""))
+    return f"{prog}: {words}\n"
 
 
 def table(prog: str, find_rate: Mapping[str, Any]) -> str:
