@@ -34,6 +34,7 @@ from qmqpsource.source.runner import Runner
 
 __all__ = ["InProcessSteps", "StepError", "StepRun", "StepRuns", "WorkerSteps"]
 
+
 class StepError(Exception):
     """A step that could not run (no target, a lost worker): the search ends, fatally."""
 

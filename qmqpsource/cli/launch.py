@@ -53,7 +53,6 @@ def run_source(
     budget: MessageBudget | None = None,
     parent: ParentLink | None = None,
     checks: Sequence[Check] = (),
-    timeline_step: float | None = None,
 ) -> int:
     """Run the load; print Postfix's fatal line on failure; return the exit status.
 
@@ -70,12 +69,12 @@ def run_source(
     are judged against the result, which then has their verdicts (exit status 3 when
     one failed).
 
-    The timeline's step is ``timeline_step``, else ``interval`` (--interval's progress
-    lines), else timeline.DEFAULT_INTERVAL.
+    ``interval`` (--interval) is the timeline's step (else timeline.DEFAULT_INTERVAL)
+    and, unless ``quiet``, the progress lines' period.
     """
     requests = RequestFactory(config)
     stats = RunStats(config.recipients, requests.size,
-                     timeline_step or interval or DEFAULT_INTERVAL)
+                     interval or DEFAULT_INTERVAL)
     run = ProcessRun(
         # -q: no progress lines either; --interval still sets the timeline's step.
         config, requests, stats, interval=None if quiet else interval, budget=budget,

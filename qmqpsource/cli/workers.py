@@ -159,7 +159,8 @@ def _worker_main(
     if not target:
         return 1  # the parent gave up before the run started; it says why
     config = dataclasses.replace(worker.config, target=target)
-    return run_source(config, quiet=True, budget=budget, timeline_step=timeline_step,
+    # quiet: a worker's --interval is its timeline's step, no progress lines.
+    return run_source(config, quiet=True, budget=budget, interval=timeline_step,
                       parent=ParentLink(target_pipe, result_pipe))
 
 
