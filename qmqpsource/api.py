@@ -26,7 +26,7 @@ import trio
 from qmqpsource import SOURCE_PROG, __version__, values
 from qmqpsource.results import result
 from qmqpsource.results.checks import Check, judge, parse_check
-from qmqpsource.results.findrate import Step, baseline, judge_step
+from qmqpsource.results.findrate import Step, take_step
 from qmqpsource.results.result import Result
 from qmqpsource.results.stats import RunStats
 from qmqpsource.results.timeline import DEFAULT_INTERVAL, check_interval
@@ -117,9 +117,7 @@ async def find_rate(
     while (rate := search.next_rate()) is not None:
         for seconds in (settle_seconds(step_duration), step_duration):
             value = await run_load(dataclasses.replace(whole, rate=rate, duration=seconds))
-        step = judge_step(judged, rate, step_duration, value, baseline(steps, search.answer))
-        search.record(step.verdict)
-        steps.append(step)
+        take_step(search, steps, judged, rate, step_duration, value)
     assert search.stop is not None
     return FoundRate(search.answer, search.stop.value, tuple(steps))
 

@@ -35,8 +35,8 @@ from qmqpsource.results.findrate import (
     Step,
     answer_line,
     baseline,
-    judge_step,
     step_line,
+    take_step,
 )
 from qmqpsource.results.result import Result
 from qmqpsource.source.config import SourceConfig
@@ -137,9 +137,7 @@ def _search(
         last = value
         if signals:
             return steps, last, signals
-        step = judge_step(checks, rate, seconds, value, baseline(steps, search.answer))
-        search.record(step.verdict)
-        steps.append(step)
+        step = take_step(search, steps, checks, rate, seconds, value)
         if not quiet:
             sys.stderr.write(step_line(len(steps), step.to_dict()))
         if step.verdict is StepVerdict.SESSIONS:

@@ -35,13 +35,14 @@ from typing import Any
 from qmqpsource.results.checks import Check, Verdict, judge, judges_failures, measure
 from qmqpsource.results.outcome import Outcome
 from qmqpsource.results.result import Result
+from qmqpsource.source.ratesearch import RateSearch
 from qmqpsource.source.ratesearch import Verdict as StepVerdict
 from qmqpsource.wording import counted
 
 __all__ = [
     "BEHIND_SHARE", "HEADER", "KEPT_UP", "SLOWDOWN", "Step", "answer_line", "answer_words",
     "baseline", "find_rate_in", "judge_step", "parse_find_rate", "server_time_us", "step_line",
-    "table", "verdict_words",
+    "table", "take_step", "verdict_words",
 ]
 
 # More than this share of a step's messages behind schedule: the sessions may have been
@@ -106,6 +107,18 @@ def judge_step(
     else:
         verdict = StepVerdict.FAILED
     return Step(rate, seconds, result, verdicts, verdict)
+
+
+def take_step(
+    search: RateSearch, steps: list[Step], checks: Sequence[Check], rate: float,
+    seconds: float, result: Result,
+) -> Step:
+    """Judge the step the search asked for (against the highest rate that held so far),
+    tell the search its verdict, and add it to ``steps``."""
+    step = judge_step(checks, rate, seconds, result, baseline(steps, search.answer))
+    search.record(step.verdict)
+    steps.append(step)
+    return step
 
 
 def baseline(steps: Sequence[Step], answer: float | None) -> Step | None:
