@@ -87,6 +87,9 @@ class Result:
     checks: tuple[Verdict, ...] = ()  # --check, judged against this result
     interval_s: float = DEFAULT_INTERVAL  # the timeline's step
     timeline: tuple[Interval, ...] = ()  # in order; empty: none (a schema /1 result)
+    # The embedded sink's own counts (--embedded-sink), as its --json summary has them.
+    sink: dict[str, Any] | None = None
+    workers: int | None = None  # the processes that ran the load (--workers); None: one
 
     @property
     def attempted(self) -> int:
@@ -182,11 +185,16 @@ def _latency_dict(histogram: Histogram) -> dict[str, Any]:
 
 def to_dict(result: Result) -> dict[str, Any]:
     """The JSON object of schema qmqpsource.result/2."""
-    return {
+    out = {
         **_summary_dict(result),
         "interval_s": round(result.interval_s, 6),
         "timeline": [interval.to_dict() for interval in result.timeline],
     }
+    if result.workers is not None:
+        out["workers"] = result.workers
+    if result.sink is not None:
+        out["sink"] = result.sink
+    return out
 
 
 def _summary_dict(result: Result) -> dict[str, Any]:

@@ -13,7 +13,7 @@ import pytest
 import trio
 
 from qmqpsource.protocol import Status
-from qmqpsource.sink.loglines import LineWriter
+from qmqpsource.cli.loglines import LineWriter
 from tests.qmqp_server import qmqp_server
 from tests.sink_support import exchange, parse_reply, request
 

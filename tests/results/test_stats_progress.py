@@ -11,7 +11,7 @@ import trio
 import trio.testing
 
 from qmqpsource.results.outcome import Outcome
-from qmqpsource.results.progress import IntervalLines, bar_wanted, run_progress
+from qmqpsource.cli.progress import IntervalLines, bar_wanted, run_progress
 from qmqpsource.results.stats import RunStats
 
 
