@@ -20,9 +20,9 @@ from functools import partial
 
 from qmqpsource import SOURCE_PROG as PROG
 from qmqpsource.cli import finish
-from qmqpsource.cli.common import UsageFailure
+from qmqpsource.cli.common import UsageFailure, fatal
 from qmqpsource.cli.launch import Display, drive, forked_pool
-from qmqpsource.errors import ConfigError
+from qmqpsource.errors import ConfigError, QmqpsourceError
 from qmqpsource.load.control import LoadControl
 from qmqpsource.load.run import plan_load
 from qmqpsource.load.search import FoundRate, find_rate, whole_search
@@ -81,7 +81,10 @@ def run_find_rate(
             sys.stderr.write(HEADER + "\n")
         table = _Table(quiet, whole)
         body = partial(_search, whole, checks, pool or workers, embedded_sink_args, table.step)
-        found = drive(body, Display(quiet=True, verbose=verbose), signals)
+        try:
+            found = drive(body, Display(quiet=True, verbose=verbose), signals)
+        except QmqpsourceError as exc:
+            fatal(PROG, str(exc))
     extra = {"find_rate": found.to_dict()}
     if not quiet:
         sys.stderr.write(answer_line(PROG, extra["find_rate"]))

@@ -18,9 +18,10 @@ if TYPE_CHECKING:
     from qmqpsource.cli.outfile import OutputFile
     from qmqpsource.results.checks import Check, Verdict
     from qmqpsource.results.result import Result
+    from qmqpsource.source.config import SourceConfig
 
-__all__ = ["STOP_SIGNALS", "exit_status", "finish", "open_json", "report", "sink_line",
-           "write_json"]
+__all__ = ["STOP_SIGNALS", "exit_status", "finish", "never_ran", "open_json", "report",
+           "sink_line", "write_json"]
 
 # The signals that stop a run: its exit status and the word of its last line. SIGHUP
 # too: a closed terminal or ssh session must not end the run without its result.
@@ -138,6 +139,20 @@ def sink_line(counts: Mapping[str, Any], accepted: int) -> str:
         f"Z {replies.get('Z', 0)}, D {replies.get('D', 0)}; malformed "
         f"{counts.get('malformed', 0)} ({verdict})\n"
     )
+
+
+def never_ran(config: SourceConfig, failure: str) -> Result:
+    """The result of a run that failed before its first message (its target could not be
+    resolved, say): no message, the status "failed", and why."""
+    from qmqpsource import __version__
+    from qmqpsource.results import result
+    from qmqpsource.results.stats import RunStats
+
+    stats = RunStats(config.recipients, 0)
+    stats.begin()
+    stats.finish()
+    return result.from_stats(stats, config.as_dict(), tool_name=PROG, tool_version=__version__,
+                             status="failed", failure=failure)
 
 
 def write_json(

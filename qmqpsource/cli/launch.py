@@ -80,15 +80,15 @@ def drive(body: Body[T], display: Display, signals: list[int],
           progress: Callable[[LoadControl], Awaitable[None]] | None = None) -> T:
     """Run ``body`` in a trio loop of its own, beside the signal watcher and the progress
     display, with the library's lines printed; the stop signals received go in
-    ``signals``. A library error is Postfix's fatal line; Ctrl-C before the watcher is
-    up, exit 130."""
+    ``signals``. A library error that ended it (QmqpsourceError) is raised as itself,
+    out of the nurseries' groups; Ctrl-C before the watcher is up is exit 130."""
     with printing(PROG, verbose=display.verbose, counter=display.counter):
         try:
             value = trio.run(_under_control, body, signals, progress)
         except BaseException as exc:
             error = _library_error(exc)
             if error is not None:
-                fatal(PROG, str(error))
+                raise error from None
             if _is_interrupt(exc):
                 sys.stderr.write(f"{PROG}: interrupted\n")
                 raise SystemExit(130) from None
@@ -147,18 +147,23 @@ def run_source(
     config: SourceConfig,
     *,
     workers: int = 1,
-    display: Display | None = None,
+    quiet: bool = False,
+    verbose: int = 0,
+    counter: bool = False,
     interval: float | None = None,
     json_path: str | None = None,
     embedded_sink_args: Sequence[str] | None = None,
     checks: Sequence[Check] = (),
 ) -> int:
-    """Run the load, report it (summary, sink's line, JSON), and return the exit status.
+    """Run the load (``config`` with this host's shard), report it (summary, the sink's
+    line, JSON), and return the exit status.
 
     The JSON result (with ``json_path``) is written however the run ends: completed,
-    failed or interrupted. ``checks`` (--check) are judged once, on the whole result.
+    failed (a target that cannot be reached too) or interrupted. ``checks`` (--check) are
+    judged once, on the whole result. ``interval`` is the timeline's step and, unless
+    ``quiet``, the period of the progress lines.
     """
-    display = display or Display(interval=interval)
+    display = Display(quiet=quiet, verbose=verbose, counter=counter, interval=interval)
     plan = plan_load(config, workers)
     signals: list[int] = []
     with forked_pool(plan) as pool:
@@ -166,9 +171,13 @@ def run_source(
         body = partial(_load, config, checks, interval or DEFAULT_INTERVAL,
                        pool or 1, embedded_sink_args)
         total = config.messages if config.duration is None else None
-        value = drive(body, display, signals, None if pool else display.progress(total))
-    return finish.finish(value, signals, quiet=display.quiet, json_file=json_file,
-                         checks=checks)
+        try:
+            value = drive(body, display, signals, None if pool else display.progress(total))
+        except QmqpsourceError as exc:
+            if json_file is not None:
+                finish.write_json(json_file, finish.never_ran(plan.configs[0], str(exc)))
+            fatal(PROG, str(exc))
+    return finish.finish(value, signals, quiet=quiet, json_file=json_file, checks=checks)
 
 
 async def _load(config: SourceConfig, checks: Sequence[Check], interval: float,

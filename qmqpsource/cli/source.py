@@ -452,9 +452,9 @@ def _run(
         return run_find_rate(config, workers=workers, checks=checks, quiet=display.quiet,
                              verbose=display.verbose, json_path=json_path,
                              embedded_sink_args=embedded_sink_args)
-    return run_source(config, workers=workers, display=display, interval=interval,
-                      json_path=json_path, embedded_sink_args=embedded_sink_args,
-                      checks=checks)
+    return run_source(config, workers=workers, quiet=display.quiet, verbose=display.verbose,
+                      counter=display.counter, interval=interval, json_path=json_path,
+                      embedded_sink_args=embedded_sink_args, checks=checks)
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -142,8 +142,9 @@ class _Search:
                    seconds: float) -> Result:
         config = dataclasses.replace(self.whole, rate=rate, duration=seconds)
         plan = plan_load(config, self.workers)
-        return await run_plan(plan, target, interval=DEFAULT_INTERVAL, pool=pool,
-                              control=self.control, requests=self.requests)
+        value = await run_plan(plan, target, interval=DEFAULT_INTERVAL, pool=pool,
+                               control=self.control, requests=self.requests)
+        return dataclasses.replace(value, workers=len(plan.configs)) if plan.workers else value
 
     def found(self) -> FoundRate:
         search = self.search
