@@ -16,6 +16,7 @@ runs this; the pages are committed, and pip installs them into share/man/man1.
 from __future__ import annotations
 
 import importlib
+import os
 import re
 import sys
 from collections import defaultdict
@@ -64,13 +65,14 @@ def nav_pages() -> list[Path]:
     return [DOCS / name for name in nav]
 
 
-def regions(pages: list[Path]) -> dict[tuple[str, str], list[str]]:
-    """(program, section) -> the markdown of its regions, in page order."""
+def regions(pages: list[Path], root: Path = ROOT) -> dict[tuple[str, str], list[str]]:
+    """(program, section) -> the markdown of its regions, in page order; ``root`` is where
+    the errors name the pages from."""
     known = {program.name for program in PROGRAMS}
     found: dict[tuple[str, str], list[str]] = defaultdict(list)
     for page in pages:
         for names, section, body in _REGION.findall(page.read_text()):
-            where = f"{page.relative_to(ROOT)}: <!-- man {names}: {section} -->"
+            where = f"{page.relative_to(root)}: <!-- man {names}: {section} -->"
             if section not in ORDER or section in FROM_CLICK:
                 raise ManPageError(f"{where}: no section {section} is taken from the docs")
             for name in names.split():
@@ -169,7 +171,7 @@ def main(argv: list[str]) -> int:
              if not path.exists() or path.read_text() != text]
     if check:
         for path in stale:
-            print(f"{path.relative_to(ROOT)} is not current: run `nox -s docs` "
+            print(f"{os.path.relpath(path, ROOT)} is not current: run `nox -s docs` "
                   "(or python -m tools.manpages) and commit it", file=sys.stderr)
         return 1 if stale else 0
     MAN1.mkdir(parents=True, exist_ok=True)
