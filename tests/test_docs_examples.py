@@ -34,7 +34,8 @@ COVERED: dict[tuple[str, str], str] = {
     ("docs/checks.md", "$ qmqp-source --check 'p99<1s' --check 'failed<1%' --check "
      "'rate>=100000' --embedded-sink -m 200 -s 4"): f"{HERE}::test_transcripts_of_their_own",
     ("docs/development.md", "DEBIAN_FRONTEND=noninteractive apt-get install -y postfix "
-     "faketime chromium"): f"{DOCS_TESTS}::test_the_apt_get_line_is_what_ci_installs",
+     "faketime chromium groff-base man-db"):
+        f"{DOCS_TESTS}::test_the_apt_get_line_is_what_ci_installs",
     ("docs/development.md", "nox -s tests -- tests/test_protocol.py"):
         f"{DOCS_TESTS}::test_nox_commands_name_sessions_and_tests_that_exist",
     ("docs/development.md", "qmqpsource/"):
