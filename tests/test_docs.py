@@ -289,3 +289,12 @@ def _line_patterns(line: str) -> list[str]:
     variants = [listed, *(listed.rsplit("while ", 1)[0] + "while " + step for step in steps)]
     return [re.escape(variant).replace("TEXT", ".+").replace("DETAIL", ".+")
             .replace(r"\.\.\.", ".*") for variant in variants]
+
+
+def test_the_files_the_manual_names_exist() -> None:
+    """Paths in the repository that a page names in code (tests/..., deploy/...)."""
+    named = {path for name in nav()
+             for path in re.findall(r"`((?:tests|benchmarks|deploy|tools|docs|man)/[\w./-]+)`",
+                                    page(name))}
+    assert len(named) > 10
+    assert sorted(path for path in named if not (ROOT / path).exists()) == []
