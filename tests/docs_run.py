@@ -123,7 +123,7 @@ class Shell:
 
     def transcript(self, block: str) -> None:
         """Each ``$`` command run; its output must have the shape of the lines after it."""
-        for command, said in _steps(block):
+        for command, said in steps(block):
             if command.startswith("qmqp-sink "):
                 self.serve(command)
                 continue
@@ -137,7 +137,7 @@ class Shell:
             server.stop()
 
 
-def _steps(block: str) -> Iterator[tuple[str, list[str]]]:
+def steps(block: str) -> Iterator[tuple[str, list[str]]]:
     command: str | None = None
     said: list[str] = []
     for line in block.splitlines():
