@@ -28,7 +28,7 @@ FAKETIME = "faketime"
 # The report's browser test (tests/report/test_browser.py) opens its page in Debian's chromium.
 CHROMIUM = "/usr/bin/chromium"
 
-nox.options.sessions = ["tests", "interop", "lint", "typecheck", "bench_smoke"]
+nox.options.sessions = ["tests", "interop", "lint", "typecheck", "bench_smoke", "docs"]
 nox.options.reuse_existing_virtualenvs = True
 nox.options.error_on_missing_interpreters = True
 # Environments are reused, and a session's name does not say its Python: without this, a
@@ -144,3 +144,13 @@ def bench_smoke(session: nox.Session) -> None:
     _install_as_users_do(session)
     _require_postfix_in_ci(session)
     session.run("python", "benchmarks/bench.py", "--tiny")
+
+
+@nox.session
+def docs(session: nox.Session) -> None:
+    """The manual: the man pages made again from the commands and docs/ (in CI only checked:
+    a stale page fails), then the site, `mkdocs build --strict` (a warning fails) into site/."""
+    _require_supported_python(session)
+    session.install("-e", ".[docs]")
+    session.run("python", "-m", "tools.manpages", *(["--check"] if IN_CI else []))
+    session.run("mkdocs", "build", "--strict")

@@ -18,7 +18,9 @@ READ = """
 import json, nox, noxfile
 print(json.dumps({
     "pythons": {name: getattr(noxfile, name).python
-                for name in ("tests", "interop", "lint", "typecheck", "bench_smoke", "bench")},
+                for name in ("tests", "interop", "lint", "typecheck", "bench_smoke", "bench",
+                             "docs")},
+    "sessions": nox.options.sessions,
     "envdir": nox.options.envdir,
     "download_python": getattr(nox.options, "download_python", None),
     "error_on_missing_interpreters": nox.options.error_on_missing_interpreters,
@@ -38,6 +40,11 @@ def test_locally_every_session_runs_on_noxs_own_python() -> None:
     read = read_noxfile(ci=False)
     assert set(read["pythons"].values()) == {None}  # None: the interpreter nox runs on
     assert read["envdir"] == f".nox/python{sys.version_info[0]}.{sys.version_info[1]}"
+
+
+def test_nox_alone_builds_the_docs_too() -> None:
+    assert read_noxfile(ci=True)["sessions"] == [
+        "tests", "interop", "lint", "typecheck", "bench_smoke", "docs"]
 
 
 def test_in_ci_the_tests_run_on_311_and_313_and_none_is_fetched() -> None:

@@ -13,7 +13,7 @@ import pytest
 # modules that it imported: a later import would make second copies of our classes.
 import qmqpsource.api  # noqa: F401
 from qmqpsource import pytest_plugin
-from tests.readme_support import README, python_blocks, section
+from tests.docs_support import page, python_blocks
 
 TRIO_MODE = "[pytest]\ntrio_mode = true\naddopts = --strict-markers -p no:cacheprovider\n"
 
@@ -60,8 +60,8 @@ def test_the_fixtures_in_trio_mode(pytester: pytest.Pytester) -> None:
     result.stdout.fnmatch_lines(["*assert 5 == 6*"])
 
 
-def test_the_readme_examples_pass(pytester: pytest.Pytester) -> None:
-    examples = python_blocks(section(README, "## pytest plugin"))
+def test_the_manual_examples_pass(pytester: pytest.Pytester) -> None:
+    examples = python_blocks(page("pytest-plugin.md"))
     assert len(examples) == 1
     pytester.makeini(TRIO_MODE)
     pytester.makepyfile(examples[0])

@@ -1,5 +1,5 @@
 """The pytest plugin where only pip put it: a fresh venv into which pip installs qmqpsource,
-pytest and pytest-trio, and a throwaway project whose tests use its fixtures (the README's
+pytest and pytest-trio, and a throwaway project whose tests use its fixtures (the manual's
 examples among them), run by that venv's pytest.
 
 Slow: one venv and one install for the whole test session (a session-scoped fixture),
@@ -19,12 +19,12 @@ from typing import NoReturn
 
 import pytest
 
-from tests.readme_support import README, python_blocks, section
+from tests.docs_support import page, python_blocks
 
 ROOT = Path(__file__).parent.parent
 # What the build of the package reads. It builds from a copy: a build in the checkout
 # would write build/ and egg-info there.
-BUILD_INPUTS = ("pyproject.toml", "README.md", "qmqpsource")
+BUILD_INPUTS = ("pyproject.toml", "README.md", "qmqpsource", "man")
 
 MORE_TESTS = '''
 import sys
@@ -111,7 +111,7 @@ def _outcomes(report: Path) -> dict[str, str]:
 
 def test_the_fixtures_work_where_pip_installed_them(fresh_python: Path, tmp_path: Path) -> None:
     (tmp_path / "pytest.ini").write_text("[pytest]\ntrio_mode = true\n")
-    (tmp_path / "test_readme.py").write_text(python_blocks(section(README, "## pytest plugin"))[0])
+    (tmp_path / "test_manual.py").write_text(python_blocks(page("pytest-plugin.md"))[0])
     (tmp_path / "test_more.py").write_text(MORE_TESTS)
     done = subprocess.run(
         [str(fresh_python), "-m", "pytest", "-p", "no:cacheprovider", "--junitxml=report.xml"],
@@ -119,9 +119,9 @@ def test_the_fixtures_work_where_pip_installed_them(fresh_python: Path, tmp_path
     )
     assert done.returncode == 1, done.stdout + done.stderr  # 1: tests failed, as they must
     assert _outcomes(tmp_path / "report.xml") == {
-        "test_readme.test_takes_load": "passed",
-        "test_readme.test_counts_tempfail": "passed",
-        "test_readme.test_keeps_mail": "passed",
+        "test_manual.test_takes_load": "passed",
+        "test_manual.test_counts_tempfail": "passed",
+        "test_manual.test_keeps_mail": "passed",
         "test_more.test_qmqpsource_is_the_one_pip_installed": "passed",
         "test_more.test_faults_from_the_marker": "passed",
         "test_more.test_a_failing_assertion_fails": "failure",
@@ -148,3 +148,22 @@ def test_a_session_that_does_not_use_it_imports_nothing_of_ours(
     )
     assert done.returncode == 0, done.stdout + done.stderr
     assert (tmp_path / "loaded").read_text().split() == ["qmqpsource", "qmqpsource.pytest_plugin"]
+
+
+def test_the_manual_pages_are_installed_where_man_finds_them(fresh_python: Path) -> None:
+    """pip puts them in the venv's share/man/man1; man-db looks there for a venv whose
+    bin is on PATH, before Postfix's pages of the same names."""
+    venv = fresh_python.parent.parent
+    pages = venv / "share" / "man" / "man1"
+    for program in ("qmqp-source", "qmqp-sink", "qmqp-report"):
+        ours = (ROOT / "man" / "man1" / f"{program}.1").read_text()
+        assert (pages / f"{program}.1").read_text() == ours
+    if shutil.which("man") is None:
+        if os.environ.get("CI"):
+            pytest.fail("CI must have man (.ci/run installs man-db)")
+        pytest.skip("man is missing: apt-get install man-db")
+    env = {k: v for k, v in _env().items() if k != "MANPATH"}
+    env["PATH"] = os.pathsep.join([str(venv / "bin"), env.get("PATH", os.defpath)])
+    found = subprocess.run(["man", "-w", "qmqp-source"], capture_output=True, text=True,
+                           timeout=60, env=env, check=False)
+    assert found.stdout.strip() == str(pages / "qmqp-source.1"), found.stderr

@@ -1,6 +1,7 @@
-"""The README's nox recipe, run as a project would run it: its code block written out as a
-noxfile.py, and `nox -s load` against a qmqp-sink, once where the checks hold and once
-with sink faults that make one fail. Nothing may outlive it: the recipe stops its server."""
+"""The manual's nox recipe (docs/nox-load-tests.md), run as a project would run it: its
+code block written out as a noxfile.py, and `nox -s load` against a qmqp-sink, once where
+the checks hold and once with sink faults that make one fail. Nothing may outlive it: the
+recipe stops its server."""
 
 from __future__ import annotations
 
@@ -13,13 +14,11 @@ from pathlib import Path
 
 import pytest
 
-from tests.readme_support import README, python_blocks, section
-
-SECTION = "## Load tests in a nox session"
+from tests.docs_support import page, python_blocks
 
 
 def recipe() -> str:
-    [noxfile] = [block for block in python_blocks(section(README, SECTION))
+    [noxfile] = [block for block in python_blocks(page("nox-load-tests.md"))
                  if "@nox.session" in block]
     return noxfile
 

@@ -1,0 +1,1 @@
+"""Scripts of the project's own: the manual pages' generator (`nox -s docs` runs it)."""
