@@ -66,7 +66,7 @@ def test_the_recipe_fails_the_session_on_a_failed_check(
     )
     assert (done.returncode == 0) is holds, done.stdout
     assert re.search(says, done.stdout), done.stdout
-    assert ("nox > Session load was successful." in done.stdout) is holds
+    assert ("nox > Session load was successful" in done.stdout) is holds
     assert processes_naming(str(scratch)) == []  # the server was stopped
     assert list(scratch.iterdir()) == []  # and its folder removed
     assert not (tmp_path / ".nox").exists()  # python=False: no virtualenv made
