@@ -43,7 +43,7 @@ def processes_naming(text: str) -> list[str]:
         ([], True, r"check failed<1%: 0%, held\n"),
         (["--", "--tempfail", "0.5", "--seed", "1"], False,
          r"qmqp-source: 1 of 2 checks failed: failed<1%\n"
-         r"nox > Command qmqp-source .* failed with exit code 3\n"),
+         r"nox > Command qmqpsource source .* failed with exit code 3\n"),
     ],
     ids=["checks hold", "a check fails"],
 )

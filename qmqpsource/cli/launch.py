@@ -57,7 +57,9 @@ class Display:
 
         async def show(control: LoadControl) -> None:
             stats = await control.started()
-            await run_progress(stats, total, bar=bar, interval=self.interval)
+            # Periods from the run's start: its last line comes before its end.
+            await run_progress(stats, total, bar=bar, interval=self.interval,
+                               start=stats.origin)
 
         return show
 

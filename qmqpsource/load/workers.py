@@ -23,6 +23,7 @@ they take the messages it had not taken.
 from __future__ import annotations
 
 import contextlib
+import logging
 import os
 import signal
 import socket
@@ -33,6 +34,7 @@ from dataclasses import dataclass, field
 
 import trio
 
+from qmqpsource import logs
 from qmqpsource.load.channel import FrameReader, Kind, send_frame
 from qmqpsource.load.worker import die_with_parent, serve
 
@@ -191,7 +193,7 @@ def _fork(
             status = serve(child_end)
         except BaseException as exc:  # a worker must never return into the parent's code
             with contextlib.suppress(Exception):
-                sys.stderr.write(f"worker {index}: {exc!r}\n")
+                logging.getLogger(logs.SOURCE).critical("worker %d: %r", index, exc)
         finally:
             os._exit(status)
     child_end.close()
