@@ -20,6 +20,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+from qmqpsource.errors import CheckError
 from qmqpsource.results.outcome import Outcome
 from qmqpsource.results.stats import LATENCIES
 
@@ -39,10 +40,6 @@ _OPS: dict[str, Callable[[float, float], bool]] = {
 # What each kind of check may compare with.
 _ALLOWED = {"latency": ("<", "<="), "outcome": ("==", "<", "<="), "rate": (">=", ">")}
 _SHAPE = re.compile(r"\s*([a-z0-9.]+)\s*(<=|>=|==|<|>)\s*([0-9.]+)\s*([a-z%]*)\s*")
-
-
-class CheckError(ValueError):
-    """A check that cannot be parsed; ``str()`` is one line for the user."""
 
 
 @dataclass(frozen=True, slots=True)

@@ -17,6 +17,8 @@ from collections.abc import Iterable, Mapping, Sequence
 from itertools import accumulate
 from typing import Any
 
+from qmqpsource.errors import ResultError
+
 __all__ = [
     "COUNTS_LEN",
     "HIGHEST",
@@ -54,7 +56,7 @@ def _bucket_count(highest: int) -> int:
 COUNTS_LEN = (_bucket_count(HIGHEST) + 1) << SUB_BUCKET_HALF_COUNT_MAGNITUDE
 
 
-class HistogramError(ValueError):
+class HistogramError(ResultError):
     """An ``hdr`` string that is not a histogram this module can merge exactly."""
 
 

@@ -23,6 +23,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import IO, Any
 
+from qmqpsource.errors import ResultError
 from qmqpsource.results.checks import Verdict
 from qmqpsource.results.histogram import Histogram, HistogramError
 from qmqpsource.results.outcome import Outcome
@@ -60,10 +61,6 @@ SIZE_LIMIT = 64 * 1024 * 1024
 PERCENTILES = {50.0: "p50", 90.0: "p90", 99.0: "p99", 99.9: "p999"}
 ERROR_CAUSES = tuple(o.value for o in Outcome if o.is_error)
 STATUSES = ("completed", "failed", "interrupted")
-
-
-class ResultError(ValueError):
-    """A result that cannot be read or merged; ``str()`` is one line for the user."""
 
 
 @dataclass(frozen=True)

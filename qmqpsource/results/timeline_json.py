@@ -11,6 +11,7 @@ import math
 from collections.abc import Mapping
 from typing import Any
 
+from qmqpsource.errors import ResultError
 from qmqpsource.results.histogram import Histogram, HistogramError
 from qmqpsource.results.timeline import (
     COUNT_KEYS,
@@ -25,7 +26,7 @@ from qmqpsource.results.timeline import (
 __all__ = ["TimelineError", "timeline_from_json"]
 
 
-class TimelineError(ValueError):
+class TimelineError(ResultError):
     """A timeline in a result document that cannot be read; ``str()`` is one line."""
 
 
