@@ -16,19 +16,18 @@ from __future__ import annotations
 import math
 import operator
 import re
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
 from qmqpsource.errors import CheckError
+from qmqpsource.results.histogram import Histogram
 from qmqpsource.results.outcome import Outcome
 from qmqpsource.results.stats import LATENCIES
 
-if TYPE_CHECKING:
-    from qmqpsource.results.result import Result
-
 __all__ = [
-    "Check", "CheckError", "Verdict", "judge", "judges_failures", "parse_check", "unit_of",
+    "Check", "CheckError", "Measured", "Verdict", "judge", "judges_failures", "parse_check",
+    "unit_of",
 ]
 
 _LATENCY_METRICS = {"p50": 50.0, "p90": 90.0, "p99": 99.0, "p999": 99.9, "max": None, "mean": None}
@@ -118,7 +117,20 @@ def _latency_name(name: str) -> str:
     return name if "." in name else f"total.{name}"
 
 
-def judge(checks: Sequence[Check], result: Result) -> list[Verdict]:
+class Measured(Protocol):
+    """What the checks measure of a run: a Result (one run's, or a merge's). A protocol,
+    so that result.py, which holds the verdicts, may import this module, not the reverse."""
+
+    @property
+    def latency(self) -> Mapping[str, Histogram]: ...
+    @property
+    def outcomes(self) -> Mapping[Outcome, int]: ...
+    @property
+    def attempted(self) -> int: ...
+    def rate(self, amount: int) -> float: ...
+
+
+def judge(checks: Sequence[Check], result: Measured) -> list[Verdict]:
     """Each check against ``result`` (one run, or several merged)."""
     verdicts = []
     for check in checks:
@@ -127,7 +139,7 @@ def judge(checks: Sequence[Check], result: Result) -> list[Verdict]:
     return verdicts
 
 
-def measure(check: Check, result: Result) -> float:
+def measure(check: Check, result: Measured) -> float:
     """What ``check`` is about, in its unit: ms, a count, percent, or messages a second."""
     if check.kind == "latency":
         latency, _, metric = check.name.partition(".")
@@ -147,7 +159,7 @@ def measure(check: Check, result: Result) -> float:
     return float(result.rate(result.attempted))
 
 
-def _outcome_count(name: str, outcomes: dict[Outcome, int]) -> int:
+def _outcome_count(name: str, outcomes: Mapping[Outcome, int]) -> int:
     if name == "failed":
         return sum(n for o, n in outcomes.items() if o is not Outcome.ACCEPTED)
     if name == "error":
