@@ -25,6 +25,14 @@ from typing import IO, Any
 
 from qmqpsource.errors import ResultError
 from qmqpsource.results.checks import Verdict
+from qmqpsource.results.figures import (
+    PERCENTILES,
+    RUN_STATUSES,
+    Counts,
+    LatencySummary,
+    RunStatus,
+    Throughput,
+)
 from qmqpsource.results.histogram import Histogram, HistogramError
 from qmqpsource.results.outcome import Outcome
 from qmqpsource.results.stats import LATENCIES, RunStats
@@ -57,10 +65,8 @@ SCHEMA_1 = "qmqpsource.result/1"
 # A result is a few KiB (a merge of thousands of runs, a few MiB): a file larger than
 # this is not one, and is not read further (/dev/zero would fill the memory).
 SIZE_LIMIT = 64 * 1024 * 1024
-# Percentile -> key in latency_ms.
-PERCENTILES = {50.0: "p50", 90.0: "p90", 99.0: "p99", 99.9: "p999"}
 ERROR_CAUSES = tuple(o.value for o in Outcome if o.is_error)
-STATUSES = ("completed", "failed", "interrupted")
+STATUSES = RUN_STATUSES
 
 
 @dataclass(frozen=True)
@@ -76,7 +82,7 @@ class Result:
     recipients: int
     bytes_sent: int
     latency: dict[str, Histogram]
-    status: str = "completed"
+    status: RunStatus = "completed"
     failure: str | None = None
     runs: int = 1
     behind_schedule: int = 0
@@ -100,25 +106,27 @@ class Result:
     def rate(self, amount: int) -> float:
         return amount / self.elapsed_s if self.elapsed_s > 0 else 0.0
 
-    # What the JSON document says, for the Python API: result.counts["accepted"].
+    # What the JSON document says, typed, for the Python API: result.counts.accepted.
 
     @property
-    def counts(self) -> dict[str, int]:
-        """``{"attempted", "accepted", "tempfail", "permfail", "error"}`` as in the JSON."""
-        counts: dict[str, int] = _summary_dict(self)["counts"]
-        return counts
+    def counts(self) -> Counts:
+        """Messages by outcome, as the JSON's ``counts``."""
+        return Counts.of(self.outcomes)
 
     @property
-    def throughput(self) -> dict[str, float]:
-        """``{"messages_per_s", "recipients_per_s", "bytes_per_s"}`` as in the JSON."""
-        throughput: dict[str, float] = _summary_dict(self)["throughput"]
-        return throughput
+    def throughput(self) -> Throughput:
+        """Messages, recipients and bytes a second, as the JSON's ``throughput``."""
+        return Throughput(
+            messages_per_s=round(self.rate(self.attempted), 3),
+            recipients_per_s=round(self.rate(self.recipients), 3),
+            bytes_per_s=round(self.rate(self.bytes_sent), 3),
+        )
 
     @property
-    def latency_ms(self) -> dict[str, dict[str, Any]]:
-        """Each latency's count, mean, p50, p90, p99, p999, max (and hdr), as in the JSON."""
-        latency: dict[str, dict[str, Any]] = _summary_dict(self)["latency_ms"]
-        return latency
+    def latency_ms(self) -> dict[str, LatencySummary]:
+        """Each latency's summary by name (connect, reply, total: reply is missing from
+        some results of schema /1), as the JSON's ``latency_ms`` without ``hdr``."""
+        return {name: LatencySummary.of(h) for name, h in self.latency.items()}
 
     def to_dict(self) -> dict[str, Any]:
         """The JSON document (schema qmqpsource.result), as a dict."""
@@ -135,7 +143,7 @@ def from_stats(
     *,
     tool_name: str,
     tool_version: str,
-    status: str = "completed",
+    status: RunStatus = "completed",
     failure: str | None = None,
 ) -> Result:
     """The result of a run that has finished (stats.finish() called)."""
@@ -164,17 +172,8 @@ def from_stats(
     )
 
 
-def _ms(us: float) -> float:
-    return round(us / 1000, 3)
-
-
 def _latency_dict(histogram: Histogram) -> dict[str, Any]:
-    values = histogram.percentiles(list(PERCENTILES))
-    out: dict[str, Any] = {"count": histogram.count, "mean": _ms(histogram.mean)}
-    out.update((key, _ms(v)) for key, v in zip(PERCENTILES.values(), values, strict=True))
-    out["max"] = _ms(histogram.max)
-    out["hdr"] = histogram.encode()
-    return out
+    return {**LatencySummary.of(histogram).to_dict(), "hdr": histogram.encode()}
 
 
 def to_dict(result: Result) -> dict[str, Any]:
@@ -188,7 +187,6 @@ def to_dict(result: Result) -> dict[str, Any]:
 
 def _summary_dict(result: Result) -> dict[str, Any]:
     """The JSON object but the timeline (what schema /1 had)."""
-    o = result.outcomes
     return {
         "schema": SCHEMA,
         "tool": {"name": result.tool_name, "version": result.tool_version},
@@ -198,23 +196,13 @@ def _summary_dict(result: Result) -> dict[str, Any]:
         "runs": result.runs,
         "started_at": result.started_at.isoformat(timespec="microseconds"),
         "elapsed_s": round(result.elapsed_s, 6),
-        "counts": {
-            "attempted": result.attempted,
-            "accepted": o[Outcome.ACCEPTED],
-            "tempfail": o[Outcome.TEMPFAIL],
-            "permfail": o[Outcome.PERMFAIL],
-            "error": result.error,
-        },
+        "counts": result.counts.to_dict(),
         "errors": result.errors,
         "recipients": result.recipients,
         "bytes_sent": result.bytes_sent,
         "behind_schedule": result.behind_schedule,
         "cut_off": result.cut_off,
-        "throughput": {
-            "messages_per_s": round(result.rate(result.attempted), 3),
-            "recipients_per_s": round(result.rate(result.recipients), 3),
-            "bytes_per_s": round(result.rate(result.bytes_sent), 3),
-        },
+        "throughput": result.throughput.to_dict(),
         "latency_ms": {name: _latency_dict(h) for name, h in result.latency.items()},
         "checks": [verdict.to_dict() for verdict in result.checks],
     }
@@ -284,9 +272,7 @@ def from_dict(obj: Any) -> Result:
         raise ResultError("counts.error is not the sum of errors")
     if _count(counts, "attempted", "counts.") != sum(outcomes.values()):
         raise ResultError("counts.attempted is not the sum of the outcomes")
-    status = _get(obj, "status", str) if "status" in obj else "completed"
-    if status not in STATUSES:
-        raise ResultError(f"status: unknown {status!r}")
+    status = _status(_get(obj, "status", str) if "status" in obj else "completed")
     failure = obj.get("failure")
     if failure is not None and not isinstance(failure, str):
         raise ResultError("failure: wrong type")
@@ -338,6 +324,13 @@ def from_dict(obj: Any) -> Result:
     )
 
 
+def _status(text: str) -> RunStatus:
+    for status in RUN_STATUSES:
+        if text == status:
+            return status
+    raise ResultError(f"status: unknown {text!r}")
+
+
 def _verdicts(items: Any) -> tuple[Verdict, ...]:
     """The checks a result was judged by (none in a result of before --check)."""
     if not isinstance(items, list):
@@ -368,9 +361,10 @@ def _merge_config(configs: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
     return out
 
 
-def _merge_status(results: Sequence[Result]) -> str:
+def _merge_status(results: Sequence[Result]) -> RunStatus:
     statuses = {r.status for r in results}
-    for status in ("interrupted", "failed"):
+    worst: tuple[RunStatus, ...] = ("interrupted", "failed")
+    for status in worst:
         if status in statuses:
             return status
     return "completed"

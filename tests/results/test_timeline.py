@@ -74,7 +74,7 @@ def test_failures_count_by_kind_and_every_key_adds_up() -> None:
         {"attempted": 1, "accepted": 1, "tempfail": 0, "permfail": 0, "error": 0},
     ]
     for key in COUNT_KEYS:
-        assert sum(column(value, key)) == value.counts[key]
+        assert sum(column(value, key)) == getattr(value.counts, key)
     # The interval histograms together are the run's total latency histogram.
     together = Histogram()
     for interval in value.timeline:
@@ -152,7 +152,7 @@ def test_schema_1_files_are_read_with_no_timeline() -> None:
     document["schema"] = "qmqpsource.result/1"
     del document["interval_s"], document["timeline"]
     old = result.from_dict(document)
-    assert old.timeline == () and old.counts["accepted"] == 1
+    assert old.timeline == () and old.counts.accepted == 1
     # A merge with one of them has no timeline: that file's messages have no interval.
     merged = result.merge([old, recorded([ok(0.5)], end=1.0)], tool_name="t", tool_version="0")
     assert merged.timeline == () and result.to_dict(merged)["timeline"] == []
@@ -210,7 +210,7 @@ def test_different_steps_merge_on_the_largest() -> None:
     assert merged.interval_s == 2.0
     assert column(merged, "accepted") == [19 + 1, 20 + 1]
     for key in COUNT_KEYS:
-        assert sum(column(merged, key)) == merged.counts[key]
+        assert sum(column(merged, key)) == getattr(merged.counts, key)
 
 
 def test_runs_far_apart_merge_into_a_bounded_timeline(monkeypatch: pytest.MonkeyPatch) -> None:
