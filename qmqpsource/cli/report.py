@@ -42,7 +42,7 @@ from qmqpsource.cli.outfile import OutputError, OutputFile
 from qmqpsource.cli.stdio import closed_at_start, guard
 from qmqpsource.infile import InputError, read_fd_limited, read_limited
 from qmqpsource.results import result
-from qmqpsource.results.checks import Check, judge
+from qmqpsource.results.checks import Check, CheckError, Verdict, judge
 from qmqpsource.results.findrate import find_rate_in, table
 from qmqpsource.results.summary import format_summary
 
@@ -130,6 +130,15 @@ def _search_of(paths: Sequence[str], searches: Sequence[dict[str, Any] | None]
     return None
 
 
+def _judged(checks: Sequence[Check], value: result.Result) -> list[Verdict]:
+    """The checks' verdicts; a check on a latency the result has none of (reply, in
+    some of schema /1) is one line."""
+    try:
+        return judge(checks, value)
+    except CheckError as exc:
+        raise Fatal(str(exc)) from None
+
+
 def report(
     paths: list[str], *, json_path: str | None = None, quiet: bool = False,
     checks: Sequence[Check] = (), html_path: str | None = None,
@@ -149,7 +158,7 @@ def report(
         else result.merge(results, tool_name=PROG, tool_version=__version__)
     )
     if checks:  # the merge as one run: a sharded run over many hosts is judged whole
-        merged = dataclasses.replace(merged, checks=tuple(judge(checks, merged)))
+        merged = dataclasses.replace(merged, checks=tuple(_judged(checks, merged)))
     if not quiet:
         # stdout is the JSON's (or the page's) when --json (--html) is '-'.
         out = sys.stderr if "-" in (json_path, html_path) else sys.stdout

@@ -150,8 +150,8 @@ def _holds_on_server_time(checks: Sequence[Check], result: Result) -> bool:
     for check in checks:
         if check.kind == "rate":
             continue
-        if split and check.kind == "latency" and check.name.startswith("total."):
-            check = dataclasses.replace(check, name="reply." + check.name.partition(".")[2])
+        if split and check.kind == "latency" and check.latency == "total":
+            check = dataclasses.replace(check, name=f"reply.{check.figure}")
         if not check.holds(measure(check, result)):
             return False
     return True

@@ -160,3 +160,46 @@ async def test_report_judges_the_merge(tmp_path: Path) -> None:
     done = await run(REPORT, "--check", "bogus<1", *files)
     assert done.returncode == 1
     assert lines(done)[0].startswith("qmqp-report: fatal: --check 'bogus<1': unknown")
+
+
+@pytest.mark.parametrize(
+    ("command", "options"),
+    [
+        (SOURCE, ["-m", "5"]),
+        (SOURCE, ["--workers", "2", "-s", "2", "-m", "5"]),
+        (SOURCE, ["--find-rate", "--step-duration", "0.5"]),
+        (REPORT, []),
+    ],
+    ids=["source", "workers", "find-rate", "report"],
+)
+@pytest.mark.parametrize("bad", [".p99<5ms", "p99.9.9<1s", "p101<1s"])
+async def test_a_check_judge_cannot_judge_stops_every_path_before_any_work(
+    command: list[str], options: list[str], bad: str, tmp_path: Path
+) -> None:
+    # Before, '.p99<5ms' was taken: the whole load ran, then a KeyError traceback and no
+    # JSON. Now one usage line, and nothing done: no connection, no file read.
+    out = tmp_path / "r.json"
+    async with qmqp_server() as server:
+        operand = str(tmp_path / "missing.json") if command is REPORT else server.target
+        done = await run(command, *options, "--check", "p99<1s", "--check", bad,
+                         "--json", str(out), operand)
+    assert done.returncode == 1
+    [line] = lines(done)
+    prog = "qmqp-report" if command is REPORT else "qmqp-source"
+    assert line.startswith(f"{prog}: fatal: --check {bad!r}: ")
+    assert server.connections == 0 and not out.exists()
+
+
+async def test_report_check_on_a_latency_the_file_has_not_is_one_line(tmp_path: Path) -> None:
+    old = tmp_path / "old.json"
+    async with qmqp_server() as server:
+        done = await run(SOURCE, "-q", "-m", "3", "--json", str(old), server.target)
+    assert done.returncode == 0, done.stderr
+    document = load(old)
+    document["schema"] = "qmqpsource.result/1"  # reply latency was optional then
+    del document["latency_ms"]["reply"], document["timeline"], document["interval_s"]
+    old.write_text(json.dumps(document))
+    done = await run(REPORT, "-q", "--check", "reply.p99<5ms", str(old))
+    assert done.returncode == 1
+    assert lines(done) == ["qmqp-report: fatal: --check 'reply.p99<5ms': the result has no "
+                           "reply latency to judge"]
