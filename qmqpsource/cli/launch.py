@@ -22,7 +22,7 @@ from qmqpsource import __version__
 from qmqpsource.addresses import AddressError
 from qmqpsource.cli import finish
 from qmqpsource.cli.common import fatal
-from qmqpsource.results.checks import Check, judges_failures
+from qmqpsource.results.checks import Check, unjudged_failures
 from qmqpsource.results.progress import bar_wanted, run_progress
 from qmqpsource.results.stats import RunStats
 from qmqpsource.results.timeline import DEFAULT_INTERVAL
@@ -108,7 +108,7 @@ def run_source(
         signum, failure=failure, failed=run_result.stats.failed,
         attempted=run_result.stats.attempted, worker=parent is not None,
         checks=value.checks if value is not None else (),
-        checks_judge_failures=judges_failures(checks),
+        unjudged=unjudged_failures(checks, run_result.stats.counts),
     )
 
 

@@ -33,8 +33,8 @@ from qmqpsource.results.outcome import Outcome
 from qmqpsource.results.stats import LATENCIES
 
 __all__ = [
-    "Check", "CheckError", "Measured", "Verdict", "judge", "judges_failures", "parse_check",
-    "percentile_of", "unit_of",
+    "Check", "CheckError", "Measured", "Verdict", "judge", "parse_check", "percentile_of",
+    "unit_of", "unjudged_failures",
 ]
 
 _OUTCOMES = ("failed", "tempfail", "permfail", "error")
@@ -248,9 +248,31 @@ def unit_of(text: str) -> str:
     return "%" if check.share else ""
 
 
-def judges_failures(checks: Sequence[Check]) -> bool:
-    """Whether a check is about failed messages: then it, not their mere number, decides."""
-    return any(check.kind == "outcome" for check in checks)
+def unjudged_failures(
+    checks: Sequence[Check | Verdict], outcomes: Mapping[Outcome, int]
+) -> int:
+    """How many failed messages no check judged: they fail the run as they would with
+    no check at all. A check on an outcome judges its own failures (and allows as many
+    as it holds for): ``failed`` every failure, ``error`` the errors by cause,
+    ``tempfail`` and ``permfail`` theirs; a check on latency or rate judges none. A
+    Verdict stands for the check it judged (read back from a file: its text is parsed
+    again; one this version cannot parse judges nothing)."""
+    judged = {check.name for check in map(_check_of, checks)
+              if check is not None and check.kind == "outcome"}
+    if "failed" in judged:
+        return 0
+    return sum(n for outcome, n in outcomes.items()
+               if outcome.is_failure and outcome.value not in judged
+               and not (outcome.is_error and "error" in judged))
+
+
+def _check_of(item: Check | Verdict) -> Check | None:
+    if isinstance(item, Check):
+        return item
+    try:
+        return parse_check(item.check)
+    except CheckError:
+        return None
 
 
 def _round(value: float) -> float:

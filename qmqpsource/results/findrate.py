@@ -2,9 +2,10 @@
 
 A step is one judged open-loop run at the rate asked. Its verdict:
 
-- held: every check held, no message failed unless a check judges failures (as a
-  plain run's exit status has it), and it ended at least KEPT_UP of the messages the
-  rate asked for (messages ended / --step-duration: the "achieved" rate);
+- held: every check held, no message failed that no check judged (checks.
+  unjudged_failures, as a plain run's exit status has it), and it ended at least
+  KEPT_UP of the messages the rate asked for (messages ended / --step-duration: the
+  "achieved" rate);
 - sessions: otherwise, if the sessions and not the server were the limit: more than
   BEHIND_SHARE of its messages started behind schedule (every session busy); the
   server kept its speed, its mean reply latency (from the connection up to the reply:
@@ -32,7 +33,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from qmqpsource.results.checks import Check, Verdict, judge, judges_failures, measure
+from qmqpsource.results.checks import Check, Verdict, judge, measure, unjudged_failures
 from qmqpsource.results.outcome import Outcome
 from qmqpsource.results.result import Result
 from qmqpsource.source.ratesearch import RateSearch
@@ -139,8 +140,7 @@ def _kept_speed(result: Result, baseline: Step | None) -> bool:
 
 
 def _holds(checks: Sequence[Check], verdicts: Sequence[Verdict], result: Result) -> bool:
-    failed = result.attempted - result.outcomes[Outcome.ACCEPTED]
-    return all(v.ok for v in verdicts) and (not failed or judges_failures(checks))
+    return all(v.ok for v in verdicts) and unjudged_failures(checks, result.outcomes) == 0
 
 
 def _holds_on_server_time(checks: Sequence[Check], result: Result) -> bool:

@@ -24,7 +24,7 @@ from datetime import datetime, timedelta
 from typing import IO, Any
 
 from qmqpsource.errors import ResultError
-from qmqpsource.results.checks import Verdict
+from qmqpsource.results.checks import Verdict, unjudged_failures
 from qmqpsource.results.figures import (
     PERCENTILES,
     RUN_STATUSES,
@@ -105,6 +105,13 @@ class Result:
 
     def rate(self, amount: int) -> float:
         return amount / self.elapsed_s if self.elapsed_s > 0 else 0.0
+
+    @property
+    def ok(self) -> bool:
+        """The run completed, no message failed that no check allowed, and every check
+        held: what a CI job wants to know (the command line's exit status 0)."""
+        return (self.status == "completed" and all(v.ok for v in self.checks)
+                and unjudged_failures(self.checks, self.outcomes) == 0)
 
     # What the JSON document says, typed, for the Python API: result.counts.accepted.
 

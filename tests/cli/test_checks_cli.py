@@ -85,6 +85,37 @@ async def test_keep_going_failures_and_checks(checks: tuple[str, ...], status: i
     assert len(server.requests) == 10
 
 
+@pytest.mark.parametrize(
+    ("checks", "status"),
+    [
+        (("--check", "tempfail==0"), 1),  # held, but says nothing of the permfails
+        (("--check", "error==0"), 1),  # nor does a check on errors
+        (("--check", "tempfail==0", "--check", "permfail<=50%"), 0),
+        (("--check", "failed<=50%"), 0),  # every failure
+        (("--check", "failed<50%"), 3),
+    ],
+)
+async def test_failures_no_check_judged_still_fail_the_run(
+    checks: tuple[str, ...], status: int
+) -> None:
+    # Half the messages fail permanently: before, any check on an outcome excused them.
+    replies = [b"Kok", b"Dno"]
+    async with qmqp_server(reply=lambda i: replies[i % 2]) as server:
+        done = await run(SOURCE, "-A", "-q", "-m", "10", *checks, server.target)
+    assert done.returncode == status, done.stderr
+    assert "qmqp-source: 5 of 10 messages failed" in lines(done)
+
+
+@pytest.mark.parametrize(("check", "status"), [("tempfail==0", 1), ("failed<=50%", 0)])
+async def test_workers_judge_the_failures_of_the_merge(check: str, status: int) -> None:
+    replies = [b"Kok", b"Dno"]
+    async with qmqp_server(reply=lambda i: replies[i % 2]) as server:
+        done = await run(SOURCE, "-A", "-q", "--workers", "2", "-s", "2", "-m", "10",
+                         "--check", check, server.target)
+    assert done.returncode == status, done.stderr
+    assert len(server.requests) == 10
+
+
 async def test_a_bad_check_is_a_usage_error_before_the_run() -> None:
     async with qmqp_server() as server:
         done = await run(SOURCE, "-m", "5", "--check", "p99<fast", server.target)

@@ -10,7 +10,14 @@ from typing import Any
 
 import pytest
 
-from qmqpsource.results.checks import Check, CheckError, judge, parse_check
+from qmqpsource.results.checks import (
+    Check,
+    CheckError,
+    Verdict,
+    judge,
+    parse_check,
+    unjudged_failures,
+)
 from qmqpsource.results.histogram import Histogram
 from qmqpsource.results.outcome import Outcome
 from qmqpsource.results.result import Result
@@ -151,3 +158,45 @@ def test_a_latency_the_result_has_not_is_one_line() -> None:
         judge([parse_check("reply.p99<5ms")], old)
     assert str(info.value) == ("--check 'reply.p99<5ms': the result has no reply latency "
                                "to judge")
+
+
+@pytest.mark.parametrize(
+    ("texts", "unjudged"),
+    [
+        ((), 4),
+        (("p99<1s",), 4),  # a latency check judges no failure
+        (("tempfail==2",), 2),  # the permfail and the refused connection are left
+        (("tempfail==2", "permfail<=1"), 1),
+        (("error==1",), 3),
+        (("tempfail<5%", "permfail<5%", "error<5%"), 0),
+        (("failed<=4",), 0),
+        (("failed<1",), 0),  # judged (and failed): the check, not their number, decides
+    ],
+)
+def test_unjudged_failures_are_those_no_check_is_about(
+    texts: tuple[str, ...], unjudged: int
+) -> None:
+    checks = [parse_check(text) for text in texts]
+    assert unjudged_failures(checks, RUN.outcomes) == unjudged
+    # A verdict read back from a file stands for the check it judged.
+    assert unjudged_failures(judge(checks, RUN), RUN.outcomes) == unjudged
+
+
+def test_a_verdict_this_version_cannot_parse_judges_nothing() -> None:
+    assert unjudged_failures([Verdict("failed<<1", 0.0, True)], RUN.outcomes) == 4
+
+
+def with_checks(value: Result, *texts: str) -> Result:
+    return dataclasses.replace(value, checks=tuple(judge([parse_check(t) for t in texts], value)))
+
+
+def test_result_ok_is_completed_no_unjudged_failure_and_every_check_held() -> None:
+    clean = result({"total": [1000]}, {Outcome.ACCEPTED: 1})
+    assert clean.ok and with_checks(clean, "p99<1s").ok
+    assert not with_checks(clean, "p99<1us").ok  # a check failed
+    assert not dataclasses.replace(clean, status="interrupted").ok
+    assert not dataclasses.replace(clean, status="failed").ok
+    assert not RUN.ok  # 4 failures, no check about them
+    assert not with_checks(RUN, "tempfail<=2", "permfail<=1").ok  # the refused one is left
+    assert with_checks(RUN, "failed<5%").ok
+    assert not with_checks(RUN, "failed<1%").ok
