@@ -83,7 +83,8 @@ def _summary(runs: Sequence[RunView]) -> str:
         ("interval (s)", lambda d: _fixed(d.get("interval_s"), 3)),
         ("messages", lambda d: str(_get(d, "counts", "attempted"))),
         *((o, partial(_count, o)) for o in OUTCOMES),
-        ("msg/s", lambda d: _fixed(_get(d, "throughput", "messages_per_s"))),
+        ("msg/s accepted", lambda d: _fixed(_get(d, "throughput", "accepted_per_s"))),
+        ("msg/s attempted", lambda d: _fixed(_get(d, "throughput", "messages_per_s"))),
         ("MB/s", lambda d: _fixed(_get(d, "throughput", "bytes_per_s"), 2, 1e-6)),
     ]
     rows = [[name, *(cell(run.document) for run in runs)] for name, cell in measures]

@@ -6,13 +6,15 @@
                                                  DURATION 500us, 250ms, 1.5s
     failed|tempfail|permfail|error OP LIMIT      outcomes: OP == < <=, LIMIT a count (3)
                                                  or a share of the messages (0.1%)
-    rate OP MSGS                                 throughput over the run: OP >= or >,
-                                                 MSGS messages a second (500, 500/s)
+    rate OP MSGS                                 accepted messages a second over the
+                                                 run: OP >= or >, MSGS 500 or 500/s
 
 A latency without a prefix is the total one. A percentile's digits without a point
 read as its name says: p50 is 50, p999 99.9, p9999 99.99. Values are judged as the
 summary shows them: latencies from the histograms (microsecond precision, 3
 significant figures), in milliseconds; shares in percent of the messages that ended.
+A rate counts only accepted messages: a server that fails every message fast must not
+pass ``rate>=N`` (the JSON's messages_per_s, which counts them all, would).
 
 A Check is refused when it is made (CheckError, naming the part at fault) unless
 judge() can judge it, so that a bad one stops a run before it starts, never after.
@@ -223,7 +225,7 @@ def measure(check: Check, result: Measured) -> float:
         if not check.share:
             return float(count)
         return 100.0 * count / result.attempted if result.attempted else 0.0
-    return float(result.rate(result.attempted))
+    return float(result.rate(result.outcomes.get(Outcome.ACCEPTED, 0)))
 
 
 def _outcome_count(name: str, outcomes: Mapping[Outcome, int]) -> int:

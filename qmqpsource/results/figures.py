@@ -50,9 +50,12 @@ class Counts:
 @dataclass(frozen=True, slots=True)
 class Throughput:
     """Per second of the run's elapsed time. ``messages_per_s`` counts every message that
-    ended (``attempted``), failures included; recipients and bytes are those sent."""
+    ended (``attempted``), failures included, as it always has; ``accepted_per_s`` only
+    those the server accepted: a server that fails every message fast has a high
+    messages_per_s and an accepted_per_s of 0. Recipients and bytes are those sent."""
 
     messages_per_s: float
+    accepted_per_s: float
     recipients_per_s: float
     bytes_per_s: float
 

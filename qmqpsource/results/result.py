@@ -5,8 +5,8 @@ percentile from them, and merging adds counts and histograms, so that results fr
 several processes or hosts combine exactly. ``elapsed_s`` of a merge spans from the
 earliest start to the latest end; throughput is recomputed over that span.
 
-Throughput counts every message that ended (``attempted``), failures included: the
-counts by outcome say what became of them.
+Throughput's ``messages_per_s`` counts every message that ended (``attempted``),
+failures included; ``accepted_per_s`` only those accepted (figures.Throughput).
 
 Schema /2 adds the timeline (timeline.py): ``interval_s`` and ``timeline``. Files of
 schema /1 are still read, with no timeline (an empty one).
@@ -125,6 +125,7 @@ class Result:
         """Messages, recipients and bytes a second, as the JSON's ``throughput``."""
         return Throughput(
             messages_per_s=round(self.rate(self.attempted), 3),
+            accepted_per_s=round(self.rate(self.outcomes[Outcome.ACCEPTED]), 3),
             recipients_per_s=round(self.rate(self.recipients), 3),
             bytes_per_s=round(self.rate(self.bytes_sent), 3),
         )

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import signal
+import socket
 import subprocess
 import sys
 from pathlib import Path
@@ -234,3 +235,21 @@ async def test_report_check_on_a_latency_the_file_has_not_is_one_line(tmp_path: 
     assert done.returncode == 1
     assert lines(done) == ["qmqp-report: fatal: --check 'reply.p99<5ms': the result has no "
                            "reply latency to judge"]
+
+
+async def test_a_rate_check_counts_only_accepted_messages(tmp_path: Path) -> None:
+    # Every message refused at once: thousands a second ended, none was accepted.
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        target = f"127.0.0.1:{sock.getsockname()[1]}"  # bound, not listening: refused
+        out = tmp_path / "r.json"
+        done = await run(SOURCE, "-A", "-m", "20", "--check", "rate>=0.001",
+                         "--json", str(out), target)
+    assert done.returncode == 3
+    err = lines(done)
+    assert err[-1] == "qmqp-source: 1 of 1 checks failed: rate>=0.001"
+    assert any(line.startswith("0.0 msg/s accepted (") for line in err)
+    value = load(out)
+    assert value["counts"]["error"] == 20 and value["throughput"]["accepted_per_s"] == 0
+    assert value["throughput"]["messages_per_s"] > 0
+    assert value["checks"] == [{"check": "rate>=0.001", "value": 0.0, "ok": False}]

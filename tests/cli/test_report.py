@@ -18,6 +18,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from qmqpsource.results import result
+from qmqpsource.results.checks import judge, parse_check
 from qmqpsource.results.histogram import HIGHEST, Histogram
 from qmqpsource.results.outcome import Outcome
 from qmqpsource.results.stats import RunStats
@@ -189,11 +190,23 @@ def test_summary_text() -> None:
     assert text.endswith("\n")
     assert lines[0] == "2.000 s, 9 messages: 7 accepted, 1 tempfail, 0 permfail, 1 error"
     assert lines[1] == "errors: refused 1"
-    assert lines[2] == "4.5 msg/s, 8.0 rcpt/s, 0.00 MB/s"
+    assert lines[2] == "3.5 msg/s accepted (4.5 attempted), 8.0 rcpt/s, 0.00 MB/s"
     assert lines[3].split() == ["latency", "ms", "p50", "p90", "p99", "p99.9", "max"]
     assert lines[4].split() == ["connect", "1.000", "1.000", "1.000", "1.000", "1.000"]
     assert lines[5].split()[0] == "total"
     assert len({len(line) for line in lines[3:]}) == 1  # the table's columns line up
+
+
+def test_a_server_that_fails_every_message_fast_has_no_accepted_rate() -> None:
+    refused = make_result([(Outcome.REFUSED, 0.0, None, 0.0001)] * 1000, elapsed=0.5)
+    lines = format_summary(refused).splitlines()
+    assert lines[0] == "0.500 s, 1000 messages: 0 accepted, 0 tempfail, 0 permfail, 1000 error"
+    assert lines[2].startswith("0.0 msg/s accepted (2000.0 attempted), ")
+    throughput = refused.to_dict()["throughput"]
+    # messages_per_s keeps its meaning (every message that ended); accepted_per_s is new.
+    assert (throughput["messages_per_s"], throughput["accepted_per_s"]) == (2000.0, 0.0)
+    [verdict] = judge([parse_check("rate>=1")], refused)
+    assert (verdict.value, verdict.ok) == (0.0, False)
 
 
 def test_summary_columns_stay_apart_for_long_latencies() -> None:
