@@ -152,11 +152,14 @@ def report(
     read = _read_all(paths)
     results = [value for value, _ in read]
     search = _search_of(paths, [found for _, found in read])
-    merged = (
-        results[0]
-        if len(results) == 1
-        else result.merge(results, tool_name=PROG, tool_version=__version__)
-    )
+    try:
+        merged = (
+            results[0]
+            if len(results) == 1
+            else result.merge(results, tool_name=PROG, tool_version=__version__)
+        )
+    except result.ResultError as exc:  # counts past what a result holds
+        raise Fatal(str(exc)) from None
     if checks:  # the merge as one run: a sharded run over many hosts is judged whole
         merged = dataclasses.replace(merged, checks=tuple(_judged(checks, merged)))
     if not quiet:

@@ -34,10 +34,13 @@ from dataclasses import dataclass
 from typing import Any
 
 from qmqpsource.results.checks import Check, Verdict, judge, measure, unjudged_failures
+from qmqpsource.results.document import parse_json
+from qmqpsource.results.histogram import COUNTS_LEN, highest_equivalent
 from qmqpsource.results.outcome import Outcome
 from qmqpsource.results.result import Result
-from qmqpsource.source.ratesearch import RateSearch
+from qmqpsource.source.ratesearch import MAX_STEPS, RateSearch
 from qmqpsource.source.ratesearch import Verdict as StepVerdict
+from qmqpsource.values import MAX_COUNT
 from qmqpsource.wording import counted
 
 __all__ = [
@@ -208,14 +211,14 @@ def find_rate_in(data: bytes) -> dict[str, Any] | None:
     JSON); None if it has none. Raises ValueError when it is malformed."""
     if b'"find_rate"' not in data:
         return None  # most results: no second parse
-    import json
-
-    return parse_find_rate(json.loads(data))
+    return parse_find_rate(parse_json(data.decode("utf-8")))
 
 
 def parse_find_rate(obj: Any) -> dict[str, Any] | None:
-    """A result's ``find_rate`` field, checked enough to print; None if it has none.
-    Raises ValueError with one line when it is there but malformed."""
+    """A result's ``find_rate`` field, checked enough to print and chart; None if it has
+    none. Raises ValueError with one line when it is there but malformed, or holds what
+    no search writes: more than MAX_STEPS steps, a latency beyond the histograms' range
+    (a p99 of 1.7e308 ms broke the chart's log axis)."""
     if not isinstance(obj, dict) or "find_rate" not in obj:
         return None
     value = obj["find_rate"]
@@ -224,17 +227,24 @@ def parse_find_rate(obj: Any) -> dict[str, Any] | None:
     rate = value.get("rate")
     if rate is not None and not _number(rate):
         raise ValueError("find_rate.rate: not a number")
+    if len(value["steps"]) > MAX_STEPS:
+        raise ValueError(f"find_rate.steps: {len(value['steps'])} steps, more than the "
+                         f"{MAX_STEPS} a search runs")
     for step in value["steps"]:
         if not (isinstance(step, dict) and _number(step.get("rate"))
                 and _number(step.get("achieved")) and isinstance(step.get("checks", []), list)
                 and all(isinstance(c, dict) for c in step.get("checks", []))):
             raise ValueError("find_rate.steps: a step without its rate and achieved rate")
-        for key in ("p50_ms", "p99_ms", "failed"):
-            if key in step and not _number(step[key]):
-                raise ValueError(f"find_rate.steps: {key} is not a number")
+        for key, top in (("p50_ms", _TOP_MS), ("p99_ms", _TOP_MS), ("failed", MAX_COUNT)):
+            if key in step and not _number(step[key], top):
+                raise ValueError(f"find_rate.steps: {key} is not a number from 0 to {top:g}")
     return value
 
 
-def _number(value: Any) -> bool:
+# The largest latency a histogram holds, in ms: no step's p50 or p99 is larger.
+_TOP_MS = highest_equivalent(COUNTS_LEN - 1) / 1000
+
+
+def _number(value: Any, top: float = math.inf) -> bool:
     return (isinstance(value, int | float) and not isinstance(value, bool)
-            and math.isfinite(value))
+            and math.isfinite(value) and 0 <= value <= top)

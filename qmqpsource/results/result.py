@@ -17,14 +17,15 @@ by those, so that a run without --json does not pay for it.
 
 from __future__ import annotations
 
-import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import IO, Any
 
 from qmqpsource.errors import ResultError
+from qmqpsource.results import document
 from qmqpsource.results.checks import Verdict, unjudged_failures
+from qmqpsource.results.document import ERROR_CAUSES
 from qmqpsource.results.figures import (
     PERCENTILES,
     RUN_STATUSES,
@@ -33,11 +34,11 @@ from qmqpsource.results.figures import (
     RunStatus,
     Throughput,
 )
-from qmqpsource.results.histogram import Histogram, HistogramError
+from qmqpsource.results.histogram import MAX_TOTAL, Histogram
 from qmqpsource.results.outcome import Outcome
 from qmqpsource.results.stats import LATENCIES, RunStats
 from qmqpsource.results.timeline import DEFAULT_INTERVAL, Interval, merge_timelines
-from qmqpsource.results.timeline_json import TimelineError, timeline_from_json
+from qmqpsource.values import MAX_COUNT
 
 __all__ = [
     "ERROR_CAUSES",
@@ -65,7 +66,6 @@ SCHEMA_1 = "qmqpsource.result/1"
 # A result is a few KiB (a merge of thousands of runs, a few MiB): a file larger than
 # this is not one, and is not read further (/dev/zero would fill the memory).
 SIZE_LIMIT = 64 * 1024 * 1024
-ERROR_CAUSES = tuple(o.value for o in Outcome if o.is_error)
 STATUSES = RUN_STATUSES
 
 
@@ -216,141 +216,48 @@ def _summary_dict(result: Result) -> dict[str, Any]:
     }
 
 
-def _get(obj: Mapping[str, Any], key: str, kind: type | tuple[type, ...], where: str = "") -> Any:
-    if key not in obj:
-        raise ResultError(f"missing {where}{key}")
-    value = obj[key]
-    # bool is an int in Python, never in this schema.
-    if isinstance(value, bool) and bool not in (kind if isinstance(kind, tuple) else (kind,)):
-        raise ResultError(f"{where}{key}: wrong type")
-    if not isinstance(value, kind):
-        raise ResultError(f"{where}{key}: wrong type")
-    return value
-
-
-def _count(obj: Mapping[str, Any], key: str, where: str = "") -> int:
-    value: int = _get(obj, key, int, where)
-    if value < 0:
-        raise ResultError(f"{where}{key}: negative")
-    return value
-
-
-def _times(obj: Mapping[str, Any]) -> tuple[datetime, float]:
-    """started_at and elapsed_s, checked: an end that no date can hold is refused too."""
-    started_text = _get(obj, "started_at", str)
-    try:
-        started_at = datetime.fromisoformat(started_text)
-    except ValueError:
-        raise ResultError(f"started_at: not an ISO 8601 time: {started_text!r}") from None
-    if started_at.tzinfo is None:
-        raise ResultError("started_at: no UTC offset")
-    elapsed = float(_get(obj, "elapsed_s", (int, float)))
-    if not math.isfinite(elapsed) or elapsed < 0:
-        raise ResultError("elapsed_s: not a duration")
-    try:
-        started_at + timedelta(seconds=elapsed)  # the end: a merge needs it
-    except OverflowError:
-        raise ResultError("started_at plus elapsed_s is out of range") from None
-    return started_at, elapsed
-
-
 def from_dict(obj: Any) -> Result:
-    """Validate and read a parsed JSON object; percentiles are recomputed from ``hdr``."""
+    """Validate and read a parsed JSON object; percentiles are recomputed from ``hdr``.
+    Each field is read and checked by document.py."""
     if not isinstance(obj, dict):
         raise ResultError("not a JSON object")
     schema = obj.get("schema")
     if schema not in (SCHEMA, SCHEMA_1):
         raise ResultError(f"schema is {schema!r}, not {SCHEMA!r} (nor {SCHEMA_1!r})")
-    tool = _get(obj, "tool", dict)
-    started_at, elapsed = _times(obj)
-    counts = _get(obj, "counts", dict)
-    errors = _get(obj, "errors", dict)
-    outcomes = {
-        Outcome.ACCEPTED: _count(counts, "accepted", "counts."),
-        Outcome.TEMPFAIL: _count(counts, "tempfail", "counts."),
-        Outcome.PERMFAIL: _count(counts, "permfail", "counts."),
-    }
-    for cause in errors:
-        if cause not in ERROR_CAUSES:
-            raise ResultError(f"errors: unknown cause {cause!r}")
-    for cause in ERROR_CAUSES:
-        outcomes[Outcome(cause)] = _count(errors, cause, "errors.") if cause in errors else 0
-    error_total = sum(n for o, n in outcomes.items() if o.is_error)
-    if _count(counts, "error", "counts.") != error_total:
-        raise ResultError("counts.error is not the sum of errors")
-    if _count(counts, "attempted", "counts.") != sum(outcomes.values()):
-        raise ResultError("counts.attempted is not the sum of the outcomes")
-    status = _status(_get(obj, "status", str) if "status" in obj else "completed")
+    tool = document.get(obj, "tool", dict)
+    started_at, elapsed = document.times(obj)
+    counts = document.get(obj, "counts", dict)
+    outcomes = document.outcomes(counts, document.get(obj, "errors", dict))
     failure = obj.get("failure")
     if failure is not None and not isinstance(failure, str):
         raise ResultError("failure: wrong type")
-    runs = _count(obj, "runs") if "runs" in obj else 1
+    runs = document.count(obj, "runs") if "runs" in obj else 1
     if runs < 1:
         raise ResultError("runs: not a positive count")
-    latency_obj = _get(obj, "latency_ms", dict)
-    latency: dict[str, Histogram] = {}
-    for name in LATENCIES:
-        if name not in latency_obj:
-            if name == "reply":  # optional in the schema; only connect and total are required
-                continue
-            raise ResultError(f"missing latency_ms.{name}")
-        entry = _get(latency_obj, name, dict, "latency_ms.")
-        try:
-            histogram = Histogram.decode(_get(entry, "hdr", str, f"latency_ms.{name}."))
-        except HistogramError as exc:
-            raise ResultError(f"latency_ms.{name}.hdr: {exc}") from None
-        if "count" in entry and _count(entry, "count", f"latency_ms.{name}.") != histogram.count:
-            raise ResultError(f"latency_ms.{name}: count differs from its histogram")
-        latency[name] = histogram
-    if latency["total"].count != sum(outcomes.values()):
-        raise ResultError("latency_ms.total.count is not counts.attempted")
     interval_s = DEFAULT_INTERVAL
     timeline: tuple[Interval, ...] = ()  # schema /1: none
     if schema == SCHEMA:
-        try:
-            interval_s, timeline = timeline_from_json(obj, counts)
-        except TimelineError as exc:
-            raise ResultError(str(exc)) from None
+        interval_s, timeline = document.timeline(obj, counts, started_at)
     return Result(
-        tool_name=str(_get(tool, "name", str, "tool.")),
-        tool_version=str(_get(tool, "version", str, "tool.")),
-        config=dict(_get(obj, "config", dict)),
+        tool_name=str(document.get(tool, "name", str, "tool.")),
+        tool_version=str(document.get(tool, "version", str, "tool.")),
+        config=dict(document.get(obj, "config", dict)),
         started_at=started_at,
         elapsed_s=elapsed,
         outcomes=outcomes,
-        recipients=_count(obj, "recipients"),
-        bytes_sent=_count(obj, "bytes_sent"),
-        latency=latency,
-        status=status,
+        recipients=document.count(obj, "recipients"),
+        bytes_sent=document.count(obj, "bytes_sent"),
+        latency=document.latencies(document.get(obj, "latency_ms", dict),
+                                   sum(outcomes.values())),
+        status=document.status(obj),
         failure=failure,
         runs=runs,
-        behind_schedule=_count(obj, "behind_schedule") if "behind_schedule" in obj else 0,
-        cut_off=_count(obj, "cut_off") if "cut_off" in obj else 0,
-        checks=_verdicts(obj.get("checks", [])),
+        behind_schedule=document.count(obj, "behind_schedule") if "behind_schedule" in obj else 0,
+        cut_off=document.count(obj, "cut_off") if "cut_off" in obj else 0,
+        checks=document.verdicts(obj.get("checks", [])),
         interval_s=interval_s,
         timeline=timeline,
     )
-
-
-def _status(text: str) -> RunStatus:
-    for status in RUN_STATUSES:
-        if text == status:
-            return status
-    raise ResultError(f"status: unknown {text!r}")
-
-
-def _verdicts(items: Any) -> tuple[Verdict, ...]:
-    """The checks a result was judged by (none in a result of before --check)."""
-    if not isinstance(items, list):
-        raise ResultError("checks: wrong type")
-    verdicts = []
-    for item in items:
-        if not isinstance(item, dict):
-            raise ResultError("checks: wrong type")
-        value = _get(item, "value", (int, float), "checks.")
-        verdicts.append(Verdict(_get(item, "check", str, "checks."), float(value),
-                                _get(item, "ok", bool, "checks.")))
-    return tuple(verdicts)
 
 
 def _merge_config(configs: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
@@ -382,6 +289,7 @@ def merge(results: Sequence[Result], *, tool_name: str, tool_version: str) -> Re
     """Several results as one: counts add, histograms merge, elapsed spans all the runs."""
     if not results:
         raise ValueError("nothing to merge")
+    _refuse_overflow(results)
     start = min(r.started_at for r in results)
     try:
         end = max(r.started_at + timedelta(seconds=r.elapsed_s) for r in results)
@@ -419,11 +327,30 @@ def merge(results: Sequence[Result], *, tool_name: str, tool_version: str) -> Re
     )
 
 
+def _refuse_overflow(results: Sequence[Result]) -> None:
+    """Counts that cannot be added are refused before they are: a merged histogram of
+    more than MAX_TOTAL values made hdrh's encoder corrupt its heap (an abort), and the
+    other counts stay within int64, as a reader takes them."""
+    sums = [(f"latency_ms.{name}", sum(r.latency[name].count for r in results
+                                       if name in r.latency), MAX_TOTAL)
+            for name in LATENCIES]
+    sums += [(name, sum(getattr(r, name) for r in results), MAX_COUNT)
+             for name in ("recipients", "bytes_sent", "runs", "behind_schedule", "cut_off")]
+    for name, total, limit in sums:
+        if total > limit:
+            raise ResultError(f"merged, {name} would count {total}, more than {limit}")
+
+
 def dumps(result: Result, extra: Mapping[str, Any] | None = None) -> str:
-    """``result`` as the text of one JSON document (``extra``: more keys)."""
+    """``result`` as the text of one JSON document (``extra``: more keys). NaN and
+    Infinity are never written (JSON has neither): a ResultError."""
     import json
 
-    return json.dumps({**to_dict(result), **(extra or {})}, indent=2) + "\n"
+    try:
+        text = json.dumps({**to_dict(result), **(extra or {})}, indent=2, allow_nan=False)
+    except ValueError as exc:
+        raise ResultError(f"not written: {exc}") from None
+    return text + "\n"
 
 
 def write(result: Result, file: IO[str], extra: Mapping[str, Any] | None = None) -> None:
@@ -460,7 +387,7 @@ def loads(text: str) -> Result:
     if not text.strip():
         raise ResultError("empty: not a result")  # a FIFO with no writer reads so
     try:
-        obj = json.loads(text)
+        obj = document.parse_json(text)
     except json.JSONDecodeError as exc:
         raise ResultError(f"not JSON: {exc}") from None
     except RecursionError:

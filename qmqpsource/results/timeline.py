@@ -41,7 +41,9 @@ from qmqpsource.results.outcome import Outcome
 __all__ = [
     "COUNT_KEYS",
     "DEFAULT_INTERVAL",
+    "MAX_INTERVALS",
     "MIN_INTERVAL",
+    "TICK",
     "TIMELINE_PERCENTILES",
     "Interval",
     "LatencyCounts",
@@ -66,8 +68,11 @@ TIMELINE_PERCENTILES = {50.0: "p50", 90.0: "p90", 99.0: "p99"}
 # At most this many intervals in a timeline (a day at 1 s has 86,400, and would make a
 # file of tens of MB): beyond, the step widens to a whole multiple of itself.
 MAX_INTERVALS = 10_000
-# A last interval shorter than this (clock rounding) is no interval.
-_TINY = 1e-6
+# Times are written to the microsecond: a positive one below it is none the writer
+# wrote, and a reader refuses it (5e-324 s made rates of infinity). A last interval
+# shorter than this (clock rounding) is no interval.
+TICK = 1e-6
+_TINY = TICK
 
 # Counts compared at a time when an interval closes (see TimelineRecorder._gained).
 _DIFF_BLOCK = 64

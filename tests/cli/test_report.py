@@ -19,7 +19,7 @@ from hypothesis import strategies as st
 
 from qmqpsource.results import result
 from qmqpsource.results.checks import judge, parse_check
-from qmqpsource.results.histogram import HIGHEST, Histogram
+from qmqpsource.results.histogram import HIGHEST, MAX_TOTAL, Histogram
 from qmqpsource.results.outcome import Outcome
 from qmqpsource.results.stats import RunStats
 from qmqpsource.results.summary import format_summary
@@ -388,3 +388,23 @@ def test_report_refuses_a_file_named_twice(tmp_path: Path) -> None:
         line = fatal_line(report_limited(*twice))
         assert line == (f"qmqp-report: fatal: {twice[1]}: the same file as {a}: "
                         "its runs would count twice")
+
+
+def test_report_refuses_counts_that_cannot_be_added(tmp_path: Path) -> None:
+    # Each file holds as many messages as a histogram can (MAX_TOTAL); merged, their
+    # counts passed 2**63 inside hdrh's encoder, which corrupted its heap and aborted.
+    half = MAX_TOTAL // 2
+    histogram = Histogram()
+    histogram.record(1000, half)
+    histogram.record(3000, half)
+    outcomes = dict.fromkeys(Outcome, 0)
+    outcomes[Outcome.ACCEPTED] = 2 * half
+    full = dataclasses.replace(run_a(), outcomes=outcomes, timeline=(), latency={
+        name: histogram.copy() for name in ("connect", "reply", "total")})
+    paths = [write(tmp_path / f"{n}.json",
+                   dataclasses.replace(full, started_at=T0 + timedelta(seconds=n / 10)))
+             for n in range(8)]
+    assert report_limited("-q", paths[0]).returncode == 0  # each alone is read
+    line = fatal_line(report_limited(*paths, "--json", tmp_path / "merged.json"))
+    assert line == (f"qmqp-report: fatal: merged, latency_ms.connect would count "
+                    f"{16 * half}, more than {MAX_TOTAL}")

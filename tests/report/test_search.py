@@ -178,3 +178,12 @@ def test_the_view_reads_what_find_rate_in_let_through() -> None:
     assert search.steps == (SearchStep(1, 100.0, 90.0, 0.0, 2.0, 0, "held", ()),)
     assert view_of(document(2), "a.json").search is None
     assert view_of({**document(2), "find_rate": [1]}, "a.json").search is None
+
+
+def test_rates_and_latencies_near_the_largest_float_still_draw() -> None:
+    # A search's rates have no bound but the float's (--rate 1e300 starts one there): the
+    # axes overflowed (10.0**309; an int tick too large to label) into a traceback.
+    steps = [(1e300, 1.7e308, 5e-324, 1e8, "held"), (1.7e308, 1.0, 2.0, 3.0, "failed")]
+    page = page_of((searched(steps=steps, rate=1e300), "huge.json"))
+    assert 'data-chart="search"' in page and "inf" not in chart_of(page).lower()
+    assert decade_ticks([5e-324, 1.7e308])[-1] == 1e308
