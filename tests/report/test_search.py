@@ -139,7 +139,16 @@ def test_each_file_its_own_search_and_files_without_one_add_nothing() -> None:
     assert re.findall(r"<title>(\S+ answer [\d.]+ msg/s)</title>", chart) == [
         "a.json: answer 1950.0 msg/s", "c.json: answer 100.0 msg/s"]
     assert re.findall(r"<h3>([^<]*)</h3>", page) == ["a.json", "c.json"]
-    assert page.count("highest rate that met the checks: ") == 2
+    assert page.count("highest rate that met the checks: ") == 4  # the banner's and each h3's
+    # The banner leads each search's line with its answer.
+    banner = re.findall(r'<p class="verdict \w+"><strong>([^<]*)</strong>: (\w+): ([^;<]*)',
+                        page)
+    assert banner == [
+        ("a.json", "passed", "highest rate that met the checks: 1950.0 msg/s (10 steps, "
+         "stopped: bracket)"),
+        ("plain.json", "passed", "completed"),
+        ("c.json", "passed", "highest rate that met the checks: 100.0 msg/s (2 steps, "
+         "stopped: bracket)")]
 
 
 def test_pages_without_a_search_are_as_they_were() -> None:
@@ -161,11 +170,12 @@ def test_a_hostile_search_adds_no_markup() -> None:
     assert "script" not in parser.tags and "b" not in parser.tags
     assert parser.tags <= {
         "html", "head", "meta", "title", "style", "body", "header", "h1", "h2", "h3", "p",
-        "main", "section", "aside", "figure", "figcaption", "svg", "g", "line", "text",
+        "strong", "main", "section", "aside", "figure", "figcaption", "svg", "g", "line", "text",
         "rect", "path", "circle", "ul", "li", "table", "thead", "tbody", "tr", "th", "td"}
     assert not {a for a in parser.attributes if a.startswith("on")}
     assert "FAILED: &lt;script&gt;alert(5)&lt;/script&gt;</td>" in page
     assert "stopped: &lt;b&gt;x&lt;/b&gt;)" in page
+    assert "<strong>&lt;script&gt;alert(1)&lt;/script&gt;&quot;&#x27;&amp;.json</strong>" in page
     assert "<h3>&lt;script&gt;alert(1)&lt;/script&gt;&quot;&#x27;&amp;.json</h3>" in page
 
 
