@@ -134,5 +134,5 @@ def write_json(
 
     try:
         file.write(result.dumps(value, extra))
-    except OutputError as exc:
+    except (OutputError, result.ResultError) as exc:  # ResultError: NaN or Infinity
         fatal(PROG, str(exc))

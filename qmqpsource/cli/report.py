@@ -198,15 +198,15 @@ def report(
     if compare:
         read, status = _compare(paths, read, checks, out)
     else:
-        search = _search_of(paths, [found for _, found in read])
         merged = read[0][0] if len(read) == 1 else _merged(paths, read, merge_anyway)
+        search = _search_of(paths, [found for _, found in read])
         merged = _judged(checks, merged)  # a sharded run over many hosts is judged whole
         if out is not None:
             out.write(format_summary(merged) + (table(PROG, search) if search else ""))
         if json_file is not None:
             try:
                 json_file.write(result.dumps(merged, {"find_rate": search} if search else None))
-            except OutputError as exc:
+            except (OutputError, result.ResultError) as exc:
                 raise Fatal(str(exc)) from None
         read = [(merged, search)]  # the page's, when there is one: of one file
         status = 3 if say_failed_checks(PROG, merged.checks) else 0

@@ -113,7 +113,7 @@ def _refuse_unjudgeable(check: Check) -> None:
         raise CheckError(f"{where}: {what} takes {allowed}, not {check.op}", field="checks")
     if not math.isfinite(check.limit) or check.limit < 0:
         raise CheckError(f"{where}: the limit is not a finite number", field="checks")
-    if check.kind == "outcome" and not check.share and not check.limit.is_integer():
+    if check.kind == "outcome" and not check.share and not float(check.limit).is_integer():
         raise CheckError(f"{where}: a count is a whole number", field="checks")
 
 

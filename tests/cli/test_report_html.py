@@ -191,3 +191,18 @@ def test_the_merge_of_several_searches_says_they_are_left_out(tmp_path: Path) ->
                            "the step tables of several searches do not merge; the rest of each "
                            "result (its step at the answer) is merged\n")
     assert "find_rate" not in json.loads(merged.read_text())
+
+
+def test_a_refused_merge_of_searches_says_only_why(tmp_path: Path) -> None:
+    paths = []
+    for n in range(2):
+        doc = document(4, rate=800 + 100 * n, seed=n)
+        doc["find_rate"] = find_rate()
+        doc["config"]["length"] = 1000 + n
+        paths.append(tmp_path / f"{n}.json")
+        paths[-1].write_text(json.dumps(doc))
+    done = report("-q", *paths)
+    assert done.returncode == 1
+    assert done.stderr == (f"qmqp-report: fatal: {paths[1]}: not a part of the same run as "
+                           f"{paths[0]}: its config.length is 1001, {paths[0]}'s 1000; "
+                           "--merge-anyway merges them all the same\n")

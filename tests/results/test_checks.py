@@ -141,8 +141,9 @@ def test_bad_checks_are_one_line_each(text: str, says: str) -> None:
         (lambda: Check("x", "outcome", "rate", "==", 1.0), "unknown 'rate'"),
         (lambda: Check("x", "rate", "rate", ">=", math.nan), "not a finite number"),
         (lambda: Check("x", "speed", "rate", ">=", 1.0), "unknown kind 'speed'"),
+        (lambda: Check("x", "outcome", "failed", "<", 1.5), "a count is a whole number"),
     ],
-    ids=["no prefix", "op", "outcome", "outcome named rate", "nan", "kind"],
+    ids=["no prefix", "op", "outcome", "outcome named rate", "nan", "kind", "count"],
 )
 def test_a_check_made_by_hand_is_refused_unless_judge_can_judge_it(
     check: Callable[[], Check], says: str
@@ -201,3 +202,8 @@ def test_result_ok_is_completed_no_unjudged_failure_and_every_check_held() -> No
     assert not with_checks(RUN, "tempfail<=2", "permfail<=1").ok  # the refused one is left
     assert with_checks(RUN, "failed<5%").ok
     assert not with_checks(RUN, "failed<1%").ok
+
+
+def test_a_check_made_by_hand_with_a_whole_number_limit_is_judged() -> None:
+    [verdict] = judge([Check("failed<=4", "outcome", "failed", "<=", 4)], RUN)
+    assert (verdict.value, verdict.ok) == (4.0, True)
