@@ -8,6 +8,7 @@ import os
 import resource
 import subprocess
 import sys
+import sysconfig
 from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
 from functools import partial
@@ -324,7 +325,10 @@ def test_report_unwritable_json(tmp_path: Path) -> None:
 
 def test_qmqp_report_console_script_is_installed(tmp_path: Path) -> None:
     a = write(tmp_path / "a.json", run_a())
-    done = subprocess.run(["qmqp-report", "-q", str(a)], capture_output=True, text=True,
+    # Where this interpreter's installs put their scripts: .venv/bin is on PATH only in
+    # an activated venv, and '.venv/bin/pytest' runs without one.
+    script = Path(sysconfig.get_path("scripts")) / "qmqp-report"
+    done = subprocess.run([str(script), "-q", str(a)], capture_output=True, text=True,
                           timeout=60, check=False)
     assert (done.returncode, done.stdout, done.stderr) == (0, "", "")
 
