@@ -166,7 +166,7 @@ def verdict(run: RunView) -> tuple[bool, str]:
     words = [answer(run.search)] if run.search is not None else []
     words.append(status)
     if missed:
-        words.append(f"{len(missed)} of {len(run.checks)} checks FAILED: {', '.join(missed)}")
+        words.append(f"{len(missed)} of {len(run.checks)} checks failed: {', '.join(missed)}")
     elif run.checks:
         words.append(f"{'the check' if len(run.checks) == 1 else 'every check'} held "
                      f"({', '.join(check for check, _, _ in run.checks)})")

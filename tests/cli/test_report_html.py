@@ -58,7 +58,7 @@ def test_html_of_two_runs_judges_each_against_the_checks(tmp_path: Path) -> None
         r'<p class="verdict (\w+)"><strong>([^<]*)</strong>: ([^<]*)</p>', page.read_text())]
     assert banner == [
         ("held", "before.json", f"passed: completed; every check held ({limit}, failed==0)"),
-        ("failed", "after.json", f"FAILED: completed; 1 of 2 checks FAILED: {limit}")]
+        ("failed", "after.json", f"FAILED: completed; 1 of 2 checks failed: {limit}")]
 
 
 def test_html_of_several_files_and_json_are_refused_together(tmp_path: Path) -> None:
