@@ -9,7 +9,9 @@ Throughput's ``messages_per_s`` counts every message that ended (``attempted``),
 failures included; ``accepted_per_s`` only those accepted (figures.Throughput).
 
 Schema /2 adds the timeline (timeline.py): ``interval_s`` and ``timeline``. Files of
-schema /1 are still read, with no timeline (an empty one).
+schema /1 are still read, with no timeline (an empty one). Each field of a document is
+read and checked by document.py; the typed figures the API gives (counts, throughput,
+latency_ms, status) are figures.py's; which results may be merged is parts.py's say.
 
 No I/O here beyond ``read`` and ``write`` of the files given. json is imported only
 by those, so that a run without --json does not pay for it.
