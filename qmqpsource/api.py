@@ -4,7 +4,7 @@
 
     async with open_sink(SinkConfig(endpoint="127.0.0.1:0")) as sink:
         result = await run_load(SourceConfig(target=sink.address, sessions=4, messages=50))
-    assert result.counts["accepted"] == 50
+    assert result.counts.accepted == 50
 
 Both run in the caller's trio loop, under its cancel scopes: cancel the caller and the
 sessions (or the sink) stop, with every socket closed. ``run_load_sync`` is for callers

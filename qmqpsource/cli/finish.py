@@ -86,14 +86,14 @@ def exit_status(
     attempted: int = 0,
     worker: bool = False,
     checks: Sequence[Verdict] = (),
-    checks_judge_failures: bool = False,
+    unjudged: int | None = None,
 ) -> int:
     """The run's last line and its exit status, once its result is out.
 
     Stopped by ``signum``: the signal's word, and 130, 143 or 129. A ``failure`` that
     ended the run: Postfix's fatal line, exit 1. A check (--check) that failed: exit 3.
-    Otherwise how many messages ``failed`` (with -A), and 1 if any did, unless a check
-    on failures judged them (``checks_judge_failures``: 'failed<1%' allows some). A
+    Otherwise how many messages ``failed`` (with -A), and 1 if any did that no check
+    judged (``unjudged``, from checks.unjudged_failures; None: all of them). A
     --workers ``worker`` writes only its fatal line: the parent says once, for all of
     them, how the run was stopped, how many failed and which checks did not hold.
     """
@@ -108,7 +108,7 @@ def exit_status(
         sys.stderr.write(f"{PROG}: {failed} of {counted(attempted, 'message')} failed\n")
     if not worker and say_failed_checks(PROG, checks):
         return 3
-    return 1 if failed and not checks_judge_failures else 0
+    return 1 if (failed if unjudged is None else unjudged) else 0
 
 
 def sink_line(counts: Mapping[str, Any], accepted: int) -> str:
@@ -134,5 +134,5 @@ def write_json(
 
     try:
         file.write(result.dumps(value, extra))
-    except OutputError as exc:
+    except (OutputError, result.ResultError) as exc:  # ResultError: NaN or Infinity
         fatal(PROG, str(exc))

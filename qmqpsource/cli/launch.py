@@ -22,7 +22,7 @@ from qmqpsource import __version__
 from qmqpsource.addresses import AddressError
 from qmqpsource.cli import finish
 from qmqpsource.cli.common import fatal
-from qmqpsource.results.checks import Check, judges_failures
+from qmqpsource.results.checks import Check, unjudged_failures
 from qmqpsource.results.progress import bar_wanted, run_progress
 from qmqpsource.results.stats import RunStats
 from qmqpsource.results.timeline import DEFAULT_INTERVAL
@@ -34,6 +34,7 @@ from qmqpsource.source.runner import Runner, RunResult
 if TYPE_CHECKING:
     from qmqpsource.cli.outfile import OutputFile
     from qmqpsource.cli.workers import ParentLink
+    from qmqpsource.results.figures import RunStatus
     from qmqpsource.results.result import Result
     from qmqpsource.source.budget import MessageBudget
 
@@ -101,13 +102,13 @@ def run_source(
         return 1  # an orphan: nobody to report to
     signum = run.signals[0] if run.signals else None
     failure = run_result.failure
-    ended = "completed" if failure is None else "failed"
+    ended: RunStatus = "completed" if failure is None else "failed"
     value = report("interrupted" if signum is not None else ended, failure)
     return finish.exit_status(
         signum, failure=failure, failed=run_result.stats.failed,
         attempted=run_result.stats.attempted, worker=parent is not None,
         checks=value.checks if value is not None else (),
-        checks_judge_failures=judges_failures(checks),
+        unjudged=unjudged_failures(checks, run_result.stats.counts),
     )
 
 
@@ -182,7 +183,8 @@ class ProcessRun:
         return run_result
 
     def report(
-        self, status: str, failure: str | None, *, quiet: bool, json_file: OutputFile | None,
+        self, status: RunStatus, failure: str | None, *, quiet: bool,
+        json_file: OutputFile | None,
         checks: Sequence[Check] = (),
     ) -> Result | None:
         """The result of the run as it ended, judged, shown and written (finish.report)."""

@@ -45,7 +45,7 @@ from qmqpsource.cli.common import fatal
 from qmqpsource.cli.embedded import EmbeddedSinkError, embedded_sink
 from qmqpsource.cli.outfile import OutputFile
 from qmqpsource.results import result
-from qmqpsource.results.checks import Check, judges_failures
+from qmqpsource.results.checks import Check, unjudged_failures
 from qmqpsource.results.outcome import Outcome
 from qmqpsource.source.budget import MessageBudget
 from qmqpsource.source.config import SourceConfig
@@ -360,8 +360,10 @@ def run_workers(
     failed = merged.attempted - merged.outcomes[Outcome.ACCEPTED]
     status = finish.exit_status(signum, failed=failed, attempted=merged.attempted,
                                 checks=merged.checks,
-                                checks_judge_failures=judges_failures(checks))
-    return status or int(any(worker.returncode != 0 for worker in workers))
+                                unjudged=unjudged_failures(checks, merged.outcomes))
+    # A worker's 1 is its failed messages (a fatal one made the merge "failed", above):
+    # the parent has judged those of all workers, against the checks.
+    return status or int(any(worker.returncode not in (0, 1) for worker in workers))
 
 
 def run_merged(
