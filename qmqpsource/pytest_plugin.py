@@ -2,7 +2,7 @@
 
     async def test_takes_load(qmqp_sink):
         result = await run_load(SourceConfig(target=qmqp_sink.address, sessions=4, messages=50))
-        assert result.counts["accepted"] == 50
+        assert result.counts.accepted == 50
 
 ``qmqp_sink`` is a RunningSink on a free loopback port, configured by the test's
 ``@pytest.mark.qmqp_sink(...)`` marker if it has one; ``qmqp_sink_factory`` starts

@@ -151,7 +151,7 @@ def test_api_example_runs_and_prints_what_it_says() -> None:
     assert done.returncode == 0, done.stderr
     counts, verdicts = done.stdout.splitlines()
     # The seeded faults give the same counts every run: those the comment shows.
-    said = re.search(r"print\(result\.counts\)  # (\{.*), \.\.\.\}", example)
+    said = re.search(r"print\(result\.counts\)  # (Counts\(.*), \.\.\.\)", example)
     assert said is not None and counts.startswith(said[1])
     assert [(check, ok) for check, _, ok in ast.literal_eval(verdicts)] == [
         ("p99<1s", True), ("failed<20%", True)]

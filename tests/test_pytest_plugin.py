@@ -24,7 +24,7 @@ from qmqpsource import Faults, SinkConfig, SourceConfig, run_load
 
 async def test_takes_load(qmqp_sink):
     result = await run_load(SourceConfig(target=qmqp_sink.address, sessions=4, messages=50))
-    assert result.counts["accepted"] == 50
+    assert result.counts.accepted == 50
     assert qmqp_sink.stats.replies_k == 50
 
 
@@ -32,7 +32,7 @@ async def test_takes_load(qmqp_sink):
 async def test_faults_from_the_marker(qmqp_sink):
     result = await run_load(SourceConfig(target=qmqp_sink.address, messages=10,
                                          keep_going=True))
-    assert result.counts["tempfail"] == 10 and qmqp_sink.stats.replies_z == 10
+    assert result.counts.tempfail == 10 and qmqp_sink.stats.replies_z == 10
 
 
 async def test_sinks_from_the_factory(qmqp_sink_factory, tmp_path):
@@ -43,12 +43,12 @@ async def test_sinks_from_the_factory(qmqp_sink_factory, tmp_path):
     assert len(list((tmp_path / "Maildir" / "new").iterdir())) == 3
     result = await run_load(SourceConfig(target=rejecting.address, messages=3,
                                          keep_going=True))
-    assert result.counts["permfail"] == 3
+    assert result.counts.permfail == 3
 
 
 async def test_a_failing_assertion_fails(qmqp_sink):
     result = await run_load(SourceConfig(target=qmqp_sink.address, messages=5))
-    assert result.counts["accepted"] == 6
+    assert result.counts.accepted == 6
 '''
 
 

@@ -45,12 +45,12 @@ def test_qmqpsource_is_the_one_pip_installed(request):
 async def test_faults_from_the_marker(qmqp_sink):
     result = await run_load(SourceConfig(target=qmqp_sink.address, messages=5,
                                          keep_going=True))
-    assert result.counts["permfail"] == 5
+    assert result.counts.permfail == 5
 
 
 async def test_a_failing_assertion_fails(qmqp_sink):
     result = await run_load(SourceConfig(target=qmqp_sink.address, messages=5))
-    assert result.counts["accepted"] == 6
+    assert result.counts.accepted == 6
 
 
 def test_a_sync_test_is_told(qmqp_sink):

@@ -80,7 +80,7 @@ def finish(
 ) -> int:
     """Report a run's result (see report), say how it ended, and return the exit status
     (``checks``: those the result was judged by)."""
-    from qmqpsource.results.checks import judges_failures  # imported already by the run
+    from qmqpsource.results.checks import unjudged_failures  # imported already by the run
     from qmqpsource.results.outcome import Outcome
 
     report(value, quiet=quiet, json_file=json_file, extra=extra)
@@ -91,7 +91,7 @@ def finish(
     failure = value.failure if value.status == "failed" else None
     failed = value.attempted - value.outcomes[Outcome.ACCEPTED]
     return exit_status(signum, failure=failure, failed=failed, attempted=value.attempted,
-                       checks=value.checks, checks_judge_failures=judges_failures(checks))
+                       checks=value.checks, unjudged=unjudged_failures(checks, value.outcomes))
 
 
 def exit_status(
@@ -100,31 +100,27 @@ def exit_status(
     failure: str | None = None,
     failed: int = 0,
     attempted: int = 0,
-    worker: bool = False,
     checks: Sequence[Verdict] = (),
-    checks_judge_failures: bool = False,
+    unjudged: int | None = None,
 ) -> int:
     """The run's last line and its exit status, once its result is out.
 
     Stopped by ``signum``: the signal's word, and 130, 143 or 129. A ``failure`` that
     ended the run: Postfix's fatal line, exit 1. A check (--check) that failed: exit 3.
-    Otherwise how many messages ``failed`` (with -A), and 1 if any did, unless a check
-    on failures judged them (``checks_judge_failures``: 'failed<1%' allows some). A
-    --workers ``worker`` writes only its fatal line: the parent says once, for all of
-    them, how the run was stopped, how many failed and which checks did not hold.
+    Otherwise how many messages ``failed`` (with -A), and 1 if any did that no check
+    judged (``unjudged``, from checks.unjudged_failures; None: all of them).
     """
     if signum is not None:
         status, word = STOP_SIGNALS[signal.Signals(signum)]
-        if not worker:
-            sys.stderr.write(f"{PROG}: {word}\n")
+        sys.stderr.write(f"{PROG}: {word}\n")
         return status
     if failure is not None:
         fatal(PROG, failure)
-    if failed and not worker:
+    if failed:
         sys.stderr.write(f"{PROG}: {failed} of {counted(attempted, 'message')} failed\n")
-    if not worker and say_failed_checks(PROG, checks):
+    if say_failed_checks(PROG, checks):
         return 3
-    return 1 if failed and not checks_judge_failures else 0
+    return 1 if (failed if unjudged is None else unjudged) else 0
 
 
 def sink_line(counts: Mapping[str, Any], accepted: int) -> str:
@@ -164,5 +160,5 @@ def write_json(
 
     try:
         file.write(result.dumps(value, extra))
-    except OutputError as exc:
+    except (OutputError, result.ResultError) as exc:  # ResultError: NaN or Infinity
         fatal(PROG, str(exc))

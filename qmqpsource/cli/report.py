@@ -1,20 +1,23 @@
-"""qmqp-report: merge qmqp-source results and summarize them.
+"""qmqp-report: merge qmqp-source results and summarize them, or compare them on a page.
 
-    qmqp-report [-q] [--json PATH] [--html PATH] FILE...
+    qmqp-report [-q] [--json PATH] [--html PATH] [--check EXPR]... [--merge-anyway] FILE...
 
 Reads one or more JSON results (schema qmqpsource.result/2 or /1; FILE '-' is stdin),
 merges them exactly (counts add, histograms merge, elapsed spans every run, timelines
-line up on wall-clock time),
-prints the human summary on stdout, and with --json writes the merged result.
-This is how runs from several processes or hosts come together. A --find-rate
-result read alone keeps its search: the step table follows the summary, and
-``find_rate`` stays in --json; the searches of several files are not merged (a note
-says so).
+line up on wall-clock time), prints the human summary on stdout, and with --json writes
+the merged result. This is how the parts of one run (the hosts of --shard I/N, the
+processes of --workers) come together: files that are not (another target or other
+options than their shares, a gap in time between them) are refused in one line, unless
+--merge-anyway; the same run given twice is refused, whatever its files' names. A
+--find-rate result read alone keeps its search: the step table follows the summary,
+and ``find_rate`` stays in --json; the searches of several files are not merged (a
+note says so).
 
---html PATH writes one self-contained page of charts in which each FILE is a run of
-its own (before and after a change, say), overlaid; the summary, --json and --check
-are the merge's as without it. Each --find-rate FILE's search is charted and tabled
-on the page as its own.
+--html PATH writes one self-contained page of charts. Of several files it compares
+them, unmerged (before and after a change, say): each file is a run of its own on the
+page, overlaid, with a verdict banner at the top; the summary on stdout is each run's,
+--check judges each run, and --json (a merge) is refused. Each --find-rate FILE's search
+is charted and tabled on the page as its own, its answer first in the banner.
 """
 
 from __future__ import annotations
@@ -23,7 +26,7 @@ import dataclasses
 import os
 import sys
 from collections.abc import Sequence
-from typing import Annotated, Any
+from typing import Annotated, Any, TextIO
 
 import typer
 
@@ -42,7 +45,7 @@ from qmqpsource.cli.outfile import OutputError, OutputFile
 from qmqpsource.cli.stdio import closed_at_start, guard
 from qmqpsource.infile import InputError, read_fd_limited, read_limited
 from qmqpsource.results import result
-from qmqpsource.results.checks import Check, judge
+from qmqpsource.results.checks import Check, CheckError, judge, unjudged_failures
 from qmqpsource.results.findrate import find_rate_in, table
 from qmqpsource.results.summary import format_summary
 
@@ -88,21 +91,23 @@ def _read_all(paths: list[str]) -> list[tuple[result.Result, dict[str, Any] | No
     return results
 
 
-def _labels(paths: list[str]) -> list[str]:
+def _labels(paths: Sequence[str]) -> list[str]:
     """Each run's name on the page: its file name, or the path as given where two share one."""
     names = ["stdin" if path == "-" else os.path.basename(path) or path for path in paths]
-    return names if len(set(names)) == len(names) else paths
+    return names if len(set(names)) == len(names) else list(paths)
 
 
-def _write_html(html_file: OutputFile, paths: list[str],
-                read: list[tuple[result.Result, dict[str, Any] | None]]) -> None:
+Read = list[tuple[result.Result, dict[str, Any] | None]]  # each file's result and search
+
+
+def _write_html(html_file: OutputFile, paths: Sequence[str], read: Read) -> None:
     """The page; each file's own search (find_rate) goes with its run: none is merged."""
     from qmqpsource.report.page import render
     from qmqpsource.report.view import view_of
 
-    documents = [{**r.to_dict(), "find_rate": search} if search else r.to_dict()
-                 for r, search in read]
-    views = [view_of(doc, label) for doc, label in zip(documents, _labels(paths), strict=True)]
+    views = [view_of({**r.to_dict(), "find_rate": search} if search else r.to_dict(), label,
+                     unjudged=unjudged_failures(r.checks, r.outcomes))
+             for (r, search), label in zip(read, _labels(paths), strict=True)]
     try:
         html_file.write(render(views, generator=f"{PROG} {__version__}"))
     except OutputError as exc:
@@ -130,41 +135,86 @@ def _search_of(paths: Sequence[str], searches: Sequence[dict[str, Any] | None]
     return None
 
 
+def _judged(checks: Sequence[Check], value: result.Result) -> result.Result:
+    """``value`` with the checks' verdicts; a check on a latency the result has none of
+    (reply, in some of schema /1) is one line."""
+    if not checks:
+        return value
+    try:
+        return dataclasses.replace(value, checks=tuple(judge(checks, value)))
+    except CheckError as exc:
+        raise Fatal(str(exc)) from None
+
+
+def _merged(paths: Sequence[str], read: Read, merge_anyway: bool) -> result.Result:
+    """The files' results as one, if they are the parts of one run (or ``merge_anyway``)."""
+    from qmqpsource.results.parts import not_one_run, same_run_twice
+
+    named = [(path, value) for path, (value, _) in zip(paths, read, strict=True)]
+    problem = same_run_twice(named)
+    if problem is not None:
+        raise Fatal(problem)
+    problem = None if merge_anyway else not_one_run(named)
+    if problem is not None:
+        raise Fatal(f"{problem}; --merge-anyway merges them all the same")
+    try:
+        return result.merge([value for _, value in named], tool_name=PROG,
+                            tool_version=__version__)
+    except result.ResultError as exc:  # counts past what a result holds
+        raise Fatal(str(exc)) from None
+
+
+def _compare(paths: Sequence[str], read: Read, checks: Sequence[Check], out: TextIO | None
+             ) -> tuple[Read, int]:
+    """--html of several files: each run judged and summarized on its own, unmerged; the
+    runs judged, and the exit status (3: a check of any run failed)."""
+    judged = [(_judged(checks, value), search) for value, search in read]
+    failed = False
+    for label, (value, search) in zip(_labels(paths), judged, strict=True):
+        if out is not None:
+            out.write(f"{label}:\n{format_summary(value)}")
+            out.write(table(PROG, search) if search is not None else "")
+        failed |= say_failed_checks(f"{PROG}: {label}", value.checks)
+    return judged, 3 if failed else 0
+
+
 def report(
     paths: list[str], *, json_path: str | None = None, quiet: bool = False,
-    checks: Sequence[Check] = (), html_path: str | None = None,
+    checks: Sequence[Check] = (), html_path: str | None = None, merge_anyway: bool = False,
 ) -> int:
-    """Read, merge, judge, summarize, write; the exit status (3: a check failed). Raises
-    Fatal with the line to print."""
+    """Read, merge (or, --html of several files, compare), judge, summarize, write; the
+    exit status (3: a check failed). Raises Fatal with the line to print."""
     if json_path == "-" and html_path == "-":
         raise Fatal("--json - and --html - cannot both go to stdout")
+    compare = html_path is not None and len(paths) > 1
+    if compare and json_path is not None:
+        raise Fatal("--html of several files compares them, --json merges them: not both "
+                    "(merge with --json first, then give the merged file to --html)")
     json_file = _output(json_path)
     html_file = _output(html_path)
     read = _read_all(paths)
-    results = [value for value, _ in read]
-    search = _search_of(paths, [found for _, found in read])
-    merged = (
-        results[0]
-        if len(results) == 1
-        else result.merge(results, tool_name=PROG, tool_version=__version__)
-    )
-    if checks:  # the merge as one run: a sharded run over many hosts is judged whole
-        merged = dataclasses.replace(merged, checks=tuple(judge(checks, merged)))
-    if not quiet:
-        # stdout is the JSON's (or the page's) when --json (--html) is '-'.
-        out = sys.stderr if "-" in (json_path, html_path) else sys.stdout
-        out.write(format_summary(merged))
-        if search is not None:
-            out.write(table(PROG, search))
+    # stdout is the JSON's (or the page's) when --json (--html) is '-'.
+    out = None if quiet else sys.stderr if "-" in (json_path, html_path) else sys.stdout
+    if compare:
+        read, status = _compare(paths, read, checks, out)
+    else:
+        merged = read[0][0] if len(read) == 1 else _merged(paths, read, merge_anyway)
+        search = _search_of(paths, [found for _, found in read])
+        merged = _judged(checks, merged)  # a sharded run over many hosts is judged whole
+        if out is not None:
+            out.write(format_summary(merged) + (table(PROG, search) if search else ""))
+        if json_file is not None:
+            try:
+                json_file.write(result.dumps(merged, {"find_rate": search} if search else None))
+            except (OutputError, result.ResultError) as exc:
+                raise Fatal(str(exc)) from None
+        read = [(merged, search)]  # the page's, when there is one: of one file
+        status = 3 if say_failed_checks(PROG, merged.checks) else 0
+    if out is not None:
         out.flush()
-    if json_file is not None:
-        try:
-            json_file.write(result.dumps(merged, {"find_rate": search} if search else None))
-        except OutputError as exc:
-            raise Fatal(str(exc)) from None
     if html_file is not None:
         _write_html(html_file, paths, read)
-    return 3 if say_failed_checks(PROG, merged.checks) else 0
+    return status
 
 
 @app.command(cls=Command, options_metavar="[OPTIONS] FILE...", help=__doc__,
@@ -184,15 +234,22 @@ def command(
         str | None,
         typer.Option("--html", metavar="PATH",
                      help="Write a self-contained HTML page of charts to PATH, each FILE "
-                          "a run of its own, overlaid ('-': stdout)."),
+                          "a run of its own, overlaid, unmerged ('-': stdout)."),
     ] = None,
     quiet: Annotated[bool, typer.Option("-q", "--quiet", help="No summary.")] = False,
     check: Annotated[
         list[str] | None,
         typer.Option("--check", metavar="EXPR",
-                     help="A threshold the merged result must meet, as qmqp-source's "
-                          "--check; repeatable. One that fails: exit status 3."),
+                     help="A threshold the merged result (with --html of several files: "
+                          "each run) must meet, as qmqp-source's --check; repeatable. One "
+                          "that fails: exit status 3."),
     ] = None,
+    merge_anyway: Annotated[
+        bool,
+        typer.Option("--merge-anyway",
+                     help="Merge the files even when they are not the parts of one run "
+                          "(other targets or options, or apart in time)."),
+    ] = False,
     version: Annotated[bool, typer.Option("--version", help="Print the version.")] = False,
 ) -> None:
     if version:
@@ -202,10 +259,11 @@ def command(
         raise UsageFailure("missing FILE")
     checks = parse_checks(check or [])
     raise typer.Exit(report(files, json_path=json_path, quiet=quiet, checks=checks,
-                            html_path=html_path))
+                            html_path=html_path, merge_anyway=merge_anyway))
 
 
-USAGE = f"usage: {PROG} [-q] [--json PATH] [--html PATH] [--check EXPR]... FILE..."
+USAGE = (f"usage: {PROG} [-q] [--json PATH] [--html PATH] [--check EXPR]... "
+         "[--merge-anyway] FILE...")
 
 
 def main(argv: list[str] | None = None) -> None:

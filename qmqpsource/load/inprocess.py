@@ -19,6 +19,7 @@ from qmqpsource.source.runner import Runner
 if TYPE_CHECKING:
     from qmqpsource.load.budget import MessageBudget
     from qmqpsource.load.control import LoadControl
+    from qmqpsource.results.figures import RunStatus
     from qmqpsource.results.result import Result
     from qmqpsource.source.config import SourceConfig
 
@@ -55,9 +56,8 @@ async def run_in_process(
         with control.attach(runner):
             outcome = await runner.run()
     stats.finish()
+    status: RunStatus = "completed" if outcome.failure is None else "failed"
     if control is not None and control.stopped:
         status = "interrupted"
-    else:
-        status = "completed" if outcome.failure is None else "failed"
     return result.from_stats(stats, config.as_dict(), tool_name=SOURCE_PROG,
                              tool_version=__version__, status=status, failure=outcome.failure)

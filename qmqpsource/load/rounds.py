@@ -24,6 +24,7 @@ from qmqpsource.load.control import LoadControl
 from qmqpsource.load.job import encode_job
 from qmqpsource.load.workers import STOP_TIMEOUT, WorkerPool, WorkerProcess
 from qmqpsource.results import result
+from qmqpsource.results.figures import RunStatus
 from qmqpsource.results.result import Result
 from qmqpsource.source.config import SourceConfig
 
@@ -168,7 +169,7 @@ class _Round:
         failures = [r.failure for r in self.results if r.failure] + self.lost
         failures += [message for _, message in self.errors]
         failed = any(r.status == "failed" for r in self.results) or self.lost or self.errors
-        status = "interrupted" if interrupted else "failed" if failed else "completed"
+        status: RunStatus = "interrupted" if interrupted else "failed" if failed else "completed"
         failure = "; ".join(dict.fromkeys(failures)) or None
         return dataclasses.replace(value, status=status, failure=failure)
 

@@ -23,7 +23,7 @@ from qmqpsource.report.svg import DASHES, esc, marker
 from qmqpsource.report.view import LATENCY_KINDS, OUTCOMES, RunView
 from qmqpsource.values import MAX_COUNT
 
-__all__ = ["render"]
+__all__ = ["render", "verdict"]
 
 _LATENCY_COLUMNS = (("p50", "p50"), ("p90", "p90"), ("p99", "p99"), ("p999", "p99.9"),
                     ("max", "max"))
@@ -83,7 +83,8 @@ def _summary(runs: Sequence[RunView]) -> str:
         ("interval (s)", lambda d: _fixed(d.get("interval_s"), 3)),
         ("messages", lambda d: str(_get(d, "counts", "attempted"))),
         *((o, partial(_count, o)) for o in OUTCOMES),
-        ("msg/s", lambda d: _fixed(_get(d, "throughput", "messages_per_s"))),
+        ("msg/s accepted", lambda d: _fixed(_get(d, "throughput", "accepted_per_s"))),
+        ("msg/s attempted", lambda d: _fixed(_get(d, "throughput", "messages_per_s"))),
         ("MB/s", lambda d: _fixed(_get(d, "throughput", "bytes_per_s"), 2, 1e-6)),
     ]
     rows = [[name, *(cell(run.document) for run in runs)] for name, cell in measures]
@@ -155,6 +156,41 @@ def _search(runs: Sequence[RunView]) -> list[str]:
     return out
 
 
+def verdict(run: RunView) -> tuple[bool, str]:
+    """Whether ``run`` passed, and its line in the banner: a --find-rate result's answer
+    first, then its status and its checks. It passed when it completed, every check held
+    and no message failed that no check judged (a search: when a rate held), as its
+    command's exit status has it."""
+    status = str(run.document.get("status", "-"))
+    missed = [check for check, _, ok in run.checks if not ok]
+    words = [answer(run.search)] if run.search is not None else []
+    words.append(status)
+    if missed:
+        words.append(f"{len(missed)} of {len(run.checks)} checks failed: {', '.join(missed)}")
+    elif run.checks:
+        words.append(f"{'the check' if len(run.checks) == 1 else 'every check'} held "
+                     f"({', '.join(check for check, _, _ in run.checks)})")
+    else:
+        words.append("no check")
+    if run.unjudged:
+        words.append(f"{run.unjudged} failed messages that no check judged")
+    passed = status == "completed" and not missed and not run.unjudged
+    if run.search is not None:
+        passed = passed and run.search.rate is not None
+    return passed, "; ".join(words)
+
+
+def _banner(runs: Sequence[RunView]) -> str:
+    """Every run's verdict, at the top of the page: held, or failed and why."""
+    lines = []
+    for run in runs:
+        passed, words = verdict(run)
+        word = "passed" if passed else "FAILED"
+        lines.append(f'<p class="verdict {"held" if passed else "failed"}">'
+                     f"<strong>{esc(run.label)}</strong>: {word}: {esc(words)}</p>")
+    return f'<section class="verdicts">{"".join(lines)}</section>'
+
+
 def render(runs: Sequence[RunView], *, generator: str) -> str:
     """The whole page for ``runs`` (one or more), as text; ``generator``: "qmqp-report 0.1"."""
     names = ", ".join(run.label for run in runs)
@@ -167,7 +203,7 @@ def render(runs: Sequence[RunView], *, generator: str) -> str:
         '<meta name="color-scheme" content="light dark">',
         f"<title>{esc('qmqp-report: ' + names)}</title>",
         f"<style>{STYLE}</style></head><body>",
-        f"<header><h1>qmqp-report: {esc(names)}</h1>"
+        f"<header><h1>qmqp-report: {esc(names)}</h1>{_banner(runs)}"
         f'<p class="note">Written by {esc(generator)}. Hover a chart for exact values.</p>'
         "</header>",
         '<main><section class="charts">',

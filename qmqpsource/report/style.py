@@ -44,6 +44,10 @@ th{overflow-wrap:normal}
 table.numbers td{text-align:right;font-variant-numeric:tabular-nums}
 table.steps td:last-child{text-align:left}
 tr.differs th,tr.differs td{font-weight:600;background:var(--hover)}
+.verdicts{margin:8px 0 12px}
+.verdict{margin:3px 0;padding:4px 8px;background:var(--panel);
+border-left:4px solid var(--accepted);overflow-wrap:anywhere}
+.verdict.failed{border-left-color:var(--permfail)}
 """
 _SERIES = "".join(
     f".s-{name}{{stroke:var(--{name})}}.mark.s-{name}{{fill:var(--{name})}}"

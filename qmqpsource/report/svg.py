@@ -73,10 +73,12 @@ def nice_ticks(top: float, count: int = 5) -> list[float]:
     if not math.isfinite(top) or top <= 0:
         return [0.0, 1.0]
     raw = top / count
-    magnitude = 10 ** math.floor(math.log10(raw))
+    magnitude = 10.0 ** math.floor(math.log10(raw))  # a float: an int's ticks near 1e308
+    # would not convert to float to be labelled
     step = next(m * magnitude for m in (1, 2, 5, 10) if m * magnitude >= raw)
     n = math.ceil(top / step - 1e-9)
-    return [round(i * step, 12) for i in range(n + 1)]
+    # Near the largest float the last tick overflows: the axis ends a tick short.
+    return [t for t in (round(i * step, 12) for i in range(n + 1)) if math.isfinite(t)]
 
 
 def nines_ticks(top: float) -> list[tuple[float, str]]:
@@ -95,8 +97,9 @@ def decade_ticks(values: Sequence[float]) -> list[float]:
     positive = [v for v in values if v > 0 and math.isfinite(v)]
     if not positive:
         return [1.0, 10.0]
-    low = math.floor(math.log10(min(positive)) + 1e-9)
-    high = max(math.ceil(math.log10(max(positive)) - 1e-9), low + 1)
+    # 10.0**309 overflows and 10.0**-324 is 0: the axis stays within what a float holds.
+    low = max(math.floor(math.log10(min(positive)) + 1e-9), -300)
+    high = min(max(math.ceil(math.log10(max(positive)) - 1e-9), low + 1), 308)
     return [10.0**k for k in range(low, high + 1)]
 
 

@@ -71,6 +71,7 @@ class RunView:
     spectra: Mapping[str, tuple[tuple[float, float], ...]]  # kind -> (1/(1-p), ms)
     checks: tuple[tuple[str, float, bool], ...]
     search: Search | None = None  # None: not a --find-rate result
+    unjudged: int = 0  # failed messages that no check judged (checks.unjudged_failures)
 
 
 def _number(value: Any) -> float | None:
@@ -173,8 +174,10 @@ def _search(value: Any) -> Search | None:
                   tuple(step for step in steps if step is not None))
 
 
-def view_of(document: Mapping[str, Any], label: str) -> RunView:
-    """The view of one result document; ``label`` names the run in legends and tables."""
+def view_of(document: Mapping[str, Any], label: str, *, unjudged: int = 0) -> RunView:
+    """The view of one result document; ``label`` names the run in legends and tables;
+    ``unjudged``: its failed messages that no check judged (they fail it, as a run's
+    exit status has it)."""
     config = document.get("config")
     return RunView(
         label=label,
@@ -184,4 +187,5 @@ def view_of(document: Mapping[str, Any], label: str) -> RunView:
         spectra=_spectra(document),
         checks=_checks(document.get("checks", [])),
         search=_search(document.get("find_rate")),
+        unjudged=unjudged,
     )

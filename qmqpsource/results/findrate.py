@@ -2,9 +2,10 @@
 
 A step is one judged open-loop run at the rate asked. Its verdict:
 
-- held: every check held, no message failed unless a check judges failures (as a
-  plain run's exit status has it), and it ended at least KEPT_UP of the messages the
-  rate asked for (messages ended / --step-duration: the "achieved" rate);
+- held: every check held, no message failed that no check judged (checks.
+  unjudged_failures, as a plain run's exit status has it), and it ended at least
+  KEPT_UP of the messages the rate asked for (messages ended / --step-duration: the
+  "achieved" rate);
 - sessions: otherwise, if the sessions and not the server were the limit: more than
   BEHIND_SHARE of its messages started behind schedule (every session busy); the
   server kept its speed, its mean reply latency (from the connection up to the reply:
@@ -32,11 +33,14 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from qmqpsource.results.checks import Check, Verdict, judge, judges_failures, measure
+from qmqpsource.results.checks import Check, Verdict, judge, measure, unjudged_failures
+from qmqpsource.results.document import parse_json
+from qmqpsource.results.histogram import COUNTS_LEN, highest_equivalent
 from qmqpsource.results.outcome import Outcome
 from qmqpsource.results.result import Result
-from qmqpsource.source.ratesearch import RateSearch
+from qmqpsource.source.ratesearch import MAX_STEPS, RateSearch
 from qmqpsource.source.ratesearch import Verdict as StepVerdict
+from qmqpsource.values import MAX_COUNT
 from qmqpsource.wording import counted
 
 __all__ = [
@@ -139,8 +143,7 @@ def _kept_speed(result: Result, baseline: Step | None) -> bool:
 
 
 def _holds(checks: Sequence[Check], verdicts: Sequence[Verdict], result: Result) -> bool:
-    failed = result.attempted - result.outcomes[Outcome.ACCEPTED]
-    return all(v.ok for v in verdicts) and (not failed or judges_failures(checks))
+    return all(v.ok for v in verdicts) and unjudged_failures(checks, result.outcomes) == 0
 
 
 def _holds_on_server_time(checks: Sequence[Check], result: Result) -> bool:
@@ -150,8 +153,8 @@ def _holds_on_server_time(checks: Sequence[Check], result: Result) -> bool:
     for check in checks:
         if check.kind == "rate":
             continue
-        if split and check.kind == "latency" and check.name.startswith("total."):
-            check = dataclasses.replace(check, name="reply." + check.name.partition(".")[2])
+        if split and check.kind == "latency" and check.latency == "total":
+            check = dataclasses.replace(check, name=f"reply.{check.figure}")
         if not check.holds(measure(check, result)):
             return False
     return True
@@ -208,14 +211,14 @@ def find_rate_in(data: bytes) -> dict[str, Any] | None:
     JSON); None if it has none. Raises ValueError when it is malformed."""
     if b'"find_rate"' not in data:
         return None  # most results: no second parse
-    import json
-
-    return parse_find_rate(json.loads(data))
+    return parse_find_rate(parse_json(data.decode("utf-8")))
 
 
 def parse_find_rate(obj: Any) -> dict[str, Any] | None:
-    """A result's ``find_rate`` field, checked enough to print; None if it has none.
-    Raises ValueError with one line when it is there but malformed."""
+    """A result's ``find_rate`` field, checked enough to print and chart; None if it has
+    none. Raises ValueError with one line when it is there but malformed, or holds what
+    no search writes: more than MAX_STEPS steps, a latency beyond the histograms' range
+    (a p99 of 1.7e308 ms broke the chart's log axis)."""
     if not isinstance(obj, dict) or "find_rate" not in obj:
         return None
     value = obj["find_rate"]
@@ -224,17 +227,24 @@ def parse_find_rate(obj: Any) -> dict[str, Any] | None:
     rate = value.get("rate")
     if rate is not None and not _number(rate):
         raise ValueError("find_rate.rate: not a number")
+    if len(value["steps"]) > MAX_STEPS:
+        raise ValueError(f"find_rate.steps: {len(value['steps'])} steps, more than the "
+                         f"{MAX_STEPS} a search runs")
     for step in value["steps"]:
         if not (isinstance(step, dict) and _number(step.get("rate"))
                 and _number(step.get("achieved")) and isinstance(step.get("checks", []), list)
                 and all(isinstance(c, dict) for c in step.get("checks", []))):
             raise ValueError("find_rate.steps: a step without its rate and achieved rate")
-        for key in ("p50_ms", "p99_ms", "failed"):
-            if key in step and not _number(step[key]):
-                raise ValueError(f"find_rate.steps: {key} is not a number")
+        for key, top in (("p50_ms", _TOP_MS), ("p99_ms", _TOP_MS), ("failed", MAX_COUNT)):
+            if key in step and not _number(step[key], top):
+                raise ValueError(f"find_rate.steps: {key} is not a number from 0 to {top:g}")
     return value
 
 
-def _number(value: Any) -> bool:
+# The largest latency a histogram holds, in ms: no step's p50 or p99 is larger.
+_TOP_MS = highest_equivalent(COUNTS_LEN - 1) / 1000
+
+
+def _number(value: Any, top: float = math.inf) -> bool:
     return (isinstance(value, int | float) and not isinstance(value, bool)
-            and math.isfinite(value))
+            and math.isfinite(value) and 0 <= value <= top)

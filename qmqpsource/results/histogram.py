@@ -17,10 +17,13 @@ from collections.abc import Iterable, Mapping, Sequence
 from itertools import accumulate
 from typing import Any
 
+from qmqpsource.errors import ResultError
+
 __all__ = [
     "COUNTS_LEN",
     "HIGHEST",
     "LOWEST",
+    "MAX_TOTAL",
     "SIGNIFICANT_FIGURES",
     "Histogram",
     "HistogramError",
@@ -52,9 +55,14 @@ def _bucket_count(highest: int) -> int:
 
 
 COUNTS_LEN = (_bucket_count(HIGHEST) + 1) << SUB_BUCKET_HALF_COUNT_MAGNITUDE
+# The most values a histogram holds: HdrHistogram's encoding zigzags each count into 64
+# bits, so that a count from 2**62 on does not come back as it went, and hdrh's encoder
+# corrupts its heap (free(): invalid pointer) on a total past 2**63. Refused before
+# hdrh sees them, on the way in and out (and by a merge: result.py).
+MAX_TOTAL = 2**62 - 1
 
 
-class HistogramError(ValueError):
+class HistogramError(ResultError):
     """An ``hdr`` string that is not a histogram this module can merge exactly."""
 
 
@@ -127,6 +135,7 @@ def encode_sparse(sparse: Mapping[int, int]) -> str:
     import struct
     import zlib
 
+    _refuse_total(sum(sparse.values()))
     out = bytearray()
     last = -1
     for index in sorted(sparse):
@@ -140,6 +149,11 @@ def encode_sparse(sparse: Mapping[int, int]) -> str:
     payload = zlib.compress(header + bytes(out))
     wrapped = struct.pack(">II", _COMPRESSED_COOKIE, len(payload)) + payload
     return base64.b64encode(wrapped).decode("ascii")
+
+
+def _refuse_total(total: int) -> None:
+    if total > MAX_TOTAL:
+        raise HistogramError(f"histogram holds {total} values, more than {MAX_TOTAL}")
 
 
 class Histogram:
@@ -225,9 +239,10 @@ class Histogram:
         """HdrHistogram's standard compressed base64 form (V2, "HISTF...")."""
         from hdrh.histogram import HdrHistogram
 
+        total = self.count
+        _refuse_total(total)  # before hdrh sees the counts
         hdr: Any = HdrHistogram(LOWEST, HIGHEST, SIGNIFICANT_FIGURES)
         hdr.counts[:COUNTS_LEN] = self.counts
-        total = self.count
         if total:
             # encode() sizes its output from these, as record_value would have left them.
             hdr.total_count = total
@@ -259,6 +274,7 @@ class Histogram:
         del counts[top:]
         if counts and min(counts) < 0:
             raise HistogramError("histogram has negative counts")
+        _refuse_total(sum(counts))
         counts += [0] * (COUNTS_LEN - top)
         return cls._adopt(counts)
 

@@ -5,11 +5,13 @@ percentile from them, and merging adds counts and histograms, so that results fr
 several processes or hosts combine exactly. ``elapsed_s`` of a merge spans from the
 earliest start to the latest end; throughput is recomputed over that span.
 
-Throughput counts every message that ended (``attempted``), failures included: the
-counts by outcome say what became of them.
+Throughput's ``messages_per_s`` counts every message that ended (``attempted``),
+failures included; ``accepted_per_s`` only those accepted (figures.Throughput).
 
 Schema /2 adds the timeline (timeline.py): ``interval_s`` and ``timeline``. Files of
-schema /1 are still read, with no timeline (an empty one).
+schema /1 are still read, with no timeline (an empty one). Each field of a document is
+read and checked by document.py; the typed figures the API gives (counts, throughput,
+latency_ms, status) are figures.py's; which results may be merged is parts.py's say.
 
 No I/O here beyond ``read`` and ``write`` of the files given. json is imported only
 by those, so that a run without --json does not pay for it.
@@ -17,18 +19,28 @@ by those, so that a run without --json does not pay for it.
 
 from __future__ import annotations
 
-import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import IO, Any
 
-from qmqpsource.results.checks import Verdict
-from qmqpsource.results.histogram import Histogram, HistogramError
+from qmqpsource.errors import ResultError
+from qmqpsource.results import document
+from qmqpsource.results.checks import Verdict, unjudged_failures
+from qmqpsource.results.document import ERROR_CAUSES
+from qmqpsource.results.figures import (
+    PERCENTILES,
+    RUN_STATUSES,
+    Counts,
+    LatencySummary,
+    RunStatus,
+    Throughput,
+)
+from qmqpsource.results.histogram import MAX_TOTAL, Histogram
 from qmqpsource.results.outcome import Outcome
 from qmqpsource.results.stats import LATENCIES, RunStats
 from qmqpsource.results.timeline import DEFAULT_INTERVAL, Interval, merge_timelines
-from qmqpsource.results.timeline_json import TimelineError, timeline_from_json
+from qmqpsource.values import MAX_COUNT
 
 __all__ = [
     "ERROR_CAUSES",
@@ -56,14 +68,7 @@ SCHEMA_1 = "qmqpsource.result/1"
 # A result is a few KiB (a merge of thousands of runs, a few MiB): a file larger than
 # this is not one, and is not read further (/dev/zero would fill the memory).
 SIZE_LIMIT = 64 * 1024 * 1024
-# Percentile -> key in latency_ms.
-PERCENTILES = {50.0: "p50", 90.0: "p90", 99.0: "p99", 99.9: "p999"}
-ERROR_CAUSES = tuple(o.value for o in Outcome if o.is_error)
-STATUSES = ("completed", "failed", "interrupted")
-
-
-class ResultError(ValueError):
-    """A result that cannot be read or merged; ``str()`` is one line for the user."""
+STATUSES = RUN_STATUSES
 
 
 @dataclass(frozen=True)
@@ -79,7 +84,7 @@ class Result:
     recipients: int
     bytes_sent: int
     latency: dict[str, Histogram]
-    status: str = "completed"
+    status: RunStatus = "completed"
     failure: str | None = None
     runs: int = 1
     behind_schedule: int = 0
@@ -106,25 +111,35 @@ class Result:
     def rate(self, amount: int) -> float:
         return amount / self.elapsed_s if self.elapsed_s > 0 else 0.0
 
-    # What the JSON document says, for the Python API: result.counts["accepted"].
+    @property
+    def ok(self) -> bool:
+        """The run completed, no message failed that no check allowed, and every check
+        held: what a CI job wants to know (the command line's exit status 0)."""
+        return (self.status == "completed" and all(v.ok for v in self.checks)
+                and unjudged_failures(self.checks, self.outcomes) == 0)
+
+    # What the JSON document says, typed, for the Python API: result.counts.accepted.
 
     @property
-    def counts(self) -> dict[str, int]:
-        """``{"attempted", "accepted", "tempfail", "permfail", "error"}`` as in the JSON."""
-        counts: dict[str, int] = _summary_dict(self)["counts"]
-        return counts
+    def counts(self) -> Counts:
+        """Messages by outcome, as the JSON's ``counts``."""
+        return Counts.of(self.outcomes)
 
     @property
-    def throughput(self) -> dict[str, float]:
-        """``{"messages_per_s", "recipients_per_s", "bytes_per_s"}`` as in the JSON."""
-        throughput: dict[str, float] = _summary_dict(self)["throughput"]
-        return throughput
+    def throughput(self) -> Throughput:
+        """Messages, recipients and bytes a second, as the JSON's ``throughput``."""
+        return Throughput(
+            messages_per_s=round(self.rate(self.attempted), 3),
+            accepted_per_s=round(self.rate(self.outcomes[Outcome.ACCEPTED]), 3),
+            recipients_per_s=round(self.rate(self.recipients), 3),
+            bytes_per_s=round(self.rate(self.bytes_sent), 3),
+        )
 
     @property
-    def latency_ms(self) -> dict[str, dict[str, Any]]:
-        """Each latency's count, mean, p50, p90, p99, p999, max (and hdr), as in the JSON."""
-        latency: dict[str, dict[str, Any]] = _summary_dict(self)["latency_ms"]
-        return latency
+    def latency_ms(self) -> dict[str, LatencySummary]:
+        """Each latency's summary by name (connect, reply, total: reply is missing from
+        some results of schema /1), as the JSON's ``latency_ms`` without ``hdr``."""
+        return {name: LatencySummary.of(h) for name, h in self.latency.items()}
 
     def to_dict(self) -> dict[str, Any]:
         """The JSON document (schema qmqpsource.result), as a dict."""
@@ -141,7 +156,7 @@ def from_stats(
     *,
     tool_name: str,
     tool_version: str,
-    status: str = "completed",
+    status: RunStatus = "completed",
     failure: str | None = None,
 ) -> Result:
     """The result of a run that has finished (stats.finish() called)."""
@@ -170,17 +185,8 @@ def from_stats(
     )
 
 
-def _ms(us: float) -> float:
-    return round(us / 1000, 3)
-
-
 def _latency_dict(histogram: Histogram) -> dict[str, Any]:
-    values = histogram.percentiles(list(PERCENTILES))
-    out: dict[str, Any] = {"count": histogram.count, "mean": _ms(histogram.mean)}
-    out.update((key, _ms(v)) for key, v in zip(PERCENTILES.values(), values, strict=True))
-    out["max"] = _ms(histogram.max)
-    out["hdr"] = histogram.encode()
-    return out
+    return {**LatencySummary.of(histogram).to_dict(), "hdr": histogram.encode()}
 
 
 def to_dict(result: Result) -> dict[str, Any]:
@@ -199,7 +205,6 @@ def to_dict(result: Result) -> dict[str, Any]:
 
 def _summary_dict(result: Result) -> dict[str, Any]:
     """The JSON object but the timeline (what schema /1 had)."""
-    o = result.outcomes
     return {
         "schema": SCHEMA,
         "tool": {"name": result.tool_name, "version": result.tool_version},
@@ -209,158 +214,60 @@ def _summary_dict(result: Result) -> dict[str, Any]:
         "runs": result.runs,
         "started_at": result.started_at.isoformat(timespec="microseconds"),
         "elapsed_s": round(result.elapsed_s, 6),
-        "counts": {
-            "attempted": result.attempted,
-            "accepted": o[Outcome.ACCEPTED],
-            "tempfail": o[Outcome.TEMPFAIL],
-            "permfail": o[Outcome.PERMFAIL],
-            "error": result.error,
-        },
+        "counts": result.counts.to_dict(),
         "errors": result.errors,
         "recipients": result.recipients,
         "bytes_sent": result.bytes_sent,
         "behind_schedule": result.behind_schedule,
         "cut_off": result.cut_off,
-        "throughput": {
-            "messages_per_s": round(result.rate(result.attempted), 3),
-            "recipients_per_s": round(result.rate(result.recipients), 3),
-            "bytes_per_s": round(result.rate(result.bytes_sent), 3),
-        },
+        "throughput": result.throughput.to_dict(),
         "latency_ms": {name: _latency_dict(h) for name, h in result.latency.items()},
         "checks": [verdict.to_dict() for verdict in result.checks],
     }
 
 
-def _get(obj: Mapping[str, Any], key: str, kind: type | tuple[type, ...], where: str = "") -> Any:
-    if key not in obj:
-        raise ResultError(f"missing {where}{key}")
-    value = obj[key]
-    # bool is an int in Python, never in this schema.
-    if isinstance(value, bool) and bool not in (kind if isinstance(kind, tuple) else (kind,)):
-        raise ResultError(f"{where}{key}: wrong type")
-    if not isinstance(value, kind):
-        raise ResultError(f"{where}{key}: wrong type")
-    return value
-
-
-def _count(obj: Mapping[str, Any], key: str, where: str = "") -> int:
-    value: int = _get(obj, key, int, where)
-    if value < 0:
-        raise ResultError(f"{where}{key}: negative")
-    return value
-
-
-def _times(obj: Mapping[str, Any]) -> tuple[datetime, float]:
-    """started_at and elapsed_s, checked: an end that no date can hold is refused too."""
-    started_text = _get(obj, "started_at", str)
-    try:
-        started_at = datetime.fromisoformat(started_text)
-    except ValueError:
-        raise ResultError(f"started_at: not an ISO 8601 time: {started_text!r}") from None
-    if started_at.tzinfo is None:
-        raise ResultError("started_at: no UTC offset")
-    elapsed = float(_get(obj, "elapsed_s", (int, float)))
-    if not math.isfinite(elapsed) or elapsed < 0:
-        raise ResultError("elapsed_s: not a duration")
-    try:
-        started_at + timedelta(seconds=elapsed)  # the end: a merge needs it
-    except OverflowError:
-        raise ResultError("started_at plus elapsed_s is out of range") from None
-    return started_at, elapsed
-
-
 def from_dict(obj: Any) -> Result:
-    """Validate and read a parsed JSON object; percentiles are recomputed from ``hdr``."""
+    """Validate and read a parsed JSON object; percentiles are recomputed from ``hdr``.
+    Each field is read and checked by document.py."""
     if not isinstance(obj, dict):
         raise ResultError("not a JSON object")
     schema = obj.get("schema")
     if schema not in (SCHEMA, SCHEMA_1):
         raise ResultError(f"schema is {schema!r}, not {SCHEMA!r} (nor {SCHEMA_1!r})")
-    tool = _get(obj, "tool", dict)
-    started_at, elapsed = _times(obj)
-    counts = _get(obj, "counts", dict)
-    errors = _get(obj, "errors", dict)
-    outcomes = {
-        Outcome.ACCEPTED: _count(counts, "accepted", "counts."),
-        Outcome.TEMPFAIL: _count(counts, "tempfail", "counts."),
-        Outcome.PERMFAIL: _count(counts, "permfail", "counts."),
-    }
-    for cause in errors:
-        if cause not in ERROR_CAUSES:
-            raise ResultError(f"errors: unknown cause {cause!r}")
-    for cause in ERROR_CAUSES:
-        outcomes[Outcome(cause)] = _count(errors, cause, "errors.") if cause in errors else 0
-    error_total = sum(n for o, n in outcomes.items() if o.is_error)
-    if _count(counts, "error", "counts.") != error_total:
-        raise ResultError("counts.error is not the sum of errors")
-    if _count(counts, "attempted", "counts.") != sum(outcomes.values()):
-        raise ResultError("counts.attempted is not the sum of the outcomes")
-    status = _get(obj, "status", str) if "status" in obj else "completed"
-    if status not in STATUSES:
-        raise ResultError(f"status: unknown {status!r}")
+    tool = document.get(obj, "tool", dict)
+    started_at, elapsed = document.times(obj)
+    counts = document.get(obj, "counts", dict)
+    outcomes = document.outcomes(counts, document.get(obj, "errors", dict))
     failure = obj.get("failure")
     if failure is not None and not isinstance(failure, str):
         raise ResultError("failure: wrong type")
-    runs = _count(obj, "runs") if "runs" in obj else 1
+    runs = document.count(obj, "runs") if "runs" in obj else 1
     if runs < 1:
         raise ResultError("runs: not a positive count")
-    latency_obj = _get(obj, "latency_ms", dict)
-    latency: dict[str, Histogram] = {}
-    for name in LATENCIES:
-        if name not in latency_obj:
-            if name == "reply":  # optional in the schema; only connect and total are required
-                continue
-            raise ResultError(f"missing latency_ms.{name}")
-        entry = _get(latency_obj, name, dict, "latency_ms.")
-        try:
-            histogram = Histogram.decode(_get(entry, "hdr", str, f"latency_ms.{name}."))
-        except HistogramError as exc:
-            raise ResultError(f"latency_ms.{name}.hdr: {exc}") from None
-        if "count" in entry and _count(entry, "count", f"latency_ms.{name}.") != histogram.count:
-            raise ResultError(f"latency_ms.{name}: count differs from its histogram")
-        latency[name] = histogram
-    if latency["total"].count != sum(outcomes.values()):
-        raise ResultError("latency_ms.total.count is not counts.attempted")
     interval_s = DEFAULT_INTERVAL
     timeline: tuple[Interval, ...] = ()  # schema /1: none
     if schema == SCHEMA:
-        try:
-            interval_s, timeline = timeline_from_json(obj, counts)
-        except TimelineError as exc:
-            raise ResultError(str(exc)) from None
+        interval_s, timeline = document.timeline(obj, counts, started_at)
     return Result(
-        tool_name=str(_get(tool, "name", str, "tool.")),
-        tool_version=str(_get(tool, "version", str, "tool.")),
-        config=dict(_get(obj, "config", dict)),
+        tool_name=str(document.get(tool, "name", str, "tool.")),
+        tool_version=str(document.get(tool, "version", str, "tool.")),
+        config=dict(document.get(obj, "config", dict)),
         started_at=started_at,
         elapsed_s=elapsed,
         outcomes=outcomes,
-        recipients=_count(obj, "recipients"),
-        bytes_sent=_count(obj, "bytes_sent"),
-        latency=latency,
-        status=status,
+        recipients=document.count(obj, "recipients"),
+        bytes_sent=document.count(obj, "bytes_sent"),
+        latency=document.latencies(document.get(obj, "latency_ms", dict),
+                                   sum(outcomes.values())),
+        status=document.status(obj),
         failure=failure,
         runs=runs,
-        behind_schedule=_count(obj, "behind_schedule") if "behind_schedule" in obj else 0,
-        cut_off=_count(obj, "cut_off") if "cut_off" in obj else 0,
-        checks=_verdicts(obj.get("checks", [])),
+        behind_schedule=document.count(obj, "behind_schedule") if "behind_schedule" in obj else 0,
+        cut_off=document.count(obj, "cut_off") if "cut_off" in obj else 0,
+        checks=document.verdicts(obj.get("checks", [])),
         interval_s=interval_s,
         timeline=timeline,
     )
-
-
-def _verdicts(items: Any) -> tuple[Verdict, ...]:
-    """The checks a result was judged by (none in a result of before --check)."""
-    if not isinstance(items, list):
-        raise ResultError("checks: wrong type")
-    verdicts = []
-    for item in items:
-        if not isinstance(item, dict):
-            raise ResultError("checks: wrong type")
-        value = _get(item, "value", (int, float), "checks.")
-        verdicts.append(Verdict(_get(item, "check", str, "checks."), float(value),
-                                _get(item, "ok", bool, "checks.")))
-    return tuple(verdicts)
 
 
 def _merge_config(configs: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
@@ -379,9 +286,10 @@ def _merge_config(configs: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
     return out
 
 
-def _merge_status(results: Sequence[Result]) -> str:
+def _merge_status(results: Sequence[Result]) -> RunStatus:
     statuses = {r.status for r in results}
-    for status in ("interrupted", "failed"):
+    worst: tuple[RunStatus, ...] = ("interrupted", "failed")
+    for status in worst:
         if status in statuses:
             return status
     return "completed"
@@ -391,6 +299,7 @@ def merge(results: Sequence[Result], *, tool_name: str, tool_version: str) -> Re
     """Several results as one: counts add, histograms merge, elapsed spans all the runs."""
     if not results:
         raise ValueError("nothing to merge")
+    _refuse_overflow(results)
     start = min(r.started_at for r in results)
     try:
         end = max(r.started_at + timedelta(seconds=r.elapsed_s) for r in results)
@@ -428,11 +337,30 @@ def merge(results: Sequence[Result], *, tool_name: str, tool_version: str) -> Re
     )
 
 
+def _refuse_overflow(results: Sequence[Result]) -> None:
+    """Counts that cannot be added are refused before they are: a merged histogram of
+    more than MAX_TOTAL values made hdrh's encoder corrupt its heap (an abort), and the
+    other counts stay within int64, as a reader takes them."""
+    sums = [(f"latency_ms.{name}", sum(r.latency[name].count for r in results
+                                       if name in r.latency), MAX_TOTAL)
+            for name in LATENCIES]
+    sums += [(name, sum(getattr(r, name) for r in results), MAX_COUNT)
+             for name in ("recipients", "bytes_sent", "runs", "behind_schedule", "cut_off")]
+    for name, total, limit in sums:
+        if total > limit:
+            raise ResultError(f"merged, {name} would count {total}, more than {limit}")
+
+
 def dumps(result: Result, extra: Mapping[str, Any] | None = None) -> str:
-    """``result`` as the text of one JSON document (``extra``: more keys)."""
+    """``result`` as the text of one JSON document (``extra``: more keys). NaN and
+    Infinity are never written (JSON has neither): a ResultError."""
     import json
 
-    return json.dumps({**to_dict(result), **(extra or {})}, indent=2) + "\n"
+    try:
+        text = json.dumps({**to_dict(result), **(extra or {})}, indent=2, allow_nan=False)
+    except ValueError as exc:
+        raise ResultError(f"not written: {exc}") from None
+    return text + "\n"
 
 
 def write(result: Result, file: IO[str], extra: Mapping[str, Any] | None = None) -> None:
@@ -469,7 +397,7 @@ def loads(text: str) -> Result:
     if not text.strip():
         raise ResultError("empty: not a result")  # a FIFO with no writer reads so
     try:
-        obj = json.loads(text)
+        obj = document.parse_json(text)
     except json.JSONDecodeError as exc:
         raise ResultError(f"not JSON: {exc}") from None
     except RecursionError:

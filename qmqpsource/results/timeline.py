@@ -26,7 +26,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from itertools import accumulate, compress
 from operator import ne  # not int.__ne__: a slot wrapper's call costs twice as much
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
 from qmqpsource.results.histogram import (
     COUNTS_LEN,
@@ -38,16 +38,16 @@ from qmqpsource.results.histogram import (
 )
 from qmqpsource.results.outcome import Outcome
 
-if TYPE_CHECKING:
-    from qmqpsource.results.stats import RunStats
-
 __all__ = [
     "COUNT_KEYS",
     "DEFAULT_INTERVAL",
+    "MAX_INTERVALS",
     "MIN_INTERVAL",
+    "TICK",
     "TIMELINE_PERCENTILES",
     "Interval",
     "LatencyCounts",
+    "Tally",
     "TimelineRecorder",
     "add_counts",
     "check_interval",
@@ -68,8 +68,11 @@ TIMELINE_PERCENTILES = {50.0: "p50", 90.0: "p90", 99.0: "p99"}
 # At most this many intervals in a timeline (a day at 1 s has 86,400, and would make a
 # file of tens of MB): beyond, the step widens to a whole multiple of itself.
 MAX_INTERVALS = 10_000
-# A last interval shorter than this (clock rounding) is no interval.
-_TINY = 1e-6
+# Times are written to the microsecond: a positive one below it is none the writer
+# wrote, and a reader refuses it (5e-324 s made rates of infinity). A last interval
+# shorter than this (clock rounding) is no interval.
+TICK = 1e-6
+_TINY = TICK
 
 # Counts compared at a time when an interval closes (see TimelineRecorder._gained).
 _DIFF_BLOCK = 64
@@ -255,12 +258,28 @@ def _intervals(
     return step, tuple(out)
 
 
+class Tally(Protocol):
+    """What a TimelineRecorder reads of its run's stats (RunStats, which owns the
+    recorder: this, not RunStats, keeps the import one way)."""
+
+    @property
+    def attempted(self) -> int: ...
+    @property
+    def accepted(self) -> int: ...
+    @property
+    def failed(self) -> int: ...
+    @property
+    def failure_counts(self) -> Mapping[Outcome, int]: ...
+    @property
+    def total(self) -> Histogram: ...
+
+
 class TimelineRecorder:
     """The timeline of one RunStats while it runs (see the module doc)."""
 
     __slots__ = ("_closed", "_index", "_mark_counts", "_mark_total", "_stats", "origin", "step")
 
-    def __init__(self, stats: RunStats, step: float) -> None:
+    def __init__(self, stats: Tally, step: float) -> None:
         self._stats = stats
         self.step = step
         self.origin = 0.0  # clock time of the run's start (the runner's clock)
@@ -289,8 +308,8 @@ class TimelineRecorder:
     def _counts_now(self) -> dict[str, int]:
         stats = self._stats
         failures = stats.failure_counts
-        tempfail = failures[Outcome.TEMPFAIL]
-        permfail = failures[Outcome.PERMFAIL]
+        tempfail = failures.get(Outcome.TEMPFAIL, 0)
+        permfail = failures.get(Outcome.PERMFAIL, 0)
         return {
             "attempted": stats.attempted,
             "accepted": stats.accepted,

@@ -2,7 +2,9 @@
 
 Every interval is checked on its own (one line names the field at fault), and together
 they must add up to the document's counts: a timeline that does not is refused, not
-drawn.
+drawn. Nothing is taken that the writer would not write: more than MAX_INTERVALS
+intervals (300,000 took 1.5 GB), a step under MIN_INTERVAL, an interval longer than the
+step, a time under a microsecond but 0 (TICK) or past any date (``horizon_s``).
 """
 
 from __future__ import annotations
@@ -11,9 +13,13 @@ import math
 from collections.abc import Mapping
 from typing import Any
 
+from qmqpsource.errors import ResultError
 from qmqpsource.results.histogram import Histogram, HistogramError
 from qmqpsource.results.timeline import (
     COUNT_KEYS,
+    MAX_INTERVALS,
+    MIN_INTERVAL,
+    TICK,
     Interval,
     Sparse,
     add_counts,
@@ -25,16 +31,21 @@ from qmqpsource.results.timeline import (
 __all__ = ["TimelineError", "timeline_from_json"]
 
 
-class TimelineError(ValueError):
+class TimelineError(ResultError):
     """A timeline in a result document that cannot be read; ``str()`` is one line."""
 
 
-def _number(obj: Mapping[str, Any], key: str, where: str) -> float:
+def _number(obj: Mapping[str, Any], key: str, where: str, horizon_s: float) -> float:
+    """A time in seconds, as the writer writes one: 0, or a microsecond up to the horizon."""
     value = obj.get(key)
     if isinstance(value, bool) or not isinstance(value, (int, float)):
         raise TimelineError(f"{where}{key}: missing or not a number")
     if not math.isfinite(value) or value < 0:
         raise TimelineError(f"{where}{key}: not a duration")
+    if 0 < value < TICK:
+        raise TimelineError(f"{where}{key}: {value} is under a microsecond, and not 0")
+    if value > horizon_s:
+        raise TimelineError(f"{where}{key}: past any date")
     return float(value)
 
 
@@ -71,17 +82,18 @@ def _interval_sparse(obj: Mapping[str, Any], attempted: int, where: str) -> Spar
     return sparse
 
 
-def timeline_from_json(obj: Mapping[str, Any], counts: Mapping[str, int]) -> tuple[
-    float, tuple[Interval, ...]
-]:
+def timeline_from_json(obj: Mapping[str, Any], counts: Mapping[str, int],
+                       horizon_s: float = math.inf) -> tuple[float, tuple[Interval, ...]]:
     """``interval_s`` and ``timeline`` of a schema /2 document, checked, and checked to
-    add up to the document's ``counts``; (step, intervals)."""
-    step = _number(obj, "interval_s", "")
-    if step <= 0:
-        raise TimelineError("interval_s: not a positive number of seconds")
+    add up to the document's ``counts``; (step, intervals). ``horizon_s``: seconds from
+    the run's start to the last date there is (no time of the timeline reaches past)."""
+    step = _step(obj, horizon_s)
     items = obj.get("timeline")
     if not isinstance(items, list):
         raise TimelineError("timeline: missing or not a list")
+    if len(items) > MAX_INTERVALS:
+        raise TimelineError(f"timeline: {len(items)} intervals, more than the "
+                            f"{MAX_INTERVALS} a result has")
     intervals = []
     sums = zero_counts()
     offset = 0.0
@@ -89,15 +101,26 @@ def timeline_from_json(obj: Mapping[str, Any], counts: Mapping[str, int]) -> tup
         where = f"timeline[{n}]."
         if not isinstance(item, dict):
             raise TimelineError(f"timeline[{n}]: not an object")
-        start = _number(item, "offset_s", where)
+        start = _number(item, "offset_s", where, horizon_s - step)
         if start < offset:
             raise TimelineError(f"{where}offset_s: before the interval it follows")
         offset = start
+        duration = _number(item, "duration_s", where, horizon_s)
+        if duration > step + TICK:  # each rounded to the microsecond on its own
+            raise TimelineError(f"{where}duration_s: longer than interval_s")
         interval_counts = _interval_counts(item, where)
         sparse = _interval_sparse(item, interval_counts["attempted"], where)
         add_counts(sums, interval_counts)
-        intervals.append(Interval.of(start, _number(item, "duration_s", where),
-                                     interval_counts, sparse))
+        intervals.append(Interval.of(start, duration, interval_counts, sparse))
     if intervals and any(sums[key] != counts[key] for key in COUNT_KEYS):
         raise TimelineError("timeline: its counts do not add up to the result's counts")
     return step, tuple(intervals)
+
+
+def _step(obj: Mapping[str, Any], horizon_s: float) -> float:
+    step = _number(obj, "interval_s", "", horizon_s)
+    if step <= 0:
+        raise TimelineError("interval_s: not a positive number of seconds")
+    if step < MIN_INTERVAL:
+        raise TimelineError(f"interval_s: {step} is under the {MIN_INTERVAL} s a step is")
+    return step

@@ -12,6 +12,7 @@ import pytest
 from qmqpsource.cli import finish
 from qmqpsource.cli.outfile import OutputFile
 from qmqpsource.results import result
+from qmqpsource.results.figures import RunStatus
 from qmqpsource.results.outcome import Outcome
 from qmqpsource.results.stats import RunStats
 from qmqpsource.source.config import SourceConfig
@@ -19,7 +20,7 @@ from qmqpsource.source.config import SourceConfig
 SINK_COUNTS = {"connections": 1, "messages": 3, "recipients": 3, "replies": {"K": 2, "Z": 1}}
 
 
-def run_result(status: str = "completed", **fields: object) -> result.Result:
+def run_result(status: RunStatus = "completed", **fields: object) -> result.Result:
     """A run of three messages: two accepted, one tempfailed (``fields``: more of it)."""
     stats = RunStats(recipients_per_message=1, bytes_per_message=100)
     stats.begin()
@@ -80,7 +81,7 @@ def test_report_shows_the_summary_and_the_sinks_line(
 
 @pytest.mark.parametrize(("quiet", "status"), [(True, "completed"), (False, "failed")])
 def test_report_is_silent_when_quiet_or_failed(
-    capsys: pytest.CaptureFixture[str], tmp_path: Path, quiet: bool, status: str
+    capsys: pytest.CaptureFixture[str], tmp_path: Path, quiet: bool, status: RunStatus
 ) -> None:
     # A failed run's fatal line says it all; its JSON is written all the same.
     path = tmp_path / "r.json"

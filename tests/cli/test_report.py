@@ -8,23 +8,30 @@ import os
 import resource
 import subprocess
 import sys
+import sysconfig
 from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
+from functools import partial
 from pathlib import Path
 from typing import Any
 
 import pytest
+import trio
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from qmqpsource.protocol import netstring
 from qmqpsource.results import result
-from qmqpsource.results.histogram import HIGHEST, Histogram
+from qmqpsource.results.checks import judge, parse_check
+from qmqpsource.results.histogram import HIGHEST, MAX_TOTAL, Histogram
 from qmqpsource.results.outcome import Outcome
 from qmqpsource.results.stats import RunStats
 from qmqpsource.results.summary import format_summary
 from qmqpsource.source.config import SourceConfig
+from tests.qmqp_server import ServerState, qmqp_server, read_request
 
 REPORT = [sys.executable, "-c", "from qmqpsource.cli.report import main; main()"]
+SOURCE = [sys.executable, "-m", "qmqpsource"]
 T0 = datetime(2026, 11, 24, 15, 0, 0, 123456, tzinfo=UTC)
 
 
@@ -189,11 +196,23 @@ def test_summary_text() -> None:
     assert text.endswith("\n")
     assert lines[0] == "2.000 s, 9 messages: 7 accepted, 1 tempfail, 0 permfail, 1 error"
     assert lines[1] == "errors: refused 1"
-    assert lines[2] == "4.5 msg/s, 8.0 rcpt/s, 0.00 MB/s"
+    assert lines[2] == "3.5 msg/s accepted (4.5 attempted), 8.0 rcpt/s, 0.00 MB/s"
     assert lines[3].split() == ["latency", "ms", "p50", "p90", "p99", "p99.9", "max"]
     assert lines[4].split() == ["connect", "1.000", "1.000", "1.000", "1.000", "1.000"]
     assert lines[5].split()[0] == "total"
     assert len({len(line) for line in lines[3:]}) == 1  # the table's columns line up
+
+
+def test_a_server_that_fails_every_message_fast_has_no_accepted_rate() -> None:
+    refused = make_result([(Outcome.REFUSED, 0.0, None, 0.0001)] * 1000, elapsed=0.5)
+    lines = format_summary(refused).splitlines()
+    assert lines[0] == "0.500 s, 1000 messages: 0 accepted, 0 tempfail, 0 permfail, 1000 error"
+    assert lines[2].startswith("0.0 msg/s accepted (2000.0 attempted), ")
+    throughput = refused.to_dict()["throughput"]
+    # messages_per_s keeps its meaning (every message that ended); accepted_per_s is new.
+    assert (throughput["messages_per_s"], throughput["accepted_per_s"]) == (2000.0, 0.0)
+    [verdict] = judge([parse_check("rate>=1")], refused)
+    assert (verdict.value, verdict.ok) == (0.0, False)
 
 
 def test_summary_columns_stay_apart_for_long_latencies() -> None:
@@ -306,7 +325,10 @@ def test_report_unwritable_json(tmp_path: Path) -> None:
 
 def test_qmqp_report_console_script_is_installed(tmp_path: Path) -> None:
     a = write(tmp_path / "a.json", run_a())
-    done = subprocess.run(["qmqp-report", "-q", str(a)], capture_output=True, text=True,
+    # Where this interpreter's installs put their scripts: .venv/bin is on PATH only in
+    # an activated venv, and '.venv/bin/pytest' runs without one.
+    script = Path(sysconfig.get_path("scripts")) / "qmqp-report"
+    done = subprocess.run([str(script), "-q", str(a)], capture_output=True, text=True,
                           timeout=60, check=False)
     assert (done.returncode, done.stdout, done.stderr) == (0, "", "")
 
@@ -375,3 +397,90 @@ def test_report_refuses_a_file_named_twice(tmp_path: Path) -> None:
         line = fatal_line(report_limited(*twice))
         assert line == (f"qmqp-report: fatal: {twice[1]}: the same file as {a}: "
                         "its runs would count twice")
+
+
+def test_report_refuses_counts_that_cannot_be_added(tmp_path: Path) -> None:
+    # Each file holds as many messages as a histogram can (MAX_TOTAL); merged, their
+    # counts passed 2**63 inside hdrh's encoder, which corrupted its heap and aborted.
+    half = MAX_TOTAL // 2
+    histogram = Histogram()
+    histogram.record(1000, half)
+    histogram.record(3000, half)
+    outcomes = dict.fromkeys(Outcome, 0)
+    outcomes[Outcome.ACCEPTED] = 2 * half
+    full = dataclasses.replace(run_a(), outcomes=outcomes, timeline=(), latency={
+        name: histogram.copy() for name in ("connect", "reply", "total")})
+    paths = [write(tmp_path / f"{n}.json",
+                   dataclasses.replace(full, started_at=T0 + timedelta(seconds=n / 10)))
+             for n in range(8)]
+    assert report_limited("-q", paths[0]).returncode == 0  # each alone is read
+    line = fatal_line(report_limited(*paths, "--json", tmp_path / "merged.json"))
+    assert line == (f"qmqp-report: fatal: merged, latency_ms.connect would count "
+                    f"{16 * half}, more than {MAX_TOTAL}")
+
+
+# -- merging only the parts of one run (issue 23, item 7)
+
+
+def test_report_refuses_to_merge_runs_that_are_not_one(tmp_path: Path) -> None:
+    # Before, two unrelated runs were merged into one rate that neither had.
+    a = write(tmp_path / "a.json", run_a())
+    other = dataclasses.replace(run_b(), config={**run_b().config, "target": "10.0.0.1:628"})
+    b = write(tmp_path / "b.json", other)
+    line = fatal_line(report_limited(a, b))
+    assert line == (f"qmqp-report: fatal: {b}: not a part of the same run as {a}: its "
+                    f"config.target is '10.0.0.1:628', {a}'s '127.0.0.1:628'; --merge-anyway "
+                    "merges them all the same")
+    done = report("--merge-anyway", a, b)
+    assert (done.returncode, done.stderr) == (0, "")
+    assert done.stdout.startswith("2.750 s (2 runs), 14 messages: ")
+
+
+def test_report_refuses_to_merge_runs_apart_in_time(tmp_path: Path) -> None:
+    a = write(tmp_path / "a.json", run_a())
+    later = write(tmp_path / "later.json",
+                  dataclasses.replace(run_b(), started_at=T0 + timedelta(minutes=1)))
+    assert fatal_line(report_limited(a, later)) == (
+        f"qmqp-report: fatal: {later}: not a part of the same run as {a}: it started "
+        f"58.000 s after {a} ended (the parts of a run overlap in time); --merge-anyway "
+        "merges them all the same")
+
+
+def test_report_refuses_the_same_run_twice_whatever_its_files(tmp_path: Path) -> None:
+    a = write(tmp_path / "a.json", run_a())
+    copy = tmp_path / "copy.json"
+    copy.write_text(json.dumps(json.loads(a.read_text())))  # another file, other bytes
+    b = write(tmp_path / "b.json", run_b())
+    for merge_anyway in ((), ("--merge-anyway",)):
+        assert fatal_line(report_limited(*merge_anyway, a, b, copy)) == (
+            f"qmqp-report: fatal: {copy}: the same run as {a} (same start, length, config "
+            "and counts): its runs would count twice")
+
+
+async def test_report_merges_the_shards_of_a_run(tmp_path: Path) -> None:
+    # Each shard's one message waits at the server until both shards have sent theirs:
+    # the two runs overlap in time whatever the machine's load.
+    both_in = trio.Event()
+
+    async def gate(stream: trio.SocketStream, state: ServerState) -> None:
+        if await read_request(stream) is None:
+            return
+        if state.connections >= 2:
+            both_in.set()
+        await both_in.wait()
+        await stream.send_all(netstring(b"Kok"))
+
+    paths = [tmp_path / f"shard{n}.json" for n in range(2)]
+    async with qmqp_server(gate) as server, trio.open_nursery() as nursery:
+        nursery.cancel_scope.deadline = trio.current_time() + 60
+        for n, path in enumerate(paths):
+            command = [*SOURCE, "-q", "-m", "2", "--shard", f"{n}/2", "--json", str(path),
+                       server.target]
+            nursery.start_soon(partial(trio.run_process, command, check=True))
+            while server.connections <= n:  # noqa: ASYNC110 - bounded by the deadline
+                await trio.sleep(0.01)
+    done = report("--json", tmp_path / "merged.json", *paths)
+    assert done.returncode == 0, done.stderr
+    merged = json.loads((tmp_path / "merged.json").read_text())
+    assert merged["runs"] == 2 and merged["counts"]["accepted"] == 2
+    assert merged["config"]["shard_index"] == [0, 1] and merged["config"]["shard_count"] == 2

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import html
 import json
 import re
 import subprocess
@@ -26,17 +27,48 @@ def two_files(folder: Path) -> tuple[Path, Path]:
     return before, after
 
 
-def test_html_of_two_runs_keeps_the_merged_summary_on_stdout(tmp_path: Path) -> None:
+def test_html_of_two_runs_compares_them_unmerged(tmp_path: Path) -> None:
+    # Before and after a change are not the parts of one run: no merge, and no merged
+    # rate that neither had; each run's own summary, in the order given.
     before, after = two_files(tmp_path)
     page = tmp_path / "report.html"
     done = report("--html", page, before, after)
     assert (done.returncode, done.stderr) == (0, "")
-    assert done.stdout == report(before, after).stdout  # the merge's, as without --html
-    assert done.stdout.startswith("4.000 s (2 runs), ")
+    own = [report(path).stdout for path in (before, after)]
+    assert done.stdout == f"before.json:\n{own[0]}after.json:\n{own[1]}"
+    assert "(2 runs)" not in done.stdout
     text = page.read_text()
     assert "<title>qmqp-report: before.json, after.json</title>" in text
     assert re.findall(r'data-chart="(\w+)"', text)[-1] == "spectrum"
     assert set(re.findall(r'data-run="(\d)"', text)) == {"0", "1"}  # each file its own run
+    assert re.findall(r'<p class="verdict (\w+)"><strong>([^<]*)</strong>: (\w+): ', text) == [
+        ("held", "before.json", "passed"), ("held", "after.json", "passed")]
+
+
+def test_html_of_two_runs_judges_each_against_the_checks(tmp_path: Path) -> None:
+    before, after = two_files(tmp_path)  # after: latency twice before's
+    page = tmp_path / "report.html"
+    p99 = json.loads(before.read_text())["latency_ms"]["total"]["p99"]
+    limit = f"p99<{p99 * 1.5:.3f}ms"
+    done = report("-q", "--check", limit, "--check", "failed==0", "--html", page,
+                  before, after)
+    assert done.returncode == 3
+    assert done.stderr == f"qmqp-report: after.json: 1 of 2 checks failed: {limit}\n"
+    banner = [(css, label, html.unescape(words)) for css, label, words in re.findall(
+        r'<p class="verdict (\w+)"><strong>([^<]*)</strong>: ([^<]*)</p>', page.read_text())]
+    assert banner == [
+        ("held", "before.json", f"passed: completed; every check held ({limit}, failed==0)"),
+        ("failed", "after.json", f"FAILED: completed; 1 of 2 checks failed: {limit}")]
+
+
+def test_html_of_several_files_and_json_are_refused_together(tmp_path: Path) -> None:
+    before, after = two_files(tmp_path)
+    done = report("--html", tmp_path / "page.html", "--json", tmp_path / "m.json",
+                  before, after)
+    assert (done.returncode, done.stdout) == (1, "")
+    assert done.stderr.startswith("qmqp-report: fatal: --html of several files compares "
+                                  "them, --json merges them: not both")
+    assert not (tmp_path / "page.html").exists() and not (tmp_path / "m.json").exists()
 
 
 def test_html_to_stdout_moves_the_summary_to_stderr(tmp_path: Path) -> None:
@@ -118,9 +150,11 @@ def test_each_find_rate_file_shows_its_own_search(tmp_path: Path) -> None:
     before.write_text(json.dumps(searched))
     page = tmp_path / "page.html"
     done = report("-q", "--html", page, before, plain)
-    # The searches of several files do not merge (said so), but the page shows each.
-    assert done.returncode == 0 and done.stderr.startswith("qmqp-report: note: find_rate of ")
+    # Nothing is merged: the page shows each search as its own, its answer first.
+    assert (done.returncode, done.stderr) == (0, "")
     text = page.read_text()
+    assert text.index("<strong>before.json</strong>: passed: highest rate that met the "
+                      "checks: 1950.0 msg/s") < text.index('data-chart="throughput"')
     search = text[text.index('data-chart="search"'):]
     assert set(re.findall(r'data-run="(\d)" data-series="(p\d\d)"', search)) == {
         ("0", "p50"), ("0", "p99")}
@@ -139,3 +173,36 @@ def test_a_malformed_find_rate_is_one_line_and_no_page(tmp_path: Path) -> None:
     assert done.stderr == (f"qmqp-report: fatal: {before}: find_rate.steps: a step without "
                            "its rate and achieved rate\n")
     assert not page.exists()
+
+
+def test_the_merge_of_several_searches_says_they_are_left_out(tmp_path: Path) -> None:
+    # Without --html the files are merged: the parts of one run, each with a search of
+    # its own (as the workers of a --find-rate step would be, were they written apart).
+    paths = []
+    for n in range(2):
+        doc = document(4, rate=800 + 100 * n, seed=n)
+        doc["find_rate"] = find_rate()
+        paths.append(tmp_path / f"{n}.json")
+        paths[-1].write_text(json.dumps(doc))
+    merged = tmp_path / "merged.json"
+    done = report("-q", "--json", merged, *paths)
+    assert done.returncode == 0
+    assert done.stderr == (f"qmqp-report: note: find_rate of {paths[0]}, {paths[1]} left out: "
+                           "the step tables of several searches do not merge; the rest of each "
+                           "result (its step at the answer) is merged\n")
+    assert "find_rate" not in json.loads(merged.read_text())
+
+
+def test_a_refused_merge_of_searches_says_only_why(tmp_path: Path) -> None:
+    paths = []
+    for n in range(2):
+        doc = document(4, rate=800 + 100 * n, seed=n)
+        doc["find_rate"] = find_rate()
+        doc["config"]["length"] = 1000 + n
+        paths.append(tmp_path / f"{n}.json")
+        paths[-1].write_text(json.dumps(doc))
+    done = report("-q", *paths)
+    assert done.returncode == 1
+    assert done.stderr == (f"qmqp-report: fatal: {paths[1]}: not a part of the same run as "
+                           f"{paths[0]}: its config.length is 1001, {paths[0]}'s 1000; "
+                           "--merge-anyway merges them all the same\n")

@@ -6,6 +6,7 @@ import json
 import os
 import subprocess
 import sys
+import uuid
 from pathlib import Path
 
 import pytest
@@ -13,16 +14,25 @@ import pytest
 SOURCE = [sys.executable, "-m", "qmqpsource"]
 
 
-def source(*args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([*SOURCE, *args], capture_output=True, text=True, timeout=120)
+def source(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([*SOURCE, *args], capture_output=True, text=True, timeout=120,
+                          env=env)
 
 
-def sink_processes() -> list[int]:
+MARK = "QMQP_TEST_RUN"
+
+
+def sink_processes(mark: str) -> list[int]:
+    """The sinks whose environment has MARK=``mark``: those of one test's run alone (the
+    machine is shared: other runs' sinks come and go meanwhile)."""
     found = []
     for pid in filter(str.isdigit, os.listdir("/proc")):
         try:
             with open(f"/proc/{pid}/cmdline", "rb") as file:
-                if b"qmqpsource.cli.sink" in file.read():
+                if b"qmqpsource.cli.sink" not in file.read():
+                    continue
+            with open(f"/proc/{pid}/environ", "rb") as file:
+                if f"{MARK}={mark}".encode() in file.read().split(b"\0"):
                     found.append(int(pid))
         except OSError:
             continue
@@ -30,9 +40,10 @@ def sink_processes() -> list[int]:
 
 
 def test_main_job_counts_agree(tmp_path: Path) -> None:
-    before = sink_processes()
+    mark = str(uuid.uuid4())  # in the environment, which the embedded sink inherits
     out = tmp_path / "r.json"
-    done = source("--embedded-sink", "-s", "8", "-m", "600", "-r", "2", "--json", str(out))
+    done = source("--embedded-sink", "-s", "8", "-m", "600", "-r", "2", "--json", str(out),
+                  env={**os.environ, MARK: mark})
     assert done.returncode == 0, done.stderr
     value = json.loads(out.read_text())
     assert value["counts"]["accepted"] == 600
@@ -41,7 +52,7 @@ def test_main_job_counts_agree(tmp_path: Path) -> None:
     assert value["sink"]["replies"]["K"] == 600
     assert "sink: 600 connections, 600 messages, 1200 recipients" in done.stderr
     assert "(agrees)" in done.stderr
-    assert sink_processes() == before, "the embedded sink must not outlive the run"
+    assert sink_processes(mark) == [], "the embedded sink must not outlive the run"
 
 
 def test_sink_faults_reach_the_source() -> None:
@@ -85,11 +96,12 @@ def test_embedded_sink_refuses_a_target() -> None:
 def test_sink_options_the_sink_cannot_take_are_refused_before_the_run(
     options: str, says: str, tmp_path: Path
 ) -> None:
-    before = sink_processes()
+    mark = str(uuid.uuid4())
     done = subprocess.run([*SOURCE, "--embedded-sink", "--sink-options", options, "-m", "3"],
-                          capture_output=True, text=True, timeout=120, cwd=tmp_path)
+                          capture_output=True, text=True, timeout=120, cwd=tmp_path,
+                          env={**os.environ, MARK: mark})
     assert done.returncode == 1
     assert done.stderr.count("\n") == 1 and says in done.stderr, done.stderr
     assert done.stderr.startswith("qmqp-source: fatal: --sink-options: ")
     assert not (tmp_path / "elsewhere.json").exists()
-    assert sink_processes() == before  # refused before any sink started
+    assert sink_processes(mark) == []  # refused before any sink started

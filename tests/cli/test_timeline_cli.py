@@ -105,7 +105,9 @@ def test_workers_merge_their_timelines(tmp_path: Path) -> None:
 def test_report_merges_timelines_and_reads_schema_1(tmp_path: Path) -> None:
     a = source_json(tmp_path, "-m", "50", name="a.json")
     b = source_json(tmp_path, "-m", "70", "--interval", "2", name="b.json")
-    done = run(REPORT, "-q", "--json", "-", tmp_path / "a.json", tmp_path / "b.json")
+    # Two runs one after the other, against sinks of their own: merged only on demand.
+    done = run(REPORT, "-q", "--merge-anyway", "--json", "-", tmp_path / "a.json",
+               tmp_path / "b.json")
     assert done.returncode == 0, done.stderr
     merged = json.loads(done.stdout)
     assert merged["interval_s"] == 2.0  # the largest step
@@ -116,7 +118,7 @@ def test_report_merges_timelines_and_reads_schema_1(tmp_path: Path) -> None:
     a["schema"] = "qmqpsource.result/1"
     old = tmp_path / "old.json"
     old.write_text(json.dumps(a))
-    done = run(REPORT, "-q", "--json", "-", old, tmp_path / "b.json")
+    done = run(REPORT, "-q", "--merge-anyway", "--json", "-", old, tmp_path / "b.json")
     assert done.returncode == 0, done.stderr
     assert json.loads(done.stdout)["timeline"] == []
     assert json.loads(done.stdout)["schema"] == "qmqpsource.result/2"

@@ -139,7 +139,16 @@ def test_each_file_its_own_search_and_files_without_one_add_nothing() -> None:
     assert re.findall(r"<title>(\S+ answer [\d.]+ msg/s)</title>", chart) == [
         "a.json: answer 1950.0 msg/s", "c.json: answer 100.0 msg/s"]
     assert re.findall(r"<h3>([^<]*)</h3>", page) == ["a.json", "c.json"]
-    assert page.count("highest rate that met the checks: ") == 2
+    assert page.count("highest rate that met the checks: ") == 4  # the banner's and each h3's
+    # The banner leads each search's line with its answer.
+    banner = re.findall(r'<p class="verdict \w+"><strong>([^<]*)</strong>: (\w+): ([^;<]*)',
+                        page)
+    assert banner == [
+        ("a.json", "passed", "highest rate that met the checks: 1950.0 msg/s (10 steps, "
+         "stopped: bracket)"),
+        ("plain.json", "passed", "completed"),
+        ("c.json", "passed", "highest rate that met the checks: 100.0 msg/s (2 steps, "
+         "stopped: bracket)")]
 
 
 def test_pages_without_a_search_are_as_they_were() -> None:
@@ -161,11 +170,12 @@ def test_a_hostile_search_adds_no_markup() -> None:
     assert "script" not in parser.tags and "b" not in parser.tags
     assert parser.tags <= {
         "html", "head", "meta", "title", "style", "body", "header", "h1", "h2", "h3", "p",
-        "main", "section", "aside", "figure", "figcaption", "svg", "g", "line", "text",
+        "strong", "main", "section", "aside", "figure", "figcaption", "svg", "g", "line", "text",
         "rect", "path", "circle", "ul", "li", "table", "thead", "tbody", "tr", "th", "td"}
     assert not {a for a in parser.attributes if a.startswith("on")}
     assert "FAILED: &lt;script&gt;alert(5)&lt;/script&gt;</td>" in page
     assert "stopped: &lt;b&gt;x&lt;/b&gt;)" in page
+    assert "<strong>&lt;script&gt;alert(1)&lt;/script&gt;&quot;&#x27;&amp;.json</strong>" in page
     assert "<h3>&lt;script&gt;alert(1)&lt;/script&gt;&quot;&#x27;&amp;.json</h3>" in page
 
 
@@ -178,3 +188,12 @@ def test_the_view_reads_what_find_rate_in_let_through() -> None:
     assert search.steps == (SearchStep(1, 100.0, 90.0, 0.0, 2.0, 0, "held", ()),)
     assert view_of(document(2), "a.json").search is None
     assert view_of({**document(2), "find_rate": [1]}, "a.json").search is None
+
+
+def test_rates_and_latencies_near_the_largest_float_still_draw() -> None:
+    # A search's rates have no bound but the float's (--rate 1e300 starts one there): the
+    # axes overflowed (10.0**309; an int tick too large to label) into a traceback.
+    steps = [(1e300, 1.7e308, 5e-324, 1e8, "held"), (1.7e308, 1.0, 2.0, 3.0, "failed")]
+    page = page_of((searched(steps=steps, rate=1e300), "huge.json"))
+    assert 'data-chart="search"' in page and "inf" not in chart_of(page).lower()
+    assert decade_ticks([5e-324, 1.7e308])[-1] == 1e308

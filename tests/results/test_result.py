@@ -183,6 +183,7 @@ async def test_json_has_every_field(tmp_path: Path) -> None:
     elapsed = result["elapsed_s"]
     assert result["throughput"] == {
         "messages_per_s": pytest.approx(7 / elapsed, rel=1e-3),
+        "accepted_per_s": pytest.approx(7 / elapsed, rel=1e-3),
         "recipients_per_s": pytest.approx(21 / elapsed, rel=1e-3),
         "bytes_per_s": pytest.approx(7 * request_size / elapsed, rel=1e-3),
     }

@@ -1,0 +1,70 @@
+"""Which results are the parts of one run (merged), and which are runs of their own."""
+
+from __future__ import annotations
+
+import dataclasses
+from datetime import timedelta
+
+import pytest
+
+from qmqpsource.results.parts import not_one_run, same_run_twice
+from qmqpsource.results.result import Result
+from tests.cli.test_report import T0, run_a
+
+
+def part(start: float = 0.0, elapsed: float = 2.0, /, **config: object) -> Result:
+    value = run_a()
+    return dataclasses.replace(value, started_at=T0 + timedelta(seconds=start),
+                               elapsed_s=elapsed, config={**value.config, **config})
+
+
+def test_the_shards_of_one_run_are_one_run() -> None:
+    # --shard 0/2 and 1/2, each with --workers 2: their shares differ, and what they print.
+    a = part(0.0, shard_index=[0, 2], shard_count=4, sessions=[3, 2], messages=50, rate=None)
+    b = part(0.4, shard_index=[1, 3], shard_count=4, sessions=2, messages=49, rate=None,
+             counter=True, verbose=1)
+    assert not_one_run([("a.json", a), ("b.json", b)]) is None
+    assert not_one_run([("a.json", a)]) is None
+
+
+@pytest.mark.parametrize(
+    ("key", "value", "says"),
+    [("target", "127.0.0.1:6280", "config.target is '127.0.0.1:6280', a.json's "
+                                  "'127.0.0.1:628'"),
+     ("length", 100, "config.length is 100, a.json's 1024"),
+     ("keep_going", True, "config.keep_going is True, a.json's False"),
+     ("duration", [10.0, 20.0], "config.duration is [10.0, 20.0], a.json's None")],
+)
+def test_runs_of_other_targets_or_options_are_not(key: str, value: object, says: str) -> None:
+    named = [("a.json", part()), ("b.json", part(1.0)), ("c.json", part(0.5, **{key: value}))]
+    assert not_one_run(named) == f"c.json: not a part of the same run as a.json: its {says}"
+
+
+def test_an_option_only_one_of_them_has_is_a_difference() -> None:
+    newer = part(**{"new_option": 1})
+    assert not_one_run([("a.json", part()), ("b.json", newer)]) == (
+        "b.json: not a part of the same run as a.json: its config.new_option is 1, "
+        "a.json's missing")
+
+
+def test_runs_apart_in_time_are_not() -> None:
+    named = [("c.json", part(4.5, 1.0)), ("a.json", part(0.0, 2.0)), ("b.json", part(1.0, 2.5))]
+    # Sorted by start: a (0-2), b (1-3.5) overlap; c starts 1 s after the last of them ended.
+    assert not_one_run(named) == (
+        "c.json: not a part of the same run as b.json: it started 1.000 s after b.json ended "
+        "(the parts of a run overlap in time)")
+
+
+@pytest.mark.parametrize("starts", [[0.0, 1.5, 3.0], [0.0, 2.0], [0.0, 0.0]])
+def test_runs_that_leave_no_gap_between_them_are_one(starts: list[float]) -> None:
+    named = [(f"{n}.json", part(start, 2.0)) for n, start in enumerate(starts)]
+    assert not_one_run(named) is None
+
+
+def test_the_same_run_twice_is_found_by_content() -> None:
+    a, b = part(0.0), part(0.5)
+    assert same_run_twice([("a.json", a), ("b.json", b)]) is None
+    copy = dataclasses.replace(a, tool_name="qmqp-report", checks=())  # a copy, re-written
+    assert same_run_twice([("a.json", a), ("b.json", b), ("copy.json", copy)]) == (
+        "copy.json: the same run as a.json (same start, length, config and counts): its runs "
+        "would count twice")
