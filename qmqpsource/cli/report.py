@@ -148,7 +148,7 @@ def _judged(checks: Sequence[Check], value: result.Result) -> result.Result:
 
 def _merged(paths: Sequence[str], read: Read, merge_anyway: bool) -> result.Result:
     """The files' results as one, if they are the parts of one run (or ``merge_anyway``)."""
-    from qmqpsource.results.parts import not_one_run, same_run_twice
+    from qmqpsource.results.parts import missing_shards, not_one_run, same_run_twice
 
     named = [(path, value) for path, (value, _) in zip(paths, read, strict=True)]
     problem = same_run_twice(named)
@@ -158,10 +158,14 @@ def _merged(paths: Sequence[str], read: Read, merge_anyway: bool) -> result.Resu
     if problem is not None:
         raise Fatal(f"{problem}; --merge-anyway merges them all the same")
     try:
-        return result.merge([value for _, value in named], tool_name=PROG,
-                            tool_version=__version__)
+        merged = result.merge([value for _, value in named], tool_name=PROG,
+                              tool_version=__version__)
     except result.ResultError as exc:  # counts past what a result holds
         raise Fatal(str(exc)) from None
+    missing = missing_shards(merged)
+    if missing is not None:
+        sys.stderr.write(f"{PROG}: warning: {missing}\n")
+    return merged
 
 
 def _compare(paths: Sequence[str], read: Read, checks: Sequence[Check], out: TextIO | None

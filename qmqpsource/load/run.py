@@ -11,6 +11,7 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 from collections.abc import AsyncIterator, Sequence
+from datetime import datetime
 from typing import NamedTuple
 
 from qmqpsource.errors import ConfigError, RunError
@@ -19,8 +20,10 @@ from qmqpsource.load.embedded import EMBEDDED_TARGET, EmbeddedSinkError, embedde
 from qmqpsource.load.inprocess import run_in_process
 from qmqpsource.load.plan import RunPlan, plan_run
 from qmqpsource.load.rounds import run_round
+from qmqpsource.load.start import start_of
 from qmqpsource.load.workers import WorkerPool, spawn_pool
 from qmqpsource.results.checks import Check, judge, parse_check
+from qmqpsource.results.identity import Shards
 from qmqpsource.results.result import Result
 from qmqpsource.results.timeline import DEFAULT_INTERVAL, check_interval
 from qmqpsource.source.config import SourceConfig
@@ -133,6 +136,8 @@ async def run_load(
     workers: int | WorkerPool = 1,
     embedded_sink: Sequence[str] | None = None,
     control: LoadControl | None = None,
+    start_at: datetime | None = None,
+    run_id: str | None = None,
 ) -> Result:
     """Run the load that ``config`` describes and return its result, ``checks`` judged.
 
@@ -141,6 +146,9 @@ async def run_load(
     qmqp-sink with these options (``[]``: none) and load it, ``config.target`` being
     ``"embedded-sink"``; its counts are the result's ``sink``. ``control``: stop or
     abort the load from outside (the result then has the status "interrupted").
+    ``start_at``: start then (an aware datetime), target and workers up before it.
+    ``run_id``: the run this is (shared by its shards); by default made of the start
+    and ``config.shard_count``. The result holds shard ``config.shard_index``.
 
     Raises, before the run: CheckError, ConfigError, AddressError (a target that cannot
     be resolved), LimitError; during it: RunError (a worker lost with no result, an
@@ -149,11 +157,15 @@ async def run_load(
     """
     judged = parse_checks(checks)
     check_interval(interval)
+    start = start_of(start_at, run_id)
     plan = plan_load(config, len(workers) if isinstance(workers, WorkerPool) else workers)
     preflight(plan.configs[0])
     async with target_of(config, embedded_sink) as target, pool_for(plan, workers) as pool:
+        await start.wait(control)
         value = await run_plan(plan, target[0].address, interval=interval, pool=pool,
                                control=control)
     value = dataclasses.replace(
-        value, sink=target[0].sink_counts, workers=len(plan.configs) if plan.workers else None)
+        value, sink=target[0].sink_counts, workers=len(plan.configs) if plan.workers else None,
+        run_id=start.run_id_of(value.started_at, config.shard_count),
+        shards=Shards.one(config.shard_index, config.shard_count))
     return dataclasses.replace(value, checks=tuple(judge(judged, value)))

@@ -14,15 +14,18 @@ from __future__ import annotations
 import dataclasses
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 
 from qmqpsource.errors import ConfigError, RunError
 from qmqpsource.load.control import LoadControl
 from qmqpsource.load.plan import RunPlan
 from qmqpsource.load.run import parse_checks, plan_load, pool_for, preflight, run_plan, target_of
+from qmqpsource.load.start import start_of
 from qmqpsource.load.workers import WorkerPool
 from qmqpsource.results.checks import Check
 from qmqpsource.results.findrate import Step, baseline, take_step
+from qmqpsource.results.identity import Shards
 from qmqpsource.results.outcome import Outcome
 from qmqpsource.results.result import Result
 from qmqpsource.results.timeline import DEFAULT_INTERVAL
@@ -90,23 +93,32 @@ async def find_rate(
     embedded_sink: Sequence[str] | None = None,
     control: LoadControl | None = None,
     on_step: Callable[[Step], object] | None = None,
+    start_at: datetime | None = None,
+    run_id: str | None = None,
 ) -> FoundRate:
     """The highest rate at which every check holds, from ``config.rate`` up (README:
     "Finding the rate a server takes"). ``config.messages`` and ``duration`` are not
-    used. Raises ConfigError without checks or for steps too short to judge, what
-    run_load raises before a run, and RunError for a step that could not run."""
+    used; ``start_at`` and ``run_id`` are run_load's. Raises ConfigError without checks
+    or for steps too short to judge, what run_load raises before a run, and RunError
+    for a step that could not run."""
     judged = parse_checks(checks)
     if not judged:
         raise ConfigError("find_rate needs at least one check, such as 'p99<200ms'",
                           field="checks")
     whole = whole_search(config, step_duration)
+    start = start_of(start_at, run_id)
     asked = len(workers) if isinstance(workers, WorkerPool) else workers
     plan = plan_load(whole, asked)
     preflight(plan.configs[0])
     search = _Search(whole, plan, asked, judged, control, on_step)
     async with target_of(whole, embedded_sink) as target, pool_for(plan, workers) as pool:
+        await start.wait(control)
         await search.run(target[0].address, pool)
-    return search.found()
+    found = search.found()
+    reported = dataclasses.replace(
+        found.result, run_id=start.run_id_of(found.result.started_at, 1),
+        shards=Shards.one(0, 1))
+    return dataclasses.replace(found, result=reported)
 
 
 class _Search:
