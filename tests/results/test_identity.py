@@ -37,8 +37,9 @@ def test_shards_in_json_round_trip_and_bad_ones_are_one_line() -> None:
     assert document["run_id"] == "R1" and document["shards"] == {"count": 8, "indices": [3]}
     again = result.from_dict(document)
     assert (again.run_id, again.shards) == ("R1", Shards(8, (3,)))
-    for bad in ({"count": 0, "indices": []}, {"count": 2, "indices": [2]},
-                {"count": 2, "indices": [1, 1]}, {"count": True, "indices": []}, []):
+    bads: list[object] = [{"count": 0, "indices": []}, {"count": 2, "indices": [2]},
+                          {"count": 2, "indices": [1, 1]}, {"count": True, "indices": []}, []]
+    for bad in bads:
         with pytest.raises(ResultError):
             shards_from_json(bad)
     with pytest.raises(ResultError, match="run_id must be"):
