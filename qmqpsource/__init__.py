@@ -1,6 +1,6 @@
 """qmqpsource: a QMQP load generator and test server built on trio.
 
-The Python API (see api.py and the README):
+The Python API (see api.py and docs/api.md):
 
     from qmqpsource import SinkConfig, SourceConfig, Result, open_sink, run_load
 

@@ -26,6 +26,7 @@ from qmqpsource.errors import ConfigError, QmqpsourceError
 from qmqpsource.load.control import LoadControl
 from qmqpsource.load.run import plan_load
 from qmqpsource.load.search import FoundRate, find_rate, whole_search
+from qmqpsource.load.start import NOW, Start
 from qmqpsource.load.workers import WorkerPool
 from qmqpsource.results.checks import Check
 from qmqpsource.results.findrate import HEADER, Step, answer_line, step_line
@@ -63,6 +64,7 @@ def run_find_rate(
     verbose: int = 0,
     json_path: str | None,
     embedded_sink_args: Sequence[str] | None,
+    start: Start = NOW,
 ) -> int:
     """Search, print the steps and the answer, write the JSON; the exit status.
 
@@ -80,7 +82,8 @@ def run_find_rate(
         if not quiet:
             sys.stderr.write(HEADER + "\n")
         table = _Table(quiet, whole)
-        body = partial(_search, whole, checks, pool or workers, embedded_sink_args, table.step)
+        body = partial(_search, whole, checks, pool or workers, embedded_sink_args, start,
+                       table.step)
         try:
             found = drive(body, Display(quiet=True, verbose=verbose), signals)
         except QmqpsourceError as exc:
@@ -97,12 +100,13 @@ def run_find_rate(
 
 
 async def _search(whole: SourceConfig, checks: Sequence[Check], workers: int | WorkerPool,
-                  embedded_sink_args: Sequence[str] | None, on_step: Callable[[Step], None],
-                  control: LoadControl) -> FoundRate:
+                  embedded_sink_args: Sequence[str] | None, start: Start,
+                  on_step: Callable[[Step], None], control: LoadControl) -> FoundRate:
     assert whole.duration is not None
     return await find_rate(whole, checks=checks, step_duration=whole.duration,
                            workers=workers, embedded_sink=embedded_sink_args,
-                           control=control, on_step=on_step)
+                           control=control, on_step=on_step, start_at=start.at,
+                           run_id=start.run_id)
 
 
 class _Table:

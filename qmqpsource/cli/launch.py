@@ -27,6 +27,7 @@ from qmqpsource.errors import QmqpsourceError
 from qmqpsource.load.control import GRACE_SECONDS, LoadControl
 from qmqpsource.load.plan import RunPlan
 from qmqpsource.load.run import plan_load, run_load
+from qmqpsource.load.start import NOW, Start
 from qmqpsource.load.workers import WorkerPool, fork_pool
 from qmqpsource.results.checks import Check
 from qmqpsource.results.result import Result
@@ -156,9 +157,10 @@ def run_source(
     json_path: str | None = None,
     embedded_sink_args: Sequence[str] | None = None,
     checks: Sequence[Check] = (),
+    start: Start = NOW,
 ) -> int:
     """Run the load (``config`` with this host's shard), report it (summary, the sink's
-    line, JSON), and return the exit status.
+    line, JSON), and return the exit status. ``start``: when, and the run id.
 
     The JSON result (with ``json_path``) is written however the run ends: completed,
     failed (a target that cannot be reached too) or interrupted. ``checks`` (--check) are
@@ -171,7 +173,7 @@ def run_source(
     with forked_pool(plan) as pool:
         json_file = finish.open_json(json_path)  # after the forks: no worker holds it
         body = partial(_load, config, checks, interval or DEFAULT_INTERVAL,
-                       pool or 1, embedded_sink_args)
+                       pool or 1, embedded_sink_args, start)
         total = config.messages if config.duration is None else None
         try:
             value = drive(body, display, signals, None if pool else display.progress(total))
@@ -184,6 +186,7 @@ def run_source(
 
 async def _load(config: SourceConfig, checks: Sequence[Check], interval: float,
                 workers: int | WorkerPool, embedded_sink_args: Sequence[str] | None,
-                control: LoadControl) -> Result:
+                start: Start, control: LoadControl) -> Result:
     return await run_load(config, checks=checks, interval=interval, workers=workers,
-                          embedded_sink=embedded_sink_args, control=control)
+                          embedded_sink=embedded_sink_args, control=control,
+                          start_at=start.at, run_id=start.run_id)

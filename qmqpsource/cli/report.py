@@ -48,6 +48,7 @@ from qmqpsource.results import result
 from qmqpsource.results.checks import Check, CheckError, judge, unjudged_failures
 from qmqpsource.results.findrate import find_rate_in, table
 from qmqpsource.results.summary import format_summary
+from qmqpsource.wording import counted
 
 __all__ = ["PROG", "app", "main", "report"]
 
@@ -178,8 +179,21 @@ def _compare(paths: Sequence[str], read: Read, checks: Sequence[Check], out: Tex
         if out is not None:
             out.write(f"{label}:\n{format_summary(value)}")
             out.write(table(PROG, search) if search is not None else "")
-        failed |= say_failed_checks(f"{PROG}: {label}", value.checks)
+        failed |= _status(f"{PROG}: {label}", value, checks) != 0
     return judged, 3 if failed else 0
+
+
+def _status(prog: str, value: result.Result, checks: Sequence[Check]) -> int:
+    """A judged run's exit status: 3 when a check failed; 1, as qmqp-source's, when
+    ``checks`` were given and messages failed that none of them judged; else 0."""
+    if say_failed_checks(prog, value.checks):
+        return 3
+    unjudged = unjudged_failures(checks, value.outcomes) if checks else 0
+    if unjudged:
+        sys.stderr.write(f"{prog}: {unjudged} of {counted(value.attempted, 'message')} "
+                         "failed, and no check judged them\n")
+        return 1
+    return 0
 
 
 def report(
@@ -213,7 +227,7 @@ def report(
             except (OutputError, result.ResultError) as exc:
                 raise Fatal(str(exc)) from None
         read = [(merged, search)]  # the page's, when there is one: of one file
-        status = 3 if say_failed_checks(PROG, merged.checks) else 0
+        status = _status(PROG, merged, checks)
     if out is not None:
         out.flush()
     if html_file is not None:

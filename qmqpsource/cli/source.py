@@ -34,8 +34,10 @@ from qmqpsource.cli.common import (
 )
 from qmqpsource.cli.launch import Display, run_source
 from qmqpsource.cli.stdio import guard
+from qmqpsource.errors import ConfigError
 from qmqpsource.load.embedded import EMBEDDED_TARGET
 from qmqpsource.load.plan import share_of
+from qmqpsource.load.start import Start
 from qmqpsource.results.checks import Check
 from qmqpsource.source.config import OPTIONS, SourceConfig
 from qmqpsource.source.limits import LimitError, check_resources
@@ -231,6 +233,18 @@ _StepDuration = Annotated[
                  help="--find-rate: each step's judged run, after a settling run of a "
                       "third of it (at most 1 s)."),
 ]
+_StartAt = Annotated[
+    str | None,
+    typer.Option("--start-at", metavar="TIME",
+                 help="Start then: an RFC 3339 time with its offset (2026-12-06T03:30:00Z) "
+                      "or epoch seconds; shards given one start together."),
+]
+_RunId = Annotated[
+    str | None,
+    typer.Option("--run-id", metavar="ID",
+                 help="The run this is, in the JSON; the shards of one run share it "
+                      "(default: the start time and the shard count)."),
+]
 _Version = Annotated[bool, typer.Option("--version", help="Print the version.")]
 
 
@@ -271,6 +285,8 @@ def source(
     check: _Check = None,
     find_rate: _FindRate = False,
     step_duration: _StepDuration = None,
+    start_at: _StartAt = None,
+    run_id: _RunId = None,
     version: _Version = False,
 ) -> None:
     if version:
@@ -312,10 +328,12 @@ def source(
     _check_resources(share)  # now, not a crash mid-run
     worker_count = _worker_count(workers, counter=counter)
     display = Display(quiet=quiet, verbose=verbose, counter=counter, interval=interval)
+    start = _start(start_at, run_id)
     # The whole run, with this host's shard: the library plans the share (and workers).
     ours = dataclasses.replace(whole, shard_index=host_shard.index, shard_count=host_shard.count)
     raise typer.Exit(_run(ours, worker_count, display, interval, json_path=json_path,
-                          embedded_sink_args=sink_args, checks=checks, find_rate=find_rate))
+                          embedded_sink_args=sink_args, checks=checks, find_rate=find_rate,
+                          start=start))
 
 
 @contextlib.contextmanager
@@ -443,6 +461,7 @@ def _run(
     embedded_sink_args: list[str] | None,
     checks: list[Check],
     find_rate: bool,
+    start: Start,
 ) -> int:
     """Run this host's share of ``config``, in this process or in --workers; the exit
     status. With ``find_rate``, the rate search instead."""
@@ -451,10 +470,23 @@ def _run(
 
         return run_find_rate(config, workers=workers, checks=checks, quiet=display.quiet,
                              verbose=display.verbose, json_path=json_path,
-                             embedded_sink_args=embedded_sink_args)
+                             embedded_sink_args=embedded_sink_args, start=start)
     return run_source(config, workers=workers, quiet=display.quiet, verbose=display.verbose,
                       counter=display.counter, interval=interval, json_path=json_path,
-                      embedded_sink_args=embedded_sink_args, checks=checks)
+                      embedded_sink_args=embedded_sink_args, checks=checks, start=start)
+
+
+def _start(start_at: str | None, run_id: str | None) -> Start:
+    """--start-at and --run-id, checked now: a start already past, or a bad id, is a
+    usage error before anything runs."""
+    from qmqpsource.load.start import parse_start_at, start_of
+
+    try:
+        return start_of(parse_start_at(start_at) if start_at is not None else None, run_id)
+    except ConfigError as exc:
+        field = exc.field or ""
+        flag = {"start_at": "--start-at", "run_id": "--run-id"}.get(field, field)
+        raise UsageFailure(str(exc).replace(field, flag, 1)) from None
 
 
 def main(argv: list[str] | None = None) -> None:

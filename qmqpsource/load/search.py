@@ -96,7 +96,7 @@ async def find_rate(
     start_at: datetime | None = None,
     run_id: str | None = None,
 ) -> FoundRate:
-    """The highest rate at which every check holds, from ``config.rate`` up (README:
+    """The highest rate at which every check holds, from ``config.rate`` up (docs/find-rate.md:
     "Finding the rate a server takes"). ``config.messages`` and ``duration`` are not
     used; ``start_at`` and ``run_id`` are run_load's. Raises ConfigError without checks
     or for steps too short to judge, what run_load raises before a run, and RunError

@@ -19,7 +19,7 @@ from qmqpsource.load.control import LoadControl
 from qmqpsource.results.identity import check_run_id, default_run_id
 from qmqpsource.values import MAX_SECONDS
 
-__all__ = ["LATE_TOLERANCE", "Start", "start_of"]
+__all__ = ["LATE_TOLERANCE", "NOW", "Start", "parse_start_at", "start_of"]
 
 # A start this far in the past is taken as now (clocks and a slow start-up); further, it
 # is a mistake (a time written for yesterday, a shard started far too late).
@@ -39,7 +39,9 @@ class Start:
         of --start-at (on which shards started together agree), else of ``started``."""
         if self.run_id is not None:
             return self.run_id
-        return default_run_id(self.at if self.at is not None else started, shard_count)
+        if self.at is not None:
+            return default_run_id(self.at, shard_count)
+        return default_run_id(started, shard_count, agreed=False)
 
     async def wait(self, control: LoadControl | None) -> None:
         """Until the start time (at once without one, or once it is past); a stop or an
@@ -53,6 +55,10 @@ class Start:
         attached = control.attach(waiting) if control is not None else contextlib.nullcontext()
         with attached, waiting.scope:
             await trio.sleep(delay)
+
+
+# At once, with the default run id.
+NOW = Start(None, None)
 
 
 class _Waiting:
@@ -85,3 +91,24 @@ def start_of(at: datetime | None, run_id: str | None) -> Start:
             raise ConfigError(f"start_at {at.isoformat()} is more than a year ahead",
                               field="start_at")
     return Start(at, run_id)
+
+
+def parse_start_at(text: str) -> datetime:
+    """--start-at's TIME: an RFC 3339 time with its UTC offset (``2026-12-06T03:30:00Z``,
+    ``...+01:00``), or seconds since the epoch (``1796528400``, ``1796528400.5``)."""
+    plain = text.strip()
+    if plain and plain.isascii() and plain.replace(".", "", 1).isdigit():
+        try:
+            return datetime.fromtimestamp(float(plain), UTC)
+        except (OverflowError, OSError, ValueError):
+            pass
+    else:
+        try:
+            at = datetime.fromisoformat(plain)
+        except ValueError:
+            at = None
+        if at is not None and at.tzinfo is not None and "T" in plain.upper():
+            return at
+    raise ConfigError(f"start_at wants an RFC 3339 time with its offset "
+                      f"(2026-12-06T03:30:00Z) or epoch seconds, not {text!r}",
+                      field="start_at")

@@ -36,10 +36,13 @@ def check_run_id(text: str, field: str = "run_id") -> str:
     return text
 
 
-def default_run_id(start: datetime, shard_count: int) -> str:
-    """The run id of a run that was given none: its start (to the second, UTC) and its
-    number of shards, as in ``20261206T031500Z-8``."""
-    return f"{start.astimezone(UTC):%Y%m%dT%H%M%SZ}-{shard_count}"
+def default_run_id(start: datetime, shard_count: int, *, agreed: bool = True) -> str:
+    """The run id of a run that was given none: its start (UTC) and its number of shards.
+    An ``agreed`` start (--start-at, which shards share) to the second, as in
+    ``20261206T031500Z-8``; a run's own start to the microsecond, so that two runs
+    started in the same second are two runs (``20261206T031500.250113Z-1``)."""
+    when = start.astimezone(UTC)
+    return f"{when:%Y%m%dT%H%M%S}{'' if agreed else f'.{when:%f}'}Z-{shard_count}"
 
 
 @dataclass(frozen=True, slots=True)

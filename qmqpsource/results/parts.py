@@ -47,7 +47,8 @@ def _run_ids_differ(named: Named) -> str | None:
     for name, value in ided[1:]:
         if value.run_id != ided[0][1].run_id:
             return (f"{name}: not a part of the same run as {ided[0][0]}: its run id is "
-                    f"{value.run_id}, {ided[0][0]}'s {ided[0][1].run_id}")
+                    f"{value.run_id}, {ided[0][0]}'s {ided[0][1].run_id} (the shards of "
+                    "one run share one --run-id, or one --start-at)")
     return None
 
 

@@ -105,9 +105,9 @@ class _Session:
         """The step that starts now must end by ``deadline`` (trio time).
 
         Moving a scope's deadline costs (trio keeps a heap of them): moved at every step
-        a message took 14% more instructions (README). So a deadline less than ``slack``
-        past the one in force is left as it is: a step gets between --timeout - slack
-        and --timeout.
+        a message took 14% more instructions (docs/performance.md). So a deadline less
+        than ``slack`` past the one in force is left as it is: a step gets between
+        --timeout - slack and --timeout.
         """
         if deadline - self.armed > self.slack:
             self.scope.deadline = self.armed = deadline
@@ -227,7 +227,7 @@ class Runner:
 
         One cancel scope holds the deadline of each step of many messages, moved as the
         steps go: a scope entered and left per step took 48% more instructions a message
-        (see README). A deadline that fires ends the scope, with the message's step in
+        (see docs/performance.md). A deadline that fires ends the scope, with the message's step in
         ``session``; the session goes on in a fresh one.
         """
         config = self.config

@@ -14,9 +14,10 @@ from qmqpsource.results.identity import Shards, check_run_id, default_run_id, sh
 from tests.cli.test_report import run_a
 
 
-def test_the_default_run_id_is_the_start_to_the_second_and_the_shard_count() -> None:
+def test_the_default_run_id_is_the_start_and_the_shard_count() -> None:
     start = datetime(2026, 12, 6, 4, 15, 0, 999_000, tzinfo=timezone(timedelta(hours=1)))
     assert default_run_id(start, 8) == "20261206T031500Z-8"
+    assert default_run_id(start, 1, agreed=False) == "20261206T031500.999000Z-1"
 
 
 @pytest.mark.parametrize("text", ["", "a b", "-x", "x/y", "é", "x" * 129, "a\n"])

@@ -80,7 +80,8 @@ def shard(index: int, count: int = 4, run_id: str | None = "R1", start: float = 
 def test_shards_of_other_runs_are_not_one_run() -> None:
     named = [("a.json", shard(0)), ("b.json", shard(1, run_id="R2"))]
     assert not_one_run(named) == ("b.json: not a part of the same run as a.json: its run id "
-                                  "is R2, a.json's R1")
+                                  "is R2, a.json's R1 (the shards of one run share one "
+                                  "--run-id, or one --start-at)")
     # A file that says no run (written before run ids) does not stand in the way.
     assert not_one_run([("a.json", shard(0)), ("b.json", shard(1, run_id=None))]) is None
 
