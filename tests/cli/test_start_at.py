@@ -53,9 +53,10 @@ async def test_eight_shards_started_together_line_up(tmp_path: Path) -> None:
     assert merged["counts"]["accepted"] == sum(s["counts"]["accepted"] for s in shards)
     assert merged["counts"]["accepted"] == len(server.requests)
     # Aligned: each merged interval is the sum of the shards' intervals of the same
-    # index, none spilling into a neighbour, and as many intervals as one shard's.
+    # index, none spilling into a neighbour (the merge may end with an interval that
+    # only the latest end reaches, then empty in every shard).
     longest = max(len(s["timeline"]) for s in shards)
-    assert len(merged["timeline"]) == longest
+    assert longest <= len(merged["timeline"]) <= longest + 1
     for k, interval in enumerate(merged["timeline"]):
         alike = sum(s["timeline"][k]["counts"]["attempted"] for s in shards
                     if k < len(s["timeline"]))
