@@ -296,6 +296,8 @@ class Runner:
         finally:
             if sock is not None:
                 sock.close()
+            if self._pacer is not None and session.in_flight:
+                self._pacer.give_back()  # closed, or never up: not in the server's queue
         # Not in the finally: a cut message must still look in flight to _session.
         session.in_flight = False
         if sock is None:
