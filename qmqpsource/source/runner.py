@@ -22,10 +22,10 @@ from typing import TYPE_CHECKING, TextIO
 import trio
 
 from qmqpsource import SOURCE_PROG as PROG
-from qmqpsource.protocol import Reply, Status, whole_reply
+from qmqpsource.protocol import Reply, Status
 from qmqpsource.results.outcome import DeliveryError, Outcome
 from qmqpsource.results.stats import RunStats
-from qmqpsource.source.client import RECV_SIZE, read_reply, receive_error, send_request
+from qmqpsource.source.client import read_reply, send_request
 from qmqpsource.source.config import SourceConfig
 from qmqpsource.source.connector import ConnectError, Endpoint, begin_connect, connect_and_send
 from qmqpsource.source.pacing import UNPACED_SESSIONS, ConnectPacer
@@ -51,7 +51,6 @@ SEND_CHUNK_MIN = 128 * 1024
 DEADLINE_SLACK = 0.05
 
 _now = trio.current_time
-_wait_readable = trio.lowlevel.wait_readable
 _ACCEPTED = Outcome.ACCEPTED
 _K = ord("K")
 _INF = math.inf
@@ -355,16 +354,7 @@ class Runner:
             step_started = _now()
         session.step = "receiving server reply"
         session.arm(step_started + config.timeout)
-        await _wait_readable(sock)
-        try:
-            data: bytes | None = sock.recv(RECV_SIZE)
-        except BlockingIOError:
-            data = None
-        except OSError as exc:
-            raise receive_error(exc) from None
-        reply = whole_reply(data, config.reply_limit) if data else None
-        if reply is None:
-            reply = await read_reply(sock, config.reply_limit, data)
+        reply = await read_reply(sock, config.reply_limit)
         if config.verbose:
             self._err.write(f"<< {printable(reply.raw)}\n")
         return reply
