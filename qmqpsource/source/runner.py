@@ -50,8 +50,6 @@ SEND_CHUNK_MIN = 128 * 1024
 # How much earlier than --timeout a step's deadline may fire (see _Session.arm).
 DEADLINE_SLACK = 0.05
 
-_now = trio.current_time
-_ACCEPTED = Outcome.ACCEPTED
 _K = ord("K")
 _INF = math.inf
 
@@ -172,7 +170,7 @@ class Runner:
 
     async def run(self) -> RunResult:
         started = time.perf_counter()
-        self._t0 = _now()
+        self._t0 = trio.current_time()
         if self.config.duration is not None:
             self._end = self._t0 + self.config.duration
         async with trio.open_nursery() as nursery:
@@ -194,7 +192,7 @@ class Runner:
     def stop(self, grace: float) -> None:
         """Start no new message; cut what is still in flight after ``grace`` seconds."""
         self._stopped.set()
-        self._cut_at(_now() + grace)
+        self._cut_at(trio.current_time() + grace)
 
     def abort(self) -> None:
         """End now: in-flight messages are cut, their sockets closed."""
@@ -247,7 +245,7 @@ class Runner:
                     if delays and self._more():
                         session.disarm()  # a chosen pause is no step of the server's
                         pause = config.fixed_delay or self._random.uniform(0, config.random_delay)
-                        await self._pause_until(_now() + pause)
+                        await self._pause_until(trio.current_time() + pause)
                 return
             # Only here when this scope's own deadline cut a step: a timeout.
             session.in_flight = False
@@ -272,7 +270,7 @@ class Runner:
             request = memoryview(self._requests.build(seq))
             extra = len(request) - self.stats.bytes_per_message
         # --rate: latency runs from the scheduled start (no coordinated omission).
-        started = session.started = scheduled if scheduled is not None else _now()
+        started = session.started = scheduled if scheduled is not None else trio.current_time()
         session.connected = None
         session.step = "connecting"
         sock = None
@@ -287,7 +285,7 @@ class Runner:
         except DeliveryError as exc:
             self._failed(exc, started, session.connected)
         else:
-            self.stats.record(_ACCEPTED, started, session.connected, _now())
+            self.stats.record(Outcome.ACCEPTED, started, session.connected, trio.current_time())
             if config.counter:
                 self._counter += 1
                 self._out.write(f"{self._counter}\r")
@@ -329,7 +327,7 @@ class Runner:
             first_attempt = begin_connect(self.endpoint, first)
             sock, err, sent = first_attempt
             if err:  # not up yet, or refused: the general path, with -C retries
-                session.arm(_now() + self.config.timeout)
+                session.arm(trio.current_time() + self.config.timeout)
                 config = self.config
                 sock, sent = await connect_and_send(
                     self.endpoint, config.connect_attempts, self._on_retry, first, first_attempt
@@ -344,14 +342,14 @@ class Runner:
     ) -> Reply:
         """Send the rest of the request (a large one), then read the reply."""
         config = self.config
-        step_started = session.connected = _now()
+        step_started = session.connected = trio.current_time()
         if config.verbose > 1:
             self._log(f"session {session.number}: connected to {self.endpoint.label}")
         if sent < len(request):
             session.step = "sending message"
             session.arm(step_started + config.timeout)
             await send_request(sock, request, sent, self._send_chunk)
-            step_started = _now()
+            step_started = trio.current_time()
         session.step = "receiving server reply"
         session.arm(step_started + config.timeout)
         reply = await read_reply(sock, config.reply_limit)
@@ -363,7 +361,7 @@ class Runner:
         """The next message's local number, or None when the budget or the time is spent."""
         if self._remaining <= 0 and not self._refill():
             return None
-        if self._end != _INF and _now() >= self._end:
+        if self._end != _INF and trio.current_time() >= self._end:
             return None
         self._remaining -= 1
         local = self._taken
@@ -394,7 +392,7 @@ class Runner:
         scheduled = self._t0 + local * self._spacing
         if scheduled >= self._end:
             return None
-        now = _now()
+        now = trio.current_time()
         if scheduled > now:
             session.disarm()  # waiting for the schedule is no step of the server's
             await self._pause_until(scheduled)
@@ -412,7 +410,7 @@ class Runner:
         self._log(f"warning: {exc}")
 
     def _failed(self, exc: DeliveryError, started: float, connected: float | None) -> None:
-        self.stats.record(exc.outcome, started, connected, _now())
+        self.stats.record(exc.outcome, started, connected, trio.current_time())
         if self.config.keep_going:
             if self.config.verbose:
                 self._log(f"warning: {exc}")
