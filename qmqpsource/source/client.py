@@ -92,6 +92,10 @@ async def read_reply(sock: socket.SocketType, limit: int) -> Reply:
                 except BlockingIOError:
                     continue
             if parser is None:
+                # Parsed whole when it comes whole, as it nearly always does: through the
+                # incremental parser a message took 11,000 more instructions (+9%), and
+                # 1 us more user CPU in two series of real runs of three (-s 10,
+                # Postfix's sink; issue 22).
                 reply = whole_reply(data, limit)
                 if reply is not None:
                     return reply
