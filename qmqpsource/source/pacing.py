@@ -43,8 +43,6 @@ TICK = 0.001
 # ordinary use is shorter, so this many connections cannot overflow one.
 UNPACED_SESSIONS = 128
 
-_now = trio.current_time
-
 
 class ConnectPacer:
     """Tokens to connect: ``burst`` at most, each back when its connection closes
@@ -74,7 +72,7 @@ class ConnectPacer:
 
     def _refill(self) -> float:
         """The tokens there are now, with those that time added since the last look."""
-        now = _now()
+        now = trio.current_time()
         tokens = self._tokens + (now - self._stamp) * self._rate
         self._tokens = tokens = tokens if tokens < self._burst else self._burst
         self._stamp = now
