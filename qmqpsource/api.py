@@ -39,6 +39,7 @@ from qmqpsource.source.limits import check_resources
 from qmqpsource.source.ratesearch import START_RATE, RateSearch, settle_seconds
 from qmqpsource.source.request import RequestFactory
 from qmqpsource.source.runner import Runner
+from qmqpsource.trio_required import require_trio
 from qmqpsource.values import MAX_COUNT
 
 __all__ = ["FoundRate", "RunningSink", "find_rate", "open_sink", "run_load", "run_load_sync"]
@@ -57,6 +58,7 @@ async def run_load(
     run starts. A failed message ends the run as on the command line, unless
     ``config.keep_going``: the result's ``status`` and ``failure`` say so.
     """
+    require_trio("run_load")
     judged = [c if isinstance(c, Check) else parse_check(c) for c in checks]
     check_interval(interval)
     check_resources(config)
@@ -106,6 +108,7 @@ async def find_rate(
     messages do not end a step. Raises ValueError without checks, and what ``run_load``
     raises before a run.
     """
+    require_trio("find_rate")
     judged = [c if isinstance(c, Check) else parse_check(c) for c in checks]
     if not judged:
         raise ValueError("find_rate needs at least one check")
@@ -139,6 +142,7 @@ async def open_sink(config: SinkConfig) -> AsyncIterator[RunningSink]:
     Its log lines (``config.verbose``) go to stderr, and -c's counts to stdout, as on
     the command line. Raises SinkError (ListenError) when it cannot listen.
     """
+    require_trio("open_sink")
     sink = Sink(config)
     async with trio.open_nursery() as nursery:
         addresses: list[str] = await nursery.start(sink.serve)

@@ -22,10 +22,10 @@ from typing import TYPE_CHECKING, TextIO
 import trio
 
 from qmqpsource import SOURCE_PROG as PROG
-from qmqpsource.protocol import Reply, Status, whole_reply
+from qmqpsource.protocol import Reply, Status
 from qmqpsource.results.outcome import DeliveryError, Outcome
 from qmqpsource.results.stats import RunStats
-from qmqpsource.source.client import RECV_SIZE, read_reply, receive_error, send_request
+from qmqpsource.source.client import read_reply, send_request
 from qmqpsource.source.config import SourceConfig
 from qmqpsource.source.connector import ConnectError, Endpoint, begin_connect, connect_and_send
 from qmqpsource.source.pacing import UNPACED_SESSIONS, ConnectPacer
@@ -50,9 +50,6 @@ SEND_CHUNK_MIN = 128 * 1024
 # How much earlier than --timeout a step's deadline may fire (see _Session.arm).
 DEADLINE_SLACK = 0.05
 
-_now = trio.current_time
-_wait_readable = trio.lowlevel.wait_readable
-_ACCEPTED = Outcome.ACCEPTED
 _K = ord("K")
 _INF = math.inf
 
@@ -98,10 +95,11 @@ class _Session:
     def arm(self, deadline: float) -> None:
         """The step that starts now must end by ``deadline`` (trio time).
 
-        Moving a scope's deadline costs (trio keeps a heap of them): moved at every step
-        a message took 14% more instructions (README). So a deadline less than ``slack``
-        past the one in force is left as it is: a step gets between --timeout - slack
-        and --timeout.
+        Moving a scope's deadline costs (trio keeps a heap of them): moved at every step,
+        a message took 16,000 more instructions (+14%) and 1 to 3.5 us more user CPU
+        (-s 10 against Postfix's sink; issue 22). So a deadline less than ``slack`` past
+        the one in force is left as it is: a step gets between --timeout - slack and
+        --timeout.
         """
         if deadline - self.armed > self.slack:
             self.scope.deadline = self.armed = deadline
@@ -147,7 +145,9 @@ class Runner:
         self.endpoint = endpoint
         self.stats = stats
         self._requests = requests
-        # The common case: every message is the same bytes, sent from one buffer.
+        # The common case: every message is the same bytes, sent from one buffer. Built
+        # per message, a request cost 34,000 instructions (+29%) and 3 to 4.5 us of user
+        # CPU more (-s 10 against Postfix's sink; issue 22).
         self._fixed = memoryview(requests.fixed) if requests.fixed is not None else None
         self._taken = 0  # the next message's number in this process's share (from 0)
         self._end = _INF  # trio time after which no message starts (--duration)
@@ -173,7 +173,7 @@ class Runner:
 
     async def run(self) -> RunResult:
         started = time.perf_counter()
-        self._t0 = _now()
+        self._t0 = trio.current_time()
         if self.config.duration is not None:
             self._end = self._t0 + self.config.duration
         async with trio.open_nursery() as nursery:
@@ -195,7 +195,7 @@ class Runner:
     def stop(self, grace: float) -> None:
         """Start no new message; cut what is still in flight after ``grace`` seconds."""
         self._stopped.set()
-        self._cut_at(_now() + grace)
+        self._cut_at(trio.current_time() + grace)
 
     def abort(self) -> None:
         """End now: in-flight messages are cut, their sockets closed."""
@@ -248,7 +248,7 @@ class Runner:
                     if delays and self._more():
                         session.disarm()  # a chosen pause is no step of the server's
                         pause = config.fixed_delay or self._random.uniform(0, config.random_delay)
-                        await self._pause_until(_now() + pause)
+                        await self._pause_until(trio.current_time() + pause)
                 return
             # Only here when this scope's own deadline cut a step: a timeout.
             session.in_flight = False
@@ -273,7 +273,7 @@ class Runner:
             request = memoryview(self._requests.build(seq))
             extra = len(request) - self.stats.bytes_per_message
         # --rate: latency runs from the scheduled start (no coordinated omission).
-        started = session.started = scheduled if scheduled is not None else _now()
+        started = session.started = scheduled if scheduled is not None else trio.current_time()
         session.connected = None
         session.step = "connecting"
         sock = None
@@ -288,7 +288,7 @@ class Runner:
         except DeliveryError as exc:
             self._failed(exc, started, session.connected)
         else:
-            self.stats.record(_ACCEPTED, started, session.connected, _now())
+            self.stats.record(Outcome.ACCEPTED, started, session.connected, trio.current_time())
             if config.counter:
                 self._counter += 1
                 self._out.write(f"{self._counter}\r")
@@ -296,6 +296,8 @@ class Runner:
         finally:
             if sock is not None:
                 sock.close()
+            if self._pacer is not None and session.in_flight:
+                self._pacer.give_back()  # closed, or never up: not in the server's queue
         # Not in the finally: a cut message must still look in flight to _session.
         session.in_flight = False
         if sock is None:
@@ -317,7 +319,8 @@ class Runner:
             await pacer.take()
         limiter = self._limiter
         try:
-            # Not always acquire(): its trip through the scheduler cost 71% more instructions.
+            # Not always acquire(): its trip through the scheduler cost 80,000 instructions
+            # (+68%) and 10 us of user CPU a message (-s 10, Postfix's sink; issue 22).
             limiter.acquire_nowait()
         except trio.WouldBlock:
             session.disarm()
@@ -328,7 +331,7 @@ class Runner:
             first_attempt = begin_connect(self.endpoint, first)
             sock, err, sent = first_attempt
             if err:  # not up yet, or refused: the general path, with -C retries
-                session.arm(_now() + self.config.timeout)
+                session.arm(trio.current_time() + self.config.timeout)
                 config = self.config
                 sock, sent = await connect_and_send(
                     self.endpoint, config.connect_attempts, self._on_retry, first, first_attempt
@@ -343,26 +346,17 @@ class Runner:
     ) -> Reply:
         """Send the rest of the request (a large one), then read the reply."""
         config = self.config
-        step_started = session.connected = _now()
+        step_started = session.connected = trio.current_time()
         if config.verbose > 1:
             self._log(f"session {session.number}: connected to {self.endpoint.label}")
         if sent < len(request):
             session.step = "sending message"
             session.arm(step_started + config.timeout)
             await send_request(sock, request, sent, self._send_chunk)
-            step_started = _now()
+            step_started = trio.current_time()
         session.step = "receiving server reply"
         session.arm(step_started + config.timeout)
-        await _wait_readable(sock)
-        try:
-            data: bytes | None = sock.recv(RECV_SIZE)
-        except BlockingIOError:
-            data = None
-        except OSError as exc:
-            raise receive_error(exc) from None
-        reply = whole_reply(data, config.reply_limit) if data else None
-        if reply is None:
-            reply = await read_reply(sock, config.reply_limit, data)
+        reply = await read_reply(sock, config.reply_limit)
         if config.verbose:
             self._err.write(f"<< {printable(reply.raw)}\n")
         return reply
@@ -371,7 +365,7 @@ class Runner:
         """The next message's local number, or None when the budget or the time is spent."""
         if self._remaining <= 0 and not self._refill():
             return None
-        if self._end != _INF and _now() >= self._end:
+        if self._end != _INF and trio.current_time() >= self._end:
             return None
         self._remaining -= 1
         local = self._taken
@@ -402,7 +396,7 @@ class Runner:
         scheduled = self._t0 + local * self._spacing
         if scheduled >= self._end:
             return None
-        now = _now()
+        now = trio.current_time()
         if scheduled > now:
             session.disarm()  # waiting for the schedule is no step of the server's
             await self._pause_until(scheduled)
@@ -420,7 +414,7 @@ class Runner:
         self._log(f"warning: {exc}")
 
     def _failed(self, exc: DeliveryError, started: float, connected: float | None) -> None:
-        self.stats.record(exc.outcome, started, connected, _now())
+        self.stats.record(exc.outcome, started, connected, trio.current_time())
         if self.config.keep_going:
             if self.config.verbose:
                 self._log(f"warning: {exc}")
