@@ -36,6 +36,7 @@ from qmqpsource.sink.config import SinkConfig
 from qmqpsource.sink.server import Sink
 from qmqpsource.sink.stats import SinkStats
 from qmqpsource.source.config import SourceConfig
+from qmqpsource.trio_required import require_trio
 
 __all__ = [
     "EMBEDDED_TARGET", "GRACE_SECONDS", "FoundRate", "LoadControl", "RunningSink", "WorkerPool",
@@ -86,6 +87,7 @@ async def open_sink(config: SinkConfig) -> AsyncIterator[RunningSink]:
     Its lines go to the ``qmqpsource.sink`` loggers (logs.py). Raises SinkError when it
     cannot listen.
     """
+    require_trio("open_sink")
     sink = Sink(config)
     async with trio.open_nursery() as nursery:
         addresses: list[str] = await nursery.start(sink.serve)

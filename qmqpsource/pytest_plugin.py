@@ -11,6 +11,11 @@ the fault rates and ``seed`` of Faults among them (``tempfail=0.1``), and stop t
 sinks at the end of the test. They are async fixtures: they need pytest-trio, and a
 trio test (``@pytest.mark.trio``, or ``trio_mode = true``).
 
+``qmqp_sink_sync`` and ``qmqp_sink_sync_factory`` are the same for plain, synchronous
+tests (no trio, no pytest-trio): each sink runs in a thread with a trio loop of its
+own, so the test may call run_load_sync against it, and is stopped and its thread
+joined when the test ends, failed or not.
+
 pytest loads this module in every session of every project where qmqpsource is
 installed: it imports nothing but pytest, and trio and the sink only when a test asks
 for one of its fixtures. Its one hook registers the marker; it has no autouse fixture.
@@ -18,7 +23,7 @@ for one of its fixtures. Its one hook registers the marker; it has no autouse fi
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 from typing import TYPE_CHECKING, Any, Protocol
 
 import pytest
@@ -28,8 +33,9 @@ if TYPE_CHECKING:
 
     from qmqpsource.api import RunningSink
     from qmqpsource.sink.config import SinkConfig
+    from qmqpsource.sink_thread import SinkThread
 
-__all__ = ["SinkFactory", "sink_config"]
+__all__ = ["SinkFactory", "SyncSinkFactory", "sink_config"]
 
 MARKER = (
     "qmqp_sink(config=None, **options): the SinkConfig of the qmqp_sink fixture, and/or its "
@@ -46,6 +52,12 @@ class SinkFactory(Protocol):
     async def __call__(
         self, config: SinkConfig | None = None, /, **options: Any
     ) -> RunningSink: ...
+
+
+class SyncSinkFactory(Protocol):
+    """``qmqp_sink_sync_factory``: ``qmqp_sink_sync_factory(tempfail=0.5)`` starts a sink."""
+
+    def __call__(self, config: SinkConfig | None = None, /, **options: Any) -> RunningSink: ...
 
 
 def pytest_configure(config: pytest.Config) -> None:
@@ -111,7 +123,7 @@ def _qmqp_trio_test(request: pytest.FixtureRequest) -> None:
     if request.node.get_closest_marker("trio") is None:
         pytest.fail("qmqp_sink and qmqp_sink_factory are for trio tests: an async test "
                     "marked @pytest.mark.trio, or trio_mode = true in pytest's "
-                    "configuration", pytrace=False)
+                    "configuration; a plain test has qmqp_sink_sync", pytrace=False)
 
 
 @pytest.fixture
@@ -135,3 +147,65 @@ async def qmqp_sink(
     if marker is None:
         return await qmqp_sink_factory()
     return await qmqp_sink_factory(*marker.args, **marker.kwargs)
+
+
+class _SyncFactory:
+    """Starts sinks, each in a thread of its own; stop() stops every one."""
+
+    def __init__(self) -> None:
+        self._sinks: list[SinkThread] = []
+
+    def __call__(self, config: SinkConfig | None = None, /, **options: Any) -> RunningSink:
+        from qmqpsource.errors import QmqpsourceError
+        from qmqpsource.sink import SinkError
+        from qmqpsource.sink_thread import SinkThread
+
+        # The test fails with the one line, outside the except: no chained traceback.
+        try:
+            sink = SinkThread(sink_config(config, **options))
+        except (TypeError, ValueError) as exc:
+            failure = f"qmqp_sink_sync: {exc}"
+        else:
+            try:
+                running = sink.start()
+            except (QmqpsourceError, SinkError, OSError) as exc:
+                failure = f"qmqp_sink_sync: the sink did not start: {exc}"
+            else:
+                self._sinks.append(sink)
+                return running
+        pytest.fail(failure, pytrace=False)
+
+    def stop(self) -> None:
+        """Stop every sink, even when one fails; then raise the first failure."""
+        sinks, self._sinks = self._sinks, []
+        failures: list[BaseException] = []
+        for sink in sinks:
+            try:
+                sink.stop()
+            except Exception as exc:
+                failures.append(exc)
+        if failures:
+            raise failures[0]
+
+
+@pytest.fixture
+def qmqp_sink_sync_factory() -> Iterator[SyncSinkFactory]:
+    """Start a qmqp-sink from a synchronous test: ``qmqp_sink_sync_factory(config=None,
+    **options)``, in a thread with a trio loop of its own; every one stops at the end of
+    the test. Options as the ``qmqp_sink`` marker's."""
+    factory = _SyncFactory()
+    yield factory
+    factory.stop()
+
+
+@pytest.fixture
+def qmqp_sink_sync(
+    qmqp_sink_sync_factory: SyncSinkFactory, request: pytest.FixtureRequest
+) -> RunningSink:
+    """``qmqp_sink`` for a synchronous test: a running qmqp-sink on a free loopback port
+    (``.address``, ``.stats``), configured by the test's ``@pytest.mark.qmqp_sink(...)``
+    marker, if any, in a thread of its own. run_load_sync puts a load on it."""
+    marker = request.node.get_closest_marker("qmqp_sink")
+    if marker is None:
+        return qmqp_sink_sync_factory()
+    return qmqp_sink_sync_factory(*marker.args, **marker.kwargs)

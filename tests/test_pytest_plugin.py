@@ -5,6 +5,7 @@ not use it. tests/test_pytest_plugin_installed.py runs it where only pip install
 from __future__ import annotations
 
 import socket
+import threading
 from pathlib import Path
 
 import pytest
@@ -103,7 +104,8 @@ def test_a_sync_test_is_told_the_fixtures_are_for_trio_tests(
     pytester.makepyfile("def test_sync(qmqp_sink):\n    pass\n")
     result = pytester.runpytest()
     result.assert_outcomes(errors=1)
-    result.stdout.fnmatch_lines(["qmqp_sink and qmqp_sink_factory are for trio tests: *"])
+    result.stdout.fnmatch_lines(["qmqp_sink and qmqp_sink_factory are for trio tests: *; "
+                                 "a plain test has qmqp_sink_sync"])
 
 
 def test_without_pytest_trio_the_error_names_it(pytester: pytest.Pytester) -> None:
@@ -200,3 +202,109 @@ def test_sink_config_maps_options_onto_sink_config_and_faults() -> None:
     assert pytest_plugin.sink_config(base, delay=0.5) == SinkConfig(
         endpoint="unix:/tmp/s", faults=Faults(reject=0.5, delay_min=0.5, delay_max=0.5))
     assert pytest_plugin.sink_config() == SinkConfig(endpoint="127.0.0.1:0")
+
+
+SYNC_TESTS = '''
+import threading
+from pathlib import Path
+
+import pytest
+from qmqpsource import SourceConfig, run_load_sync
+
+
+def test_takes_load(qmqp_sink_sync):
+    assert threading.current_thread() is threading.main_thread()
+    result = run_load_sync(SourceConfig(target=qmqp_sink_sync.address, sessions=4,
+                                        messages=50))
+    assert result.counts["accepted"] == 50
+    assert qmqp_sink_sync.stats.replies_k == 50
+
+
+@pytest.mark.qmqp_sink(tempfail=1.0)
+def test_faults_from_the_marker(qmqp_sink_sync):
+    result = run_load_sync(SourceConfig(target=qmqp_sink_sync.address, messages=10,
+                                        keep_going=True))
+    assert result.counts["tempfail"] == 10 and qmqp_sink_sync.stats.replies_z == 10
+
+
+def test_sinks_from_the_factory(qmqp_sink_sync_factory, tmp_path):
+    kept = qmqp_sink_sync_factory(maildir=tmp_path / "Maildir")
+    rejecting = qmqp_sink_sync_factory(reject=1.0)
+    run_load_sync(SourceConfig(target=kept.address, messages=3))
+    assert len(list((tmp_path / "Maildir" / "new").iterdir())) == 3
+    result = run_load_sync(SourceConfig(target=rejecting.address, messages=3,
+                                        keep_going=True))
+    assert result.counts["permfail"] == 3
+    Path("addresses").write_text(kept.address + " " + rejecting.address + " ")
+
+
+def test_a_failing_assertion_fails(qmqp_sink_sync):
+    with Path("addresses").open("a") as addresses:
+        addresses.write(qmqp_sink_sync.address)
+    result = run_load_sync(SourceConfig(target=qmqp_sink_sync.address, messages=5))
+    assert result.counts["accepted"] == 6
+'''
+
+
+def sink_threads() -> list[str]:
+    return [t.name for t in threading.enumerate() if t.name == "qmqp-sink thread"]
+
+
+def error_report(result: pytest.RunResult) -> list[str]:
+    """The lines of the one 'ERROR at setup' section of a run's output."""
+    lines = result.outlines
+    start = next(n for n, line in enumerate(lines) if "ERROR at setup of" in line) + 1
+    end = next(n for n, line in enumerate(lines) if n > start and line.startswith("==="))
+    return lines[start:end]
+
+
+def test_the_sync_fixtures_in_plain_tests_without_pytest_trio(
+    pytester: pytest.Pytester,
+) -> None:
+    pytester.makepyfile(SYNC_TESTS)
+    result = pytester.runpytest("-p", "no:trio", "-p", "no:cacheprovider")
+    result.assert_outcomes(passed=3, failed=1)
+    result.stdout.fnmatch_lines(["*assert 5 == 6*"])
+    # Every sink stopped, the failed test's too: its thread joined, its socket closed.
+    assert sink_threads() == []
+    addresses = (pytester.path / "addresses").read_text().split()
+    assert len(addresses) == 3
+    for address in addresses:
+        host, _, port = address.rpartition(":")
+        with socket.socket() as client, pytest.raises(ConnectionRefusedError):
+            client.connect((host, int(port)))
+
+
+def test_a_sync_sink_that_cannot_listen_fails_its_test_in_one_line(
+    pytester: pytest.Pytester,
+) -> None:
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        pytester.makepyfile(f'''
+            import pytest
+
+            @pytest.mark.qmqp_sink(endpoint="127.0.0.1:{port}")
+            def test_sink_elsewhere(qmqp_sink_sync):
+                pass
+        ''')
+        result = pytester.runpytest("-p", "no:trio", "-p", "no:cacheprovider")
+    result.assert_outcomes(errors=1)
+    [said] = error_report(result)  # one line: no traceback, no chained exception
+    assert said.startswith(f"qmqp_sink_sync: the sink did not start: bind 127.0.0.1:{port}: ")
+    assert sink_threads() == []
+
+
+def test_bad_marker_options_fail_a_sync_test_in_one_line(pytester: pytest.Pytester) -> None:
+    pytester.makepyfile('''
+        import pytest
+
+        @pytest.mark.qmqp_sink(bogus=1)
+        def test_bad(qmqp_sink_sync):
+            pass
+    ''')
+    result = pytester.runpytest("-p", "no:trio", "-p", "no:cacheprovider")
+    result.assert_outcomes(errors=1)
+    [said] = error_report(result)
+    assert said.startswith("qmqp_sink_sync: qmqp_sink: no option bogus; the options are ")

@@ -30,6 +30,7 @@ from qmqpsource.source.config import SourceConfig
 from qmqpsource.source.limits import check_resources
 from qmqpsource.source.request import RequestFactory, message_file_size
 from qmqpsource.source.shard import Shard
+from qmqpsource.trio_required import require_trio
 
 __all__ = ["EMBEDDED_TARGET", "Target", "parse_checks", "plan_load", "preflight", "run_load",
            "run_plan", "target_of"]
@@ -155,6 +156,7 @@ async def run_load(
     embedded sink that did not start). A failed message is no exception: the result's
     ``status`` and ``failure`` say so (unless ``config.keep_going``).
     """
+    require_trio("run_load")
     judged = parse_checks(checks)
     check_interval(interval)
     start = start_of(start_at, run_id)

@@ -32,6 +32,7 @@ from qmqpsource.results.timeline import DEFAULT_INTERVAL
 from qmqpsource.source.config import SourceConfig
 from qmqpsource.source.ratesearch import START_RATE, RateSearch, settle_seconds
 from qmqpsource.source.request import RequestFactory
+from qmqpsource.trio_required import require_trio
 from qmqpsource.values import MAX_COUNT
 
 __all__ = ["MIN_STEP_MESSAGES", "MIN_STEP_SECONDS", "FoundRate", "find_rate", "whole_search"]
@@ -101,6 +102,7 @@ async def find_rate(
     used; ``start_at`` and ``run_id`` are run_load's. Raises ConfigError without checks
     or for steps too short to judge, what run_load raises before a run, and RunError
     for a step that could not run."""
+    require_trio("find_rate")
     judged = parse_checks(checks)
     if not judged:
         raise ConfigError("find_rate needs at least one check, such as 'p99<200ms'",

@@ -21,7 +21,7 @@ from qmqpsource.protocol import (
 )
 from qmqpsource.results.outcome import DeliveryError, Outcome
 
-__all__ = ["RECV_SIZE", "read_reply", "receive_error", "send_request"]
+__all__ = ["RECV_SIZE", "read_reply", "send_request"]
 
 # One recv() takes any reply a server sends in practice.
 RECV_SIZE = 16384
@@ -34,11 +34,6 @@ def _io_error(exc: OSError, step: str) -> DeliveryError:
     if exc.errno in _RESET_ERRNOS:
         return DeliveryError(Outcome.RESET, f"lost connection while {step}")
     return DeliveryError(Outcome.LOST_CONNECTION, f"{exc.strerror or exc} while {step}")
-
-
-def receive_error(exc: OSError) -> DeliveryError:
-    """What a failed recv() of the reply means, for a caller that did the recv() itself."""
-    return _io_error(exc, "receiving server reply")
 
 
 def _reply_waiting(sock: socket.SocketType) -> bool:
@@ -83,8 +78,9 @@ async def send_request(
         raise _io_error(exc, "sending message") from None
 
 
-async def read_reply(sock: socket.SocketType, limit: int, data: bytes | None = None) -> Reply:
-    """Read and parse one reply netstring; ``data``: what a first recv() already gave."""
+async def read_reply(sock: socket.SocketType, limit: int) -> Reply:
+    """Read and parse one reply netstring."""
+    data: bytes | None = None
     parser: ReplyParser | None = None  # only when the reply does not come whole at once
     try:
         while True:
@@ -96,6 +92,10 @@ async def read_reply(sock: socket.SocketType, limit: int, data: bytes | None = N
                 except BlockingIOError:
                     continue
             if parser is None:
+                # Parsed whole when it comes whole, as it nearly always does: through the
+                # incremental parser a message took 11,000 more instructions (+9%), and
+                # 1 us more user CPU in two series of real runs of three (-s 10,
+                # Postfix's sink; issue 22).
                 reply = whole_reply(data, limit)
                 if reply is not None:
                     return reply

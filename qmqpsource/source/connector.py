@@ -115,6 +115,8 @@ def begin_connect(
         if err == errno.EINPROGRESS and first is not None:
             # On loopback the handshake is over by the time connect() returns: sending
             # at once finds out for no extra syscall; "would block" means still connecting.
+            # Waiting for the socket to show writable first cost 164,000 instructions
+            # (+140%) and 20 us of user CPU a message (-s 10, Postfix's sink; issue 22).
             try:
                 sent = sock.send(first)
                 err = 0

@@ -22,10 +22,10 @@ from typing import TYPE_CHECKING
 import trio
 
 from qmqpsource import logs
-from qmqpsource.protocol import Reply, Status, whole_reply
+from qmqpsource.protocol import Reply, Status
 from qmqpsource.results.outcome import DeliveryError, Outcome
 from qmqpsource.results.stats import RunStats
-from qmqpsource.source.client import RECV_SIZE, read_reply, receive_error, send_request
+from qmqpsource.source.client import read_reply, send_request
 from qmqpsource.source.config import SourceConfig
 from qmqpsource.source.connector import ConnectError, Endpoint, begin_connect, connect_and_send
 from qmqpsource.source.pacing import UNPACED_SESSIONS, ConnectPacer
@@ -56,9 +56,6 @@ _reply_log = logging.getLogger(logs.SOURCE_REPLIES)
 _connection_log = logging.getLogger(logs.SOURCE_CONNECTIONS)
 _accepted_log = logging.getLogger(logs.SOURCE_ACCEPTED)
 
-_now = trio.current_time
-_wait_readable = trio.lowlevel.wait_readable
-_ACCEPTED = Outcome.ACCEPTED
 _K = ord("K")
 _INF = math.inf
 
@@ -104,10 +101,11 @@ class _Session:
     def arm(self, deadline: float) -> None:
         """The step that starts now must end by ``deadline`` (trio time).
 
-        Moving a scope's deadline costs (trio keeps a heap of them): moved at every step
-        a message took 14% more instructions (docs/performance.md). So a deadline less
-        than ``slack`` past the one in force is left as it is: a step gets between
-        --timeout - slack and --timeout.
+        Moving a scope's deadline costs (trio keeps a heap of them): moved at every step,
+        a message took 16,000 more instructions (+14%) and 1 to 3.5 us more user CPU
+        (-s 10 against Postfix's sink; issue 22). So a deadline less than ``slack`` past
+        the one in force is left as it is: a step gets between --timeout - slack and
+        --timeout.
         """
         if deadline - self.armed > self.slack:
             self.scope.deadline = self.armed = deadline
@@ -151,7 +149,9 @@ class Runner:
         self.endpoint = endpoint
         self.stats = stats
         self._requests = requests
-        # The common case: every message is the same bytes, sent from one buffer.
+        # The common case: every message is the same bytes, sent from one buffer. Built
+        # per message, a request cost 34,000 instructions (+29%) and 3 to 4.5 us of user
+        # CPU more (-s 10 against Postfix's sink; issue 22).
         self._fixed = memoryview(requests.fixed) if requests.fixed is not None else None
         self._taken = 0  # the next message's number in this process's share (from 0)
         self._end = _INF  # trio time after which no message starts (--duration)
@@ -180,7 +180,7 @@ class Runner:
 
     async def run(self) -> RunResult:
         started = time.perf_counter()
-        self._t0 = _now()
+        self._t0 = trio.current_time()
         if self.config.duration is not None:
             self._end = self._t0 + self.config.duration
         async with trio.open_nursery() as nursery:
@@ -199,7 +199,7 @@ class Runner:
     def stop(self, grace: float) -> None:
         """Start no new message; cut what is still in flight after ``grace`` seconds."""
         self._stopped.set()
-        self._cut_at(_now() + grace)
+        self._cut_at(trio.current_time() + grace)
 
     def abort(self) -> None:
         """End now: in-flight messages are cut, their sockets closed."""
@@ -248,7 +248,7 @@ class Runner:
                     if delays and self._more():
                         session.disarm()  # a chosen pause is no step of the server's
                         pause = config.fixed_delay or self._random.uniform(0, config.random_delay)
-                        await self._pause_until(_now() + pause)
+                        await self._pause_until(trio.current_time() + pause)
                 return
             # Only here when this scope's own deadline cut a step: a timeout.
             session.in_flight = False
@@ -273,7 +273,7 @@ class Runner:
             request = memoryview(self._requests.build(seq))
             extra = len(request) - self.stats.bytes_per_message
         # --rate: latency runs from the scheduled start (no coordinated omission).
-        started = session.started = scheduled if scheduled is not None else _now()
+        started = session.started = scheduled if scheduled is not None else trio.current_time()
         session.connected = None
         session.step = "connecting"
         sock = None
@@ -288,13 +288,15 @@ class Runner:
         except DeliveryError as exc:
             self._failed(exc, started, session.connected)
         else:
-            self.stats.record(_ACCEPTED, started, session.connected, _now())
+            self.stats.record(Outcome.ACCEPTED, started, session.connected, trio.current_time())
             if self._count_accepted:
                 self._accepted += 1
                 _accepted_log.debug("%d", self._accepted)
         finally:
             if sock is not None:
                 sock.close()
+            if self._pacer is not None and session.in_flight:
+                self._pacer.give_back()  # closed, or never up: not in the server's queue
         # Not in the finally: a cut message must still look in flight to _session.
         session.in_flight = False
         if sock is None:
@@ -316,7 +318,8 @@ class Runner:
             await pacer.take()
         limiter = self._limiter
         try:
-            # Not always acquire(): its trip through the scheduler cost 71% more instructions.
+            # Not always acquire(): its trip through the scheduler cost 80,000 instructions
+            # (+68%) and 10 us of user CPU a message (-s 10, Postfix's sink; issue 22).
             limiter.acquire_nowait()
         except trio.WouldBlock:
             session.disarm()
@@ -327,7 +330,7 @@ class Runner:
             first_attempt = begin_connect(self.endpoint, first)
             sock, err, sent = first_attempt
             if err:  # not up yet, or refused: the general path, with -C retries
-                session.arm(_now() + self.config.timeout)
+                session.arm(trio.current_time() + self.config.timeout)
                 config = self.config
                 sock, sent = await connect_and_send(
                     self.endpoint, config.connect_attempts, self._on_retry, first, first_attempt
@@ -342,7 +345,7 @@ class Runner:
     ) -> Reply:
         """Send the rest of the request (a large one), then read the reply."""
         config = self.config
-        step_started = session.connected = _now()
+        step_started = session.connected = trio.current_time()
         if self._log_connections:
             _connection_log.debug("session %d: connected to %s", session.number,
                                   self.endpoint.label)
@@ -350,19 +353,10 @@ class Runner:
             session.step = "sending message"
             session.arm(step_started + config.timeout)
             await send_request(sock, request, sent, self._send_chunk)
-            step_started = _now()
+            step_started = trio.current_time()
         session.step = "receiving server reply"
         session.arm(step_started + config.timeout)
-        await _wait_readable(sock)
-        try:
-            data: bytes | None = sock.recv(RECV_SIZE)
-        except BlockingIOError:
-            data = None
-        except OSError as exc:
-            raise receive_error(exc) from None
-        reply = whole_reply(data, config.reply_limit) if data else None
-        if reply is None:
-            reply = await read_reply(sock, config.reply_limit, data)
+        reply = await read_reply(sock, config.reply_limit)
         if self._log_replies:
             _reply_log.debug("%s", printable(reply.raw))
         return reply
@@ -371,7 +365,7 @@ class Runner:
         """The next message's local number, or None when the budget or the time is spent."""
         if self._remaining <= 0 and not self._refill():
             return None
-        if self._end != _INF and _now() >= self._end:
+        if self._end != _INF and trio.current_time() >= self._end:
             return None
         self._remaining -= 1
         local = self._taken
@@ -402,7 +396,7 @@ class Runner:
         scheduled = self._t0 + local * self._spacing
         if scheduled >= self._end:
             return None
-        now = _now()
+        now = trio.current_time()
         if scheduled > now:
             session.disarm()  # waiting for the schedule is no step of the server's
             await self._pause_until(scheduled)
@@ -420,7 +414,7 @@ class Runner:
         _log.warning("%s", exc)
 
     def _failed(self, exc: DeliveryError, started: float, connected: float | None) -> None:
-        self.stats.record(exc.outcome, started, connected, _now())
+        self.stats.record(exc.outcome, started, connected, trio.current_time())
         if self.config.keep_going:
             if self._log_failures:
                 _failure_log.info("%s", exc)

@@ -1,0 +1,34 @@
+"""The async API runs only in trio: called elsewhere, it says so in one line.
+
+Under asyncio (or any loop that is not trio), trio's own calls fail deep inside a run
+with "must be called from async context" or an AttributeError; the API's functions
+call require_trio() first instead.
+"""
+
+from __future__ import annotations
+
+import trio
+
+from qmqpsource.errors import TrioRequiredError
+
+__all__ = ["require_trio"]
+
+
+def require_trio(function: str) -> None:
+    """Raise TrioRequiredError unless a trio task is running ``function`` now."""
+    try:
+        trio.lowlevel.current_task()
+    except RuntimeError:
+        raise TrioRequiredError(
+            f"{function} needs trio, and was called {_where()}: call it in a trio program "
+            "(trio.run), or call run_load_sync, which runs a trio loop of its own"
+        ) from None
+
+
+def _where() -> str:
+    import sniffio  # trio's own dependency; only on this error path
+
+    try:
+        return f"under {sniffio.current_async_library()}"
+    except sniffio.AsyncLibraryNotFoundError:
+        return "outside trio"
