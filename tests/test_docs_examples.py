@@ -253,7 +253,8 @@ def test_the_report_examples_run(tmp_path: Path) -> None:
     """The files they read made first, by runs against the options page's sink. The two
     shards run at once, as two hosts run them: qmqp-report merges only the parts of one
     run, which overlap in time (at --rate 4, each shard's 5 messages take 2 s)."""
-    shard = "qmqp-source -q -m 10 --rate 4 --shard {0}/2 --json results/{0}.json 127.0.0.1:6280"
+    shard = ("qmqp-source -q -m 10 --rate 4 --shard {0}/2 --run-id both --json results/{0}.json"
+             " 127.0.0.1:6280")
     with shell(tmp_path) as reader:
         reader.block(the_block("docs/qmqp-source.md", "qmqp-sink :6280 1024 &"))
         reader.block("mkdir results\n"
