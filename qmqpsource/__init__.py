@@ -1,6 +1,6 @@
 """qmqpsource: a QMQP load generator and test server built on trio.
 
-The Python API (see api.py and the README):
+The Python API (see api.py and docs/api.md):
 
     from qmqpsource import SinkConfig, SourceConfig, Result, open_sink, run_load
 
@@ -36,11 +36,16 @@ _PUBLIC = {
     "find_rate": "qmqpsource.api",
     "FoundRate": "qmqpsource.api",
     "run_load_sync": "qmqpsource.api",
+    "find_rate_sync": "qmqpsource.api",
     "open_sink": "qmqpsource.api",
     "RunningSink": "qmqpsource.api",
+    "LoadControl": "qmqpsource.api",
+    "WorkerPool": "qmqpsource.api",
+    "EMBEDDED_TARGET": "qmqpsource.api",
 }
 
 __all__ = [
+    "EMBEDDED_TARGET",
     "REPORT_PROG",
     "SINK_PROG",
     "SOURCE_PROG",
@@ -48,6 +53,7 @@ __all__ = [
     "Faults",
     "FoundRate",
     "Interval",
+    "LoadControl",
     "Outcome",
     "Result",
     "RunningSink",
@@ -55,8 +61,10 @@ __all__ = [
     "SinkStats",
     "SourceConfig",
     "Verdict",
+    "WorkerPool",
     "__version__",
     "find_rate",
+    "find_rate_sync",
     "open_sink",
     "run_load",
     "run_load_sync",
@@ -65,9 +73,13 @@ __all__ = [
 if TYPE_CHECKING:
     from qmqpsource.addresses import Family
     from qmqpsource.api import (
+        EMBEDDED_TARGET,
         FoundRate,
+        LoadControl,
         RunningSink,
+        WorkerPool,
         find_rate,
+        find_rate_sync,
         open_sink,
         run_load,
         run_load_sync,

@@ -15,6 +15,8 @@ import os
 import socket
 from dataclasses import dataclass
 
+from qmqpsource import errors
+
 __all__ = [
     "DEFAULT_PORT",
     "FAMILIES",
@@ -30,7 +32,7 @@ DEFAULT_PORT = "628"
 UNIX_PATH_MAX = 108
 
 
-class AddressError(ValueError):
+class AddressError(errors.AddressError):
     """An address that cannot be parsed or resolved; ``str()`` is one line for the user."""
 
 

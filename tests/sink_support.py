@@ -16,6 +16,8 @@ from typing import Any
 import trio
 import trio.testing
 
+from qmqpsource import SINK_PROG
+from qmqpsource.cli.logs import printing
 from qmqpsource.protocol import Reply, ReplyParser, encode_request
 from qmqpsource.sink import Sink, SinkConfig
 
@@ -80,16 +82,20 @@ class RunningSink:
 
 @asynccontextmanager
 async def running_sink(**options: Any) -> AsyncIterator[RunningSink]:
-    """An in-process sink on a free loopback port (or options["endpoint"])."""
+    """An in-process sink on a free loopback port (or options["endpoint"]); SinkConfig's
+    options, and qmqp-sink's ``verbose`` (-v) and ``counter`` (-c) for what it prints."""
     options.setdefault("endpoint", "127.0.0.1:0")
+    verbose, counter = options.pop("verbose", 0), options.pop("counter", False)
     log, out = io.StringIO(), io.StringIO()
-    sink = Sink(SinkConfig(**options), log=log, out=out)
-    async with trio.open_nursery() as nursery:
-        labels: list[str] = await nursery.start(sink.serve)
-        try:
-            yield RunningSink(sink, labels[0], log, out)
-        finally:
-            nursery.cancel_scope.cancel()
+    with printing(SINK_PROG, verbose=verbose, counter=counter, err=lambda: log,
+                  out=lambda: out):
+        sink = Sink(SinkConfig(**options))
+        async with trio.open_nursery() as nursery:
+            labels: list[str] = await nursery.start(sink.serve)
+            try:
+                yield RunningSink(sink, labels[0], log, out)
+            finally:
+                nursery.cancel_scope.cancel()
 
 
 def address_of(target: str) -> tuple[socket.AddressFamily, Any]:

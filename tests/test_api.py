@@ -156,14 +156,14 @@ async def test_find_rate_in_the_callers_loop() -> None:
     async with open_sink(config) as sink:
         found = await qmqpsource.find_rate(
             SourceConfig(target=sink.address, sessions=50, connect_limit=50, rate=50),
-            checks=["p99<100ms", "failed==0"], step_duration=0.3)
+            checks=["p99<100ms", "failed==0"], step_duration=0.5)
     assert isinstance(found, qmqpsource.FoundRate)
     assert found.stopped in ("bracket", "sessions") and found.rate is not None
     assert found.steps[0].rate == 50 and 1 < len(found.steps) <= 20
     assert found.rate == max(step.rate for step in found.steps if step.ok)
     assert any(not step.ok for step in found.steps)
     held = next(step for step in found.steps if step.rate == found.rate)
-    assert held.result.config["rate"] == found.rate and held.result.config["duration"] == 0.3
+    assert held.result.config["rate"] == found.rate and held.result.config["duration"] == 0.5
     assert found.to_dict()["steps"][0]["rate"] == 50
 
 

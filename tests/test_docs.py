@@ -105,7 +105,7 @@ def test_performance_figures_are_all_in_the_results() -> None:
 def test_quick_start_is_the_command_the_bench_runs() -> None:
     from benchmarks.bench import QUICK_START
 
-    command = f"pip install . && qmqp-source {' '.join(QUICK_START)}\n"
+    command = f"pip install . && {' '.join(QUICK_START)}\n"
     assert command in section(README, "## Set-up")
     assert command in page("getting-started.md")
 

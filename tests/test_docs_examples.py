@@ -22,10 +22,11 @@ MANIFESTS = "tests/deploy/test_manifests.py"
 
 # (file, the block's first line) -> the test that covers it.
 COVERED: dict[tuple[str, str], str] = {
-    ("README.md", "pip install . && qmqp-source --embedded-sink -s 20 -m 10000"):
+    ("README.md", "pip install . && qmqpsource source --embedded-sink -s 20 -m 10000"):
         f"{HERE}::test_the_quick_start_runs",
     ("README.md", "pip install nox && nox"): f"{README_TESTS}::test_ci_runs_the_test_command",
-    ("README.md", "qmqp-sink 127.0.0.1:6280 1024 &"): f"{README_TESTS}::test_the_examples_run",
+    ("README.md", "qmqpsource sink 127.0.0.1:6280 1024 &"):
+        f"{README_TESTS}::test_the_examples_run",
     ("README.md", "from qmqpsource import SourceConfig, run_load_sync"):
         f"{README_TESTS}::test_the_api_example_runs_against_a_sink",
     ("docs/api.md", "import trio"): f"{DOCS_TESTS}::test_api_example_runs_and_prints_what_it_says",
@@ -48,7 +49,8 @@ COVERED: dict[tuple[str, str], str] = {
     ("docs/find-rate.md", "$ qmqp-source --find-rate --check 'p99<200ms' --check 'failed==0' "
      "-s 200 --connect-limit 200 --step-duration 5 --rate 200 127.0.0.1:PORT"):
         f"{DOCS_TESTS}::test_the_find_rate_transcript_is_our_table",
-    ("docs/getting-started.md", "pip install . && qmqp-source --embedded-sink -s 20 -m 10000"):
+    ("docs/getting-started.md",
+     "pip install . && qmqpsource source --embedded-sink -s 20 -m 10000"):
         f"{HERE}::test_the_quick_start_runs",
     ("docs/getting-started.md", "0.413 s, 10000 messages: 10000 accepted, 0 tempfail, "
      "0 permfail, 0 error"): f"{DOCS_TESTS}::test_quick_start_output_is_the_bench_run",
@@ -141,8 +143,8 @@ def test_every_example_is_covered_by_a_test_that_exists() -> None:
 
 def test_the_quick_start_runs(tmp_path: Path) -> None:
     """The part after `pip install .`: the bench runs it too, but only in its own session."""
-    [command] = commands(the_block("README.md", "pip install . && qmqp-source --embedded-sink "
-                                   "-s 20 -m 10000"))
+    [command] = commands(the_block("README.md", "pip install . && qmqpsource source "
+                                   "--embedded-sink -s 20 -m 10000"))
     with shell(tmp_path) as reader:
         done = reader.run(command.split(" && ")[1])
     assert done.returncode == 0, done.stdout
@@ -251,7 +253,8 @@ def test_the_report_examples_run(tmp_path: Path) -> None:
     """The files they read made first, by runs against the options page's sink. The two
     shards run at once, as two hosts run them: qmqp-report merges only the parts of one
     run, which overlap in time (at --rate 4, each shard's 5 messages take 2 s)."""
-    shard = "qmqp-source -q -m 10 --rate 4 --shard {0}/2 --json results/{0}.json 127.0.0.1:6280"
+    shard = ("qmqp-source -q -m 10 --rate 4 --shard {0}/2 --run-id both --json results/{0}.json"
+             " 127.0.0.1:6280")
     with shell(tmp_path) as reader:
         reader.block(the_block("docs/qmqp-source.md", "qmqp-sink :6280 1024 &"))
         reader.block("mkdir results\n"

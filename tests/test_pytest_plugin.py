@@ -216,7 +216,7 @@ def test_takes_load(qmqp_sink_sync):
     assert threading.current_thread() is threading.main_thread()
     result = run_load_sync(SourceConfig(target=qmqp_sink_sync.address, sessions=4,
                                         messages=50))
-    assert result.counts["accepted"] == 50
+    assert result.counts.accepted == 50
     assert qmqp_sink_sync.stats.replies_k == 50
 
 
@@ -224,7 +224,7 @@ def test_takes_load(qmqp_sink_sync):
 def test_faults_from_the_marker(qmqp_sink_sync):
     result = run_load_sync(SourceConfig(target=qmqp_sink_sync.address, messages=10,
                                         keep_going=True))
-    assert result.counts["tempfail"] == 10 and qmqp_sink_sync.stats.replies_z == 10
+    assert result.counts.tempfail == 10 and qmqp_sink_sync.stats.replies_z == 10
 
 
 def test_sinks_from_the_factory(qmqp_sink_sync_factory, tmp_path):
@@ -234,7 +234,7 @@ def test_sinks_from_the_factory(qmqp_sink_sync_factory, tmp_path):
     assert len(list((tmp_path / "Maildir" / "new").iterdir())) == 3
     result = run_load_sync(SourceConfig(target=rejecting.address, messages=3,
                                         keep_going=True))
-    assert result.counts["permfail"] == 3
+    assert result.counts.permfail == 3
     Path("addresses").write_text(kept.address + " " + rejecting.address + " ")
 
 
@@ -242,7 +242,7 @@ def test_a_failing_assertion_fails(qmqp_sink_sync):
     with Path("addresses").open("a") as addresses:
         addresses.write(qmqp_sink_sync.address)
     result = run_load_sync(SourceConfig(target=qmqp_sink_sync.address, messages=5))
-    assert result.counts["accepted"] == 6
+    assert result.counts.accepted == 6
 '''
 
 

@@ -12,7 +12,8 @@ from tests.docs_support import DOCS, README, ROOT, fenced_blocks, nav, python_bl
 from tests.test_docs import assert_runs_against_a_sink
 
 # The project requires README.md to keep exactly these.
-SET_UP = ["pip install . && qmqp-source --embedded-sink -s 20 -m 10000", "pip install nox && nox"]
+SET_UP = ["pip install . && qmqpsource source --embedded-sink -s 20 -m 10000",
+          "pip install nox && nox"]
 
 
 def test_the_set_up_commands_are_exactly_the_two() -> None:
@@ -29,7 +30,7 @@ def test_ci_runs_the_test_command() -> None:
 
 def test_the_examples_run(tmp_path: Path) -> None:
     [block] = [block.body for block in fenced_blocks(ROOT / "README.md")
-               if block.first_line.startswith("qmqp-sink ")]
+               if block.first_line.startswith("qmqpsource sink ")]
     with shell(tmp_path) as reader:
         reader.block(block)
     assert json.loads((tmp_path / "run.json").read_text())["counts"]["accepted"] == 10000

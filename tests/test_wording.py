@@ -7,9 +7,9 @@ import dataclasses
 import pytest
 
 from qmqpsource.cli.finish import sink_line
+from qmqpsource.cli.progress import IntervalLines
 from qmqpsource.results import result
 from qmqpsource.results.outcome import Outcome
-from qmqpsource.results.progress import IntervalLines
 from qmqpsource.results.stats import RunStats
 from qmqpsource.results.summary import format_summary
 from qmqpsource.sink import SinkStats

@@ -1,9 +1,7 @@
 """qmqp-source --find-rate: the highest --rate at which every --check holds.
 
-The search (source/ratesearch.py) proposes each step's rate; a step is a short
-settling run, then a judged open-loop run of --step-duration seconds
-(findrate_steps.py); its verdict (results/findrate.py) goes back to the search. One
-line per step on stderr as it ends, the answer last.
+The search is the library's (load/search.py); this prints it: one line per step on
+stderr as it is judged, the answer last.
 
 The JSON result (--json) is that of the judged run of the step at the answer (the
 highest rate that held), judged by the checks; or, when no step held, of the first
@@ -16,31 +14,23 @@ signal stopped the search (the steps so far are reported, JSON included).
 
 from __future__ import annotations
 
-import contextlib
-import dataclasses
-import signal
 import sys
-import threading
-from collections.abc import Iterator, Sequence
-from typing import Any
+from collections.abc import Callable, Sequence
+from functools import partial
 
 from qmqpsource import SOURCE_PROG as PROG
-from qmqpsource.addresses import AddressError
 from qmqpsource.cli import finish
 from qmqpsource.cli.common import UsageFailure, fatal
-from qmqpsource.cli.findrate_steps import InProcessSteps, StepError, StepRuns, WorkerSteps
+from qmqpsource.cli.launch import Display, drive, forked_pool
+from qmqpsource.errors import ConfigError, QmqpsourceError
+from qmqpsource.load.control import LoadControl
+from qmqpsource.load.run import plan_load
+from qmqpsource.load.search import FoundRate, find_rate, whole_search
+from qmqpsource.load.start import NOW, Start
+from qmqpsource.load.workers import WorkerPool
 from qmqpsource.results.checks import Check
-from qmqpsource.results.findrate import (
-    HEADER,
-    Step,
-    answer_line,
-    baseline,
-    step_line,
-    take_step,
-)
-from qmqpsource.results.result import Result
+from qmqpsource.results.findrate import HEADER, Step, answer_line, step_line
 from qmqpsource.source.config import SourceConfig
-from qmqpsource.source.ratesearch import RateSearch, settle_seconds
 from qmqpsource.source.ratesearch import Verdict as StepVerdict
 
 __all__ = ["refuse_options", "run_find_rate"]
@@ -71,115 +61,80 @@ def run_find_rate(
     workers: int,
     checks: Sequence[Check],
     quiet: bool,
+    verbose: int = 0,
     json_path: str | None,
     embedded_sink_args: Sequence[str] | None,
+    start: Start = NOW,
 ) -> int:
     """Search, print the steps and the answer, write the JSON; the exit status.
 
     ``whole`` is the run's config with --rate as the start rate and --step-duration as
     its duration.
     """
-    assert whole.rate is not None and whole.duration is not None
-    if workers > 1 and embedded_sink_args is not None:
-        raise UsageFailure("--find-rate with --workers needs a target, not --embedded-sink")
-    json_file = finish.open_json(json_path)  # now: a bad path fails before the search
-    runs: StepRuns = (
-        WorkerSteps(whole, workers) if workers > 1
-        else InProcessSteps(whole, embedded_sink_args)
-    )
-    search = RateSearch(whole.rate)
-    noted: list[int] = []
-    with _noting_signals(noted):
-        steps, last, signals = _search(search, runs, whole, checks, quiet=quiet, noted=noted)
-    find_rate = {
-        "rate": search.answer,
-        "stopped": "interrupted" if signals else search.stop.value if search.stop else None,
-        "step_duration_s": whole.duration,
-        "settle_s": settle_seconds(whole.duration),
-        "steps": [step.to_dict() for step in steps],
-    }
+    assert whole.duration is not None
+    try:
+        plan = plan_load(whole_search(whole, whole.duration), workers)
+    except ConfigError as exc:
+        raise UsageFailure(_in_flags(str(exc))) from None
+    signals: list[int] = []
+    with forked_pool(plan) as pool:
+        json_file = finish.open_json(json_path)  # now: a bad path fails before the search
+        if not quiet:
+            sys.stderr.write(HEADER + "\n")
+        table = _Table(quiet, whole)
+        body = partial(_search, whole, checks, pool or workers, embedded_sink_args, start,
+                       table.step)
+        try:
+            found = drive(body, Display(quiet=True, verbose=verbose), signals)
+        except QmqpsourceError as exc:
+            fatal(PROG, str(exc))
+    extra = {"find_rate": found.to_dict()}
     if not quiet:
-        sys.stderr.write(answer_line(PROG, find_rate))
+        sys.stderr.write(answer_line(PROG, extra["find_rate"]))
         sys.stderr.flush()
     if json_file is not None:
-        extra: dict[str, Any] = {"find_rate": find_rate}
-        if workers > 1:
-            extra["workers"] = workers
-        reported = _reported(steps, last, search.answer)
-        if signals:
-            reported = dataclasses.replace(reported, status="interrupted")
-        finish.write_json(json_file, reported, extra)
+        finish.write_json(json_file, found.result, extra)
     if signals:
         return finish.exit_status(signals[0])
-    return 0 if search.answer is not None else 3
+    return 0 if found.rate is not None else 3
 
 
-def _search(
-    search: RateSearch, runs: StepRuns, whole: SourceConfig, checks: Sequence[Check],
-    *, quiet: bool, noted: list[int],
-) -> tuple[list[Step], Result | None, list[int]]:
-    """Run the steps the search asks for: the judged steps, the last result (of a step
-    cut short, if a signal came), and the stop signals received (during a step, or
-    ``noted`` between two)."""
+async def _search(whole: SourceConfig, checks: Sequence[Check], workers: int | WorkerPool,
+                  embedded_sink_args: Sequence[str] | None, start: Start,
+                  on_step: Callable[[Step], None], control: LoadControl) -> FoundRate:
     assert whole.duration is not None
-    seconds = whole.duration
-    steps: list[Step] = []
-    last: Result | None = None
-    if not quiet:
-        sys.stderr.write(HEADER + "\n")
-    while (rate := search.next_rate()) is not None:
-        if noted:
-            return steps, last, list(noted)
-        try:
-            value, signals = runs.run(rate, seconds)
-        except (AddressError, StepError) as exc:
-            fatal(PROG, str(exc))
-        last = value
-        if signals:
-            return steps, last, signals
-        step = take_step(search, steps, checks, rate, seconds, value)
-        if not quiet:
-            sys.stderr.write(step_line(len(steps), step.to_dict()))
+    return await find_rate(whole, checks=checks, step_duration=whole.duration,
+                           workers=workers, embedded_sink=embedded_sink_args,
+                           control=control, on_step=on_step, start_at=start.at,
+                           run_id=start.run_id)
+
+
+class _Table:
+    """The step table on stderr, a line per step as it is judged; the warning where the
+    sessions, not the server, were the limit."""
+
+    def __init__(self, quiet: bool, whole: SourceConfig) -> None:
+        self.quiet = quiet
+        self.whole = whole
+        self.steps = 0
+
+    def step(self, step: Step) -> None:
+        self.steps += 1
+        if not self.quiet:
+            sys.stderr.write(step_line(self.steps, step.to_dict()))
         if step.verdict is StepVerdict.SESSIONS:
-            sys.stderr.write(_sessions_warning(step, whole))
+            sys.stderr.write(_sessions_warning(step, self.whole))
         sys.stderr.flush()
-    return steps, last, []
 
 
-@contextlib.contextmanager
-def _noting_signals(noted: list[int]) -> Iterator[None]:
-    """Between the steps' trio loops, a stop signal is noted rather than fatal, and the
-    search stops before its next step. Within a step, the step's own watcher has it."""
-    if threading.current_thread() is not threading.main_thread():
-        yield  # signals can only be caught in the main thread (tests run this in others)
-        return
-
-    def note(signum: int, frame: object) -> None:
-        noted.append(signum)
-
-    previous = {signum: signal.signal(signum, note) for signum in finish.STOP_SIGNALS}
-    try:
-        yield
-    finally:
-        for signum, handler in previous.items():
-            signal.signal(signum, handler)
+def _in_flags(text: str) -> str:
+    """A search's refusal in the command's words."""
+    return text.replace("step_duration", "--step-duration")
 
 
 def _sessions_warning(step: Step, whole: SourceConfig) -> str:
     behind = step.result.behind_schedule
     return (f"{PROG}: warning: at {step.rate:.1f} msg/s, {behind} of "
-            f"{step.result.attempted} messages started behind schedule with all {whole.sessions} "
-            "sessions busy: the sessions, not the server, were the limit; raise -s (or "
-            "--workers) to search higher. The search stops here.\n")
-
-
-def _reported(steps: Sequence[Step], last: Result | None, answer: float | None) -> Result:
-    """The usual fields of the JSON: the step at the answer's, else the first step's
-    (else, stopped before any step ended, the run that was cut short)."""
-    chosen = baseline(steps, answer)
-    if chosen is None and steps:
-        chosen = steps[0]
-    if chosen is None:
-        assert last is not None
-        return last
-    return dataclasses.replace(chosen.result, checks=chosen.checks)
+            f"{step.result.attempted} messages started behind schedule with all "
+            f"{whole.sessions} sessions busy: the sessions, not the server, were the limit; "
+            "raise -s (or --workers) to search higher. The search stops here.\n")

@@ -1,13 +1,10 @@
-"""How a qmqp-source run finishes, in one process or over --workers: the summary, the
-sink's line, the JSON result, the stop signal's word and exit status, the failure lines.
-
-launch.py (one process) and workers.py (the parent of --workers) each make the run's
-Result their own way; from there on both finish here, alike.
+"""How a qmqp-source run finishes, whatever ran it (one process, workers, a rate search):
+the summary, the embedded sink's line, the JSON result, the stop signal's word and exit
+status, the failure lines.
 """
 
 from __future__ import annotations
 
-import dataclasses
 import signal
 import sys
 from collections.abc import Mapping, Sequence
@@ -21,8 +18,10 @@ if TYPE_CHECKING:
     from qmqpsource.cli.outfile import OutputFile
     from qmqpsource.results.checks import Check, Verdict
     from qmqpsource.results.result import Result
+    from qmqpsource.source.config import SourceConfig
 
-__all__ = ["STOP_SIGNALS", "exit_status", "open_json", "report", "sink_line", "write_json"]
+__all__ = ["STOP_SIGNALS", "exit_status", "finish", "never_ran", "open_json", "report",
+           "sink_line", "write_json"]
 
 # The signals that stop a run: its exit status and the word of its last line. SIGHUP
 # too: a closed terminal or ssh session must not end the run without its result.
@@ -50,32 +49,49 @@ def report(
     *,
     quiet: bool,
     json_file: OutputFile | None,
-    sink_counts: Mapping[str, Any],
     extra: Mapping[str, Any] | None = None,
-    checks: Sequence[Check] = (),
-) -> Result:
-    """The summary and the sink's line on stderr, then the JSON result (with ``extra``).
+) -> None:
+    """The summary and the embedded sink's line on stderr, then the JSON result (with
+    ``extra``: more keys, such as find_rate).
 
-    ``checks`` (--check) are judged first, and the result comes back with their
-    verdicts. No summary when ``quiet`` (-c's counter is on stdout and -v's lines come
-    before it, as in Postfix), nor for a failed run: then Postfix's fatal line says it.
+    No summary when ``quiet`` (-c's counter is on stdout and -v's lines come before it,
+    as in Postfix), nor for a failed run: then Postfix's fatal line says it.
     """
-    if checks:
-        from qmqpsource.results.checks import judge  # here: only --check needs it
-
-        value = dataclasses.replace(value, checks=tuple(judge(checks, value)))
     if not quiet and value.status != "failed":
         from qmqpsource.results.outcome import Outcome
         from qmqpsource.results.summary import format_summary  # here: -q runs need none
 
         sys.stderr.write(format_summary(value))
-        if sink_counts:
-            sys.stderr.write(sink_line(sink_counts, value.outcomes[Outcome.ACCEPTED]))
+        if value.sink:
+            sys.stderr.write(sink_line(value.sink, value.outcomes[Outcome.ACCEPTED]))
         sys.stderr.flush()
     if json_file is not None:
-        keys = {**(extra or {}), **({"sink": sink_counts} if sink_counts else {})}
-        write_json(json_file, value, keys)
-    return value
+        write_json(json_file, value, extra)
+
+
+def finish(
+    value: Result,
+    signals: Sequence[int],
+    *,
+    quiet: bool,
+    json_file: OutputFile | None,
+    checks: Sequence[Check] = (),
+    extra: Mapping[str, Any] | None = None,
+) -> int:
+    """Report a run's result (see report), say how it ended, and return the exit status
+    (``checks``: those the result was judged by)."""
+    from qmqpsource.results.checks import unjudged_failures  # imported already by the run
+    from qmqpsource.results.outcome import Outcome
+
+    report(value, quiet=quiet, json_file=json_file, extra=extra)
+    signum = signals[0] if signals else None
+    if signum is not None and value.failure:
+        # Stopped by a signal, after something failed (a worker lost): both are news.
+        sys.stderr.write(f"{PROG}: warning: {value.failure}\n")
+    failure = value.failure if value.status == "failed" else None
+    failed = value.attempted - value.outcomes[Outcome.ACCEPTED]
+    return exit_status(signum, failure=failure, failed=failed, attempted=value.attempted,
+                       checks=value.checks, unjudged=unjudged_failures(checks, value.outcomes))
 
 
 def exit_status(
@@ -84,7 +100,6 @@ def exit_status(
     failure: str | None = None,
     failed: int = 0,
     attempted: int = 0,
-    worker: bool = False,
     checks: Sequence[Verdict] = (),
     unjudged: int | None = None,
 ) -> int:
@@ -93,20 +108,17 @@ def exit_status(
     Stopped by ``signum``: the signal's word, and 130, 143 or 129. A ``failure`` that
     ended the run: Postfix's fatal line, exit 1. A check (--check) that failed: exit 3.
     Otherwise how many messages ``failed`` (with -A), and 1 if any did that no check
-    judged (``unjudged``, from checks.unjudged_failures; None: all of them). A
-    --workers ``worker`` writes only its fatal line: the parent says once, for all of
-    them, how the run was stopped, how many failed and which checks did not hold.
+    judged (``unjudged``, from checks.unjudged_failures; None: all of them).
     """
     if signum is not None:
         status, word = STOP_SIGNALS[signal.Signals(signum)]
-        if not worker:
-            sys.stderr.write(f"{PROG}: {word}\n")
+        sys.stderr.write(f"{PROG}: {word}\n")
         return status
     if failure is not None:
         fatal(PROG, failure)
-    if failed and not worker:
+    if failed:
         sys.stderr.write(f"{PROG}: {failed} of {counted(attempted, 'message')} failed\n")
-    if not worker and say_failed_checks(PROG, checks):
+    if say_failed_checks(PROG, checks):
         return 3
     return 1 if (failed if unjudged is None else unjudged) else 0
 
@@ -123,6 +135,20 @@ def sink_line(counts: Mapping[str, Any], accepted: int) -> str:
         f"Z {replies.get('Z', 0)}, D {replies.get('D', 0)}; malformed "
         f"{counts.get('malformed', 0)} ({verdict})\n"
     )
+
+
+def never_ran(config: SourceConfig, failure: str) -> Result:
+    """The result of a run that failed before its first message (its target could not be
+    resolved, say): no message, the status "failed", and why."""
+    from qmqpsource import __version__
+    from qmqpsource.results import result
+    from qmqpsource.results.stats import RunStats
+
+    stats = RunStats(config.recipients, 0)
+    stats.begin()
+    stats.finish()
+    return result.from_stats(stats, config.as_dict(), tool_name=PROG, tool_version=__version__,
+                             status="failed", failure=failure)
 
 
 def write_json(

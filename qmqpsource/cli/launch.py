@@ -1,115 +1,141 @@
-"""One qmqp-source run in this process, from a config: the trio loop with its progress,
-signals and embedded sink; then the finish (finish.py) and the exit status.
+"""How qmqp-source drives a load from the command line: the worker processes forked before
+the trio loop, the library's lines printed in Postfix's words, the signals, the progress
+display; then the finish (finish.py) and the exit status.
 
-The CLI parses; this runs; the runner knows nothing of terminals or signals.
-SIGINT, SIGTERM and SIGHUP stop new messages, give those in flight a short grace,
-then report as usual (exit 130, 143 or 129); a second signal ends the run at once.
+The load itself is the library's (qmqpsource.load): this module only drives it.
+SIGINT, SIGTERM and SIGHUP stop new messages and give those in flight a grace, then
+the run reports as usual (exit 130, 143 or 129); a second signal ends it at once.
 """
 
 from __future__ import annotations
 
-import signal
+import contextlib
 import sys
 import threading
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Iterator, Sequence
 from functools import partial
-from typing import TYPE_CHECKING, Any
+from typing import TypeVar
 
 import trio
 
 from qmqpsource import SOURCE_PROG as PROG
-from qmqpsource import __version__
-from qmqpsource.addresses import AddressError
 from qmqpsource.cli import finish
 from qmqpsource.cli.common import fatal
-from qmqpsource.results.checks import Check, unjudged_failures
-from qmqpsource.results.progress import bar_wanted, run_progress
-from qmqpsource.results.stats import RunStats
+from qmqpsource.cli.logs import printing
+from qmqpsource.cli.progress import bar_wanted, run_progress
+from qmqpsource.errors import QmqpsourceError
+from qmqpsource.load.control import GRACE_SECONDS, LoadControl
+from qmqpsource.load.plan import RunPlan
+from qmqpsource.load.run import plan_load, run_load
+from qmqpsource.load.start import NOW, Start
+from qmqpsource.load.workers import WorkerPool, fork_pool
+from qmqpsource.results.checks import Check
+from qmqpsource.results.result import Result
 from qmqpsource.results.timeline import DEFAULT_INTERVAL
 from qmqpsource.source.config import SourceConfig
-from qmqpsource.source.connector import resolve
-from qmqpsource.source.request import RequestFactory
-from qmqpsource.source.runner import Runner, RunResult
 
-if TYPE_CHECKING:
-    from qmqpsource.cli.outfile import OutputFile
-    from qmqpsource.cli.workers import ParentLink
-    from qmqpsource.results.figures import RunStatus
-    from qmqpsource.results.result import Result
-    from qmqpsource.source.budget import MessageBudget
+__all__ = ["Display", "drive", "forked_pool", "run_source"]
 
-__all__ = ["GRACE_SECONDS", "run_source"]
-
-# After the first SIGINT/SIGTERM/SIGHUP, messages in flight get this long to finish.
-GRACE_SECONDS = 2.0
+T = TypeVar("T")
+Body = Callable[[LoadControl], Awaitable[T]]
 
 
-def run_source(
-    config: SourceConfig,
-    *,
-    quiet: bool = False,
-    interval: float | None = None,
-    json_path: str | None = None,
-    embedded_sink_args: Sequence[str] | None = None,
-    budget: MessageBudget | None = None,
-    parent: ParentLink | None = None,
-    checks: Sequence[Check] = (),
-) -> int:
-    """Run the load; print Postfix's fatal line on failure; return the exit status.
+class Display:
+    """What the run shows while it runs: -v's and -c's lines, the bar, --interval lines."""
 
-    The JSON result (with ``json_path``) is written however the run ends: completed,
-    failed or interrupted. The summary goes to stderr after the run unless ``quiet``
-    or the run failed (see finish.report).
-
-    With ``embedded_sink_args`` (a list, maybe empty) the target is a qmqp-sink that
-    this run starts in a child process and stops afterwards; its counts are reported
-    beside ours (and under "sink" in the JSON).
-
-    A --workers worker runs with ``parent``: its result goes up to the parent, and the
-    run stops at once, reporting nothing, when the parent is gone. ``checks`` (--check)
-    are judged against the result, which then has their verdicts (exit status 3 when
-    one failed).
-
-    ``interval`` (--interval) is the timeline's step (else timeline.DEFAULT_INTERVAL)
-    and, unless ``quiet``, the progress lines' period.
-    """
-    requests = RequestFactory(config)
-    stats = RunStats(config.recipients, requests.size,
-                     interval or DEFAULT_INTERVAL)
-    run = ProcessRun(
+    def __init__(self, *, quiet: bool = False, verbose: int = 0, counter: bool = False,
+                 interval: float | None = None) -> None:
+        self.quiet, self.verbose, self.counter = quiet, verbose, counter
         # -q: no progress lines either; --interval still sets the timeline's step.
-        config, requests, stats, interval=None if quiet else interval, budget=budget,
-        parent=parent,
-        embedded_sink_args=embedded_sink_args,
-        bar=bar_wanted(quiet=quiet, counter=config.counter, verbose=config.verbose,
-                       stream=sys.stderr),
-    )
-    # Opened before the run, so that a bad path fails at once, not after a long run.
-    json_file = finish.open_json(json_path) if parent is None else parent.result_file()
-    report = partial(run.report, quiet=quiet, json_file=json_file, checks=checks)
+        self.interval = None if quiet else interval
+
+    def progress(self, total: int | None) -> Callable[[LoadControl], Awaitable[None]] | None:
+        """The task that draws the bar and/or the --interval lines, if any is wanted."""
+        bar = bar_wanted(quiet=self.quiet, counter=self.counter, verbose=self.verbose,
+                         stream=sys.stderr)
+        if not bar and not self.interval:
+            return None
+
+        async def show(control: LoadControl) -> None:
+            stats = await control.started()
+            # Periods from the run's start: its last line comes before its end.
+            await run_progress(stats, total, bar=bar, interval=self.interval,
+                               start=stats.origin)
+
+        return show
+
+
+@contextlib.contextmanager
+def forked_pool(plan: RunPlan) -> Iterator[WorkerPool | None]:
+    """The plan's worker processes, forked now (before any trio loop or thread), ended
+    and reaped when the block ends, however it ends."""
+    if not plan.workers:
+        yield None
+        return
+    pool = fork_pool(len(plan.configs))
     try:
-        run_result = trio.run(run.main)
-    except AddressError as exc:
-        report("failed", str(exc))
-        fatal(PROG, str(exc))
-    except BaseException as exc:
-        if _is_interrupt(exc):
-            report("interrupted", None)
-            return finish.exit_status(signal.SIGINT, worker=parent is not None)
-        report("failed", f"{type(exc).__name__}: {exc}")
-        raise
-    if parent is not None and parent.gone:
-        return 1  # an orphan: nobody to report to
-    signum = run.signals[0] if run.signals else None
-    failure = run_result.failure
-    ended: RunStatus = "completed" if failure is None else "failed"
-    value = report("interrupted" if signum is not None else ended, failure)
-    return finish.exit_status(
-        signum, failure=failure, failed=run_result.stats.failed,
-        attempted=run_result.stats.attempted, worker=parent is not None,
-        checks=value.checks if value is not None else (),
-        unjudged=unjudged_failures(checks, run_result.stats.counts),
-    )
+        yield pool
+    finally:
+        pool.close()
+
+
+def drive(body: Body[T], display: Display, signals: list[int],
+          progress: Callable[[LoadControl], Awaitable[None]] | None = None) -> T:
+    """Run ``body`` in a trio loop of its own, beside the signal watcher and the progress
+    display, with the library's lines printed; the stop signals received go in
+    ``signals``. A library error that ended it (QmqpsourceError) is raised as itself,
+    out of the nurseries' groups; Ctrl-C before the watcher is up is exit 130."""
+    with printing(PROG, verbose=display.verbose, counter=display.counter):
+        try:
+            value = trio.run(_under_control, body, signals, progress)
+        except BaseException as exc:
+            error = _library_error(exc)
+            if error is not None:
+                raise error from None
+            if _is_interrupt(exc):
+                sys.stderr.write(f"{PROG}: interrupted\n")
+                raise SystemExit(130) from None
+            raise
+    if display.counter:
+        sys.stdout.write("\n")  # after the running count, as Postfix ends it
+        sys.stdout.flush()
+    return value
+
+
+async def _under_control(body: Body[T], signals: list[int],
+                         progress: Callable[[LoadControl], Awaitable[None]] | None) -> T:
+    control = LoadControl()
+    async with trio.open_nursery() as nursery:
+        # Signals can only be caught in the main thread (tests run commands in others).
+        if threading.current_thread() is threading.main_thread():
+            await nursery.start(_watch_signals, control, signals)
+        if progress is not None:
+            nursery.start_soon(progress, control)
+        value = await body(control)
+        nursery.cancel_scope.cancel()
+    return value
+
+
+async def _watch_signals(
+    control: LoadControl, signals: list[int], *, task_status: trio.TaskStatus[None]
+) -> None:
+    with trio.open_signal_receiver(*finish.STOP_SIGNALS) as incoming:
+        # Started only once the handlers are in: the sessions' first step already
+        # connects, and a signal before this point would end the run without a grace.
+        task_status.started()
+        async for signum in incoming:
+            signals.append(signum)
+            if len(signals) == 1:
+                control.stop(GRACE_SECONDS)
+            else:
+                control.abort()  # the second one: no more grace
+
+
+def _library_error(exc: BaseException) -> QmqpsourceError | None:
+    """The library's error that ended the run, maybe wrapped by the nurseries it crossed."""
+    while isinstance(exc, BaseExceptionGroup) and len(exc.exceptions) == 1:
+        exc = exc.exceptions[0]
+    return exc if isinstance(exc, QmqpsourceError) else None
 
 
 def _is_interrupt(exc: BaseException) -> bool:
@@ -120,97 +146,47 @@ def _is_interrupt(exc: BaseException) -> bool:
     )
 
 
-class ProcessRun:
-    """This process's run: what its trio loop needs, and what it saw there."""
+def run_source(
+    config: SourceConfig,
+    *,
+    workers: int = 1,
+    quiet: bool = False,
+    verbose: int = 0,
+    counter: bool = False,
+    interval: float | None = None,
+    json_path: str | None = None,
+    embedded_sink_args: Sequence[str] | None = None,
+    checks: Sequence[Check] = (),
+    start: Start = NOW,
+) -> int:
+    """Run the load (``config`` with this host's shard), report it (summary, the sink's
+    line, JSON), and return the exit status. ``start``: when, and the run id.
 
-    # A plain class, not a dataclass: it is on every run's start-up path (~0.3 ms less).
-    def __init__(
-        self,
-        config: SourceConfig,
-        requests: RequestFactory,
-        stats: RunStats,
-        *,
-        interval: float | None,
-        bar: bool,
-        budget: MessageBudget | None,
-        parent: ParentLink | None,
-        embedded_sink_args: Sequence[str] | None,
-    ) -> None:
-        self.config = config
-        self.requests = requests
-        self.stats = stats
-        self.interval = interval
-        self.bar = bar
-        self.budget = budget
-        self.parent = parent
-        self.embedded_sink_args = embedded_sink_args
-        self.signals: list[int] = []  # the stop signals received
-        self.sink_counts: dict[str, Any] = {}
-
-    async def main(self) -> RunResult:
-        if self.embedded_sink_args is None:
-            return await self.load(self.config.target)
-        # Imported here: only --embedded-sink runs need the child process machinery.
-        from qmqpsource.cli.embedded import EmbeddedSinkError, embedded_sink
-
+    The JSON result (with ``json_path``) is written however the run ends: completed,
+    failed (a target that cannot be reached too) or interrupted. ``checks`` (--check) are
+    judged once, on the whole result. ``interval`` is the timeline's step and, unless
+    ``quiet``, the period of the progress lines.
+    """
+    display = Display(quiet=quiet, verbose=verbose, counter=counter, interval=interval)
+    plan = plan_load(config, workers)
+    signals: list[int] = []
+    with forked_pool(plan) as pool:
+        json_file = finish.open_json(json_path)  # after the forks: no worker holds it
+        body = partial(_load, config, checks, interval or DEFAULT_INTERVAL,
+                       pool or 1, embedded_sink_args, start)
+        total = config.messages if config.duration is None else None
         try:
-            async with embedded_sink(self.embedded_sink_args) as sink:
-                run_result = await self.load(sink.target)
-        except EmbeddedSinkError as exc:
-            raise AddressError(f"embedded sink: {exc}") from None
-        self.sink_counts.update(sink.result or {})
-        return run_result
-
-    async def load(self, target: str) -> RunResult:
-        """The sessions against ``target``, beside the progress and the watchers."""
-        config = self.config
-        endpoint = await resolve(target, config.family)
-        self.stats.begin()
-        async with trio.open_nursery() as nursery:
-            if self.bar or self.interval:
-                total = config.messages if config.duration is None else None
-                await nursery.start(partial(run_progress, self.stats, total, bar=self.bar,
-                                            interval=self.interval))
-            # Built once the bar is up, so that its warnings go through rich's stderr.
-            runner = Runner(config, endpoint, self.requests, self.stats, budget=self.budget)
-            # Signals can only be caught in the main thread (tests run this in others).
-            if threading.current_thread() is threading.main_thread():
-                await nursery.start(partial(_watch_signals, runner, self.signals))
-            if self.parent is not None:
-                nursery.start_soon(self.parent.watch, runner.abort)
-            run_result = await runner.run()
-            nursery.cancel_scope.cancel()
-        return run_result
-
-    def report(
-        self, status: RunStatus, failure: str | None, *, quiet: bool,
-        json_file: OutputFile | None,
-        checks: Sequence[Check] = (),
-    ) -> Result | None:
-        """The result of the run as it ended, judged, shown and written (finish.report)."""
-        self.stats.finish()
-        if quiet and json_file is None and not checks:
-            return None  # nothing to print, write or judge
-        from qmqpsource.results import result  # here: a quiet run without --json needs none
-
-        value = result.from_stats(
-            self.stats, self.config.as_dict(), tool_name=PROG, tool_version=__version__,
-            status=status, failure=failure,
-        )
-        return finish.report(value, quiet=quiet, json_file=json_file,
-                             sink_counts=self.sink_counts, checks=checks)
+            value = drive(body, display, signals, None if pool else display.progress(total))
+        except QmqpsourceError as exc:
+            if json_file is not None:
+                finish.write_json(json_file, finish.never_ran(plan.configs[0], str(exc)))
+            fatal(PROG, str(exc))
+    return finish.finish(value, signals, quiet=quiet, json_file=json_file, checks=checks)
 
 
-async def _watch_signals(
-    runner: Runner, signals: list[int], *, task_status: trio.TaskStatus[None]
-) -> None:
-    with trio.open_signal_receiver(*finish.STOP_SIGNALS) as incoming:
-        # Started only once the handlers are in: the sessions' first step already
-        # connects, and a signal before this point would end the run without a grace.
-        task_status.started()
-        async for signum in incoming:
-            if signals:
-                runner.abort()  # the second one: no more grace
-            else:
-                signals.append(signum)
-                runner.stop(GRACE_SECONDS)
+async def _load(config: SourceConfig, checks: Sequence[Check], interval: float,
+                workers: int | WorkerPool, embedded_sink_args: Sequence[str] | None,
+                start: Start, control: LoadControl) -> Result:
+    return await run_load(config, checks=checks, interval=interval, workers=workers,
+                          embedded_sink=embedded_sink_args, control=control,
+                          start_at=start.at, run_id=start.run_id)

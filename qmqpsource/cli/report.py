@@ -48,6 +48,7 @@ from qmqpsource.results import result
 from qmqpsource.results.checks import Check, CheckError, judge, unjudged_failures
 from qmqpsource.results.findrate import find_rate_in, table
 from qmqpsource.results.summary import format_summary
+from qmqpsource.wording import counted
 
 __all__ = ["PROG", "app", "main", "report"]
 
@@ -148,7 +149,7 @@ def _judged(checks: Sequence[Check], value: result.Result) -> result.Result:
 
 def _merged(paths: Sequence[str], read: Read, merge_anyway: bool) -> result.Result:
     """The files' results as one, if they are the parts of one run (or ``merge_anyway``)."""
-    from qmqpsource.results.parts import not_one_run, same_run_twice
+    from qmqpsource.results.parts import missing_shards, not_one_run, same_run_twice
 
     named = [(path, value) for path, (value, _) in zip(paths, read, strict=True)]
     problem = same_run_twice(named)
@@ -158,10 +159,14 @@ def _merged(paths: Sequence[str], read: Read, merge_anyway: bool) -> result.Resu
     if problem is not None:
         raise Fatal(f"{problem}; --merge-anyway merges them all the same")
     try:
-        return result.merge([value for _, value in named], tool_name=PROG,
-                            tool_version=__version__)
+        merged = result.merge([value for _, value in named], tool_name=PROG,
+                              tool_version=__version__)
     except result.ResultError as exc:  # counts past what a result holds
         raise Fatal(str(exc)) from None
+    missing = missing_shards(merged)
+    if missing is not None:
+        sys.stderr.write(f"{PROG}: warning: {missing}\n")
+    return merged
 
 
 def _compare(paths: Sequence[str], read: Read, checks: Sequence[Check], out: TextIO | None
@@ -174,8 +179,21 @@ def _compare(paths: Sequence[str], read: Read, checks: Sequence[Check], out: Tex
         if out is not None:
             out.write(f"{label}:\n{format_summary(value)}")
             out.write(table(PROG, search) if search is not None else "")
-        failed |= say_failed_checks(f"{PROG}: {label}", value.checks)
+        failed |= _status(f"{PROG}: {label}", value, checks) != 0
     return judged, 3 if failed else 0
+
+
+def _status(prog: str, value: result.Result, checks: Sequence[Check]) -> int:
+    """A judged run's exit status: 3 when a check failed; 1, as qmqp-source's, when
+    ``checks`` were given and messages failed that none of them judged; else 0."""
+    if say_failed_checks(prog, value.checks):
+        return 3
+    unjudged = unjudged_failures(checks, value.outcomes) if checks else 0
+    if unjudged:
+        sys.stderr.write(f"{prog}: {unjudged} of {counted(value.attempted, 'message')} "
+                         "failed, and no check judged them\n")
+        return 1
+    return 0
 
 
 def report(
@@ -209,7 +227,7 @@ def report(
             except (OutputError, result.ResultError) as exc:
                 raise Fatal(str(exc)) from None
         read = [(merged, search)]  # the page's, when there is one: of one file
-        status = 3 if say_failed_checks(PROG, merged.checks) else 0
+        status = _status(PROG, merged, checks)
     if out is not None:
         out.flush()
     if html_file is not None:

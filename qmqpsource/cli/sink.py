@@ -259,7 +259,7 @@ def sink(
             endpoint=endpoint, backlog=listen_backlog,
             family=Family.INET if ipv4 else Family.INET6 if ipv6 else Family.ANY,
             max_size=max_size, timeout=timeout, max_connections=max_connections,
-            faults=faults, maildir=maildir, counter=counter, verbose=verbose,
+            faults=faults, maildir=maildir,
         )
         _check_endpoint(endpoint)
         stop_after = values.seconds("-x", duration) if duration is not None else None
@@ -268,7 +268,7 @@ def sink(
     # Last: it removes an earlier run's file, which only a sink about to listen should do.
     ready_file = _ready_file(ready_file_path)
     raise typer.Exit(run_sink(config, stop_after, json_file, control_fd, ready_file=ready_file,
-                              own_process=_own_process))
+                              own_process=_own_process, verbose=verbose, counter=counter))
 
 
 def _operands(endpoint: str | None, backlog: str | None) -> tuple[str, int]:

@@ -13,14 +13,15 @@ import json
 import os
 import signal
 import sys
-from typing import Any
+from typing import Any, NamedTuple, Protocol, TextIO, cast
 
 import trio
 
+from qmqpsource.cli.loglines import LineWriter
+from qmqpsource.cli.logs import printing
 from qmqpsource.cli.outfile import OutputError, OutputFile
 from qmqpsource.cli.readyfile import ReadyFile
-from qmqpsource.sink import PROG, Lines, Sink, SinkConfig, SinkError, format_summary
-from qmqpsource.sink.loglines import LineWriter
+from qmqpsource.sink import PROG, Sink, SinkConfig, SinkError, format_summary
 
 __all__ = ["OUTPUT_WAIT", "run_sink", "stop_flag"]
 
@@ -36,21 +37,27 @@ def run_sink(
     *,
     ready_file: ReadyFile | None = None,
     own_process: bool = False,
+    verbose: int = 0,
+    counter: bool = False,
 ) -> int:
     """Serve until a signal, -x or the parent says stop; print the summary; exit status.
 
     ``own_process``: the command's own process, whose stdio is its own (see _outputs).
+    ``verbose`` (-v) and ``counter`` (-c): the lines and counts printed as it serves.
     """
     log, out = _outputs(own_process)
-    server = Sink(config, log=log, out=out)
     failure: str | None = None
     # SIGTERM outside the signal receiver's scope: noted, never fatal (see _StopFlag).
     previous = signal.signal(signal.SIGTERM, stop_flag)
     try:
-        try:
-            trio.run(_serve, server, duration, json_file, control_fd, ready_file)
-        except* (SinkError, _SinkFailure) as group:
-            failure = str(group.exceptions[0])
+        with printing(PROG, verbose=verbose, counter=counter, err=lambda: cast(TextIO, log),
+                      out=lambda: cast(TextIO, out)):
+            server = Sink(config)  # made with the levels set: it asks them once
+            try:
+                trio.run(_serve, server, duration, json_file, control_fd, ready_file,
+                         _Outputs(log, out, counter))
+            except* (SinkError, _SinkFailure) as group:
+                failure = str(group.exceptions[0])
     except KeyboardInterrupt:
         return 130  # a Ctrl-C before trio's signal receiver was in place, or after the summary
     finally:
@@ -61,6 +68,20 @@ def run_sink(
             if isinstance(stream, LineWriter):
                 stream.close(OUTPUT_WAIT)
     return 0 if failure is None else 1
+
+
+class Lines(Protocol):
+    """Where the sink's lines and -c's counts go: a text stream, or a LineWriter."""
+
+    def write(self, text: str, /) -> object: ...
+
+    def flush(self) -> object: ...
+
+
+class _Outputs(NamedTuple):
+    log: Lines  # stderr
+    out: Lines  # stdout
+    counter: bool  # -c: end the running count with a newline
 
 
 def _outputs(own_process: bool) -> tuple[Lines, Lines]:
@@ -108,6 +129,7 @@ async def _serve(
     json_file: OutputFile | None,
     control_fd: int | None,
     ready_file: ReadyFile | None,
+    outputs: _Outputs,
 ) -> None:
     # Signals are held for the whole run, summary included: a second SIGTERM while
     # the JSON is being written must not kill the process halfway through it.
@@ -128,7 +150,7 @@ async def _serve(
         finally:
             if ready_file is not None:
                 ready_file.remove()  # the sink listens no more
-        _write_results(server, json_file)
+        _write_results(server, json_file, outputs)
 
 
 def _announce(ready_file: ReadyFile, labels: list[str]) -> None:
@@ -168,19 +190,20 @@ async def _follow_parent(fd: int, labels: list[str], scope: trio.CancelScope) ->
             os.close(fd)
 
 
-def _write_results(server: Sink, json_file: OutputFile | None) -> None:
+def _write_results(server: Sink, json_file: OutputFile | None, outputs: _Outputs) -> None:
     config = server.config
     stats = server.stats
-    if config.counter:
-        _write_always(server.out, "\n")
-    if isinstance(server.out, LineWriter):
-        server.out.close(OUTPUT_WAIT)  # -c's counts before a --json - on the same stdout
-    dropped = server.log.dropped if isinstance(server.log, LineWriter) else 0
+    log, out = outputs.log, outputs.out
+    if outputs.counter:
+        _write_always(out, "\n")
+    if isinstance(out, LineWriter):
+        out.close(OUTPUT_WAIT)  # -c's counts before a --json - on the same stdout
+    dropped = log.dropped if isinstance(log, LineWriter) else 0
     for line in format_summary(stats):
-        _write_always(server.log, f"{PROG}: {line}\n")
+        _write_always(log, f"{PROG}: {line}\n")
     if dropped:
-        _write_always(server.log, f"{PROG}: {dropped} log lines dropped: stderr was not read "
-                                  "fast enough\n")
+        _write_always(log, f"{PROG}: {dropped} log lines dropped: stderr was not read "
+                           "fast enough\n")
     if json_file is None:
         return
     result = stats.as_dict()

@@ -14,6 +14,7 @@ hand the configs to one process (launch.py) or to --workers (workers.py).
 # (~2.5 ms).
 
 import contextlib
+import dataclasses
 import os
 from collections.abc import Iterator
 from typing import Annotated
@@ -31,9 +32,12 @@ from qmqpsource.cli.common import (
     parse_checks,
     run_command,
 )
-from qmqpsource.cli.launch import run_source
-from qmqpsource.cli.plan import RunPlan, plan_run, share_of
+from qmqpsource.cli.launch import Display, run_source
 from qmqpsource.cli.stdio import guard
+from qmqpsource.errors import ConfigError
+from qmqpsource.load.embedded import EMBEDDED_TARGET
+from qmqpsource.load.plan import share_of
+from qmqpsource.load.start import Start
 from qmqpsource.results.checks import Check
 from qmqpsource.source.config import OPTIONS, SourceConfig
 from qmqpsource.source.limits import LimitError, check_resources
@@ -51,8 +55,6 @@ USAGE = (
     "[inet:]host[:port] | unix:pathname"
 )
 
-# What the config records as the target of an --embedded-sink run.
-EMBEDDED_TARGET = "embedded-sink"
 # More worker processes than this on one host is a typo; spread over hosts with --shard.
 MAX_WORKERS = 256
 
@@ -231,6 +233,18 @@ _StepDuration = Annotated[
                  help="--find-rate: each step's judged run, after a settling run of a "
                       "third of it (at most 1 s)."),
 ]
+_StartAt = Annotated[
+    str | None,
+    typer.Option("--start-at", metavar="TIME",
+                 help="Start then: an RFC 3339 time with its offset (2026-12-06T03:30:00Z) "
+                      "or epoch seconds; shards given one start together."),
+]
+_RunId = Annotated[
+    str | None,
+    typer.Option("--run-id", metavar="ID",
+                 help="The run this is, in the JSON; the shards of one run share it "
+                      "(default: the start time and the shard count)."),
+]
 _Version = Annotated[bool, typer.Option("--version", help="Print the version.")]
 
 
@@ -271,6 +285,8 @@ def source(
     check: _Check = None,
     find_rate: _FindRate = False,
     step_duration: _StepDuration = None,
+    start_at: _StartAt = None,
+    run_id: _RunId = None,
     version: _Version = False,
 ) -> None:
     if version:
@@ -298,7 +314,7 @@ def source(
             family=Family.INET if ipv4 else Family.INET6 if ipv6 else Family.ANY,
             connect_attempts=connect_attempts, connect_limit=connect_limit,
             fixed_delay=_no_wait_if_none(fixed_delay), random_delay=_no_wait_if_none(random_delay),
-            timeout=timeout, counter=counter, verbose=verbose, keep_going=keep_going,
+            timeout=timeout, keep_going=keep_going,
             message_file=message_file, subject=subject, number_recipients=number_recipients,
             unique_message_id=unique_message_id, duration=duration, rate=rate,
         )
@@ -311,10 +327,13 @@ def source(
         raise typer.Exit(0)  # a shard whose share is empty (-m 3 --shard 3/4): nothing to do
     _check_resources(share)  # now, not a crash mid-run
     worker_count = _worker_count(workers, counter=counter)
-    plan = plan_run(whole, host_shard, worker_count)
-    raise typer.Exit(_run(plan, keep_going=keep_going, quiet=quiet, interval=interval,
-                          json_path=json_path, embedded_sink_args=sink_args, checks=checks,
-                          search=(whole, worker_count) if find_rate else None))
+    display = Display(quiet=quiet, verbose=verbose, counter=counter, interval=interval)
+    start = _start(start_at, run_id)
+    # The whole run, with this host's shard: the library plans the share (and workers).
+    ours = dataclasses.replace(whole, shard_index=host_shard.index, shard_count=host_shard.count)
+    raise typer.Exit(_run(ours, worker_count, display, interval, json_path=json_path,
+                          embedded_sink_args=sink_args, checks=checks, find_rate=find_rate,
+                          start=start))
 
 
 @contextlib.contextmanager
@@ -433,38 +452,41 @@ def _worker_count(text: str, *, counter: bool) -> int:
 
 
 def _run(
-    plan: RunPlan,
-    *,
-    keep_going: bool,
-    quiet: bool,
+    config: SourceConfig,
+    workers: int,
+    display: Display,
     interval: float | None,
+    *,
     json_path: str | None,
     embedded_sink_args: list[str] | None,
     checks: list[Check],
-    search: tuple[SourceConfig, int] | None = None,
+    find_rate: bool,
+    start: Start,
 ) -> int:
-    """Run the plan, in this process or in --workers; the exit status. With ``search``
-    (the whole config and the --workers count), --find-rate runs instead."""
-    if search is not None:
+    """Run this host's share of ``config``, in this process or in --workers; the exit
+    status. With ``find_rate``, the rate search instead."""
+    if find_rate:
         from qmqpsource.cli.findrate import run_find_rate  # here: only --find-rate needs it
 
-        return run_find_rate(search[0], workers=search[1], checks=checks, quiet=quiet,
-                             json_path=json_path, embedded_sink_args=embedded_sink_args)
-    if not plan.workers:
-        return run_source(plan.configs[0], quiet=quiet, interval=interval,
-                          json_path=json_path, embedded_sink_args=embedded_sink_args,
-                          checks=checks)
-    from qmqpsource.cli.workers import run_workers  # here: only --workers needs it
+        return run_find_rate(config, workers=workers, checks=checks, quiet=display.quiet,
+                             verbose=display.verbose, json_path=json_path,
+                             embedded_sink_args=embedded_sink_args, start=start)
+    return run_source(config, workers=workers, quiet=display.quiet, verbose=display.verbose,
+                      counter=display.counter, interval=interval, json_path=json_path,
+                      embedded_sink_args=embedded_sink_args, checks=checks, start=start)
 
-    budget = None
-    if plan.budget is not None:
-        from qmqpsource.source.budget import MessageBudget
 
-        budget = MessageBudget(plan.budget, len(plan.configs))
-    # The parent sees no live counts: with --workers, --interval sets the timeline only.
-    return run_workers(plan.configs, keep_going=keep_going, quiet=quiet, json_path=json_path,
-                       embedded_sink_args=embedded_sink_args, budget=budget, checks=checks,
-                       timeline_step=interval)
+def _start(start_at: str | None, run_id: str | None) -> Start:
+    """--start-at and --run-id, checked now: a start already past, or a bad id, is a
+    usage error before anything runs."""
+    from qmqpsource.load.start import parse_start_at, start_of
+
+    try:
+        return start_of(parse_start_at(start_at) if start_at is not None else None, run_id)
+    except ConfigError as exc:
+        field = exc.field or ""
+        flag = {"start_at": "--start-at", "run_id": "--run-id"}.get(field, field)
+        raise UsageFailure(str(exc).replace(field, flag, 1)) from None
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -1,4 +1,6 @@
-"""Where each command starts: its console script calls source(), sink() or report().
+"""Where each command starts: its console script calls source(), sink() or report(); or
+qmqpsource(), the one name that no one can mistake for Postfix's commands of the same
+names (``qmqpsource source ...`` is ``qmqp-source ...``, whatever comes first on PATH).
 
 Two things happen here, before and around the command's imports, and nowhere else:
 
@@ -20,11 +22,23 @@ import gc
 import importlib
 import os
 import signal
+import sys
 from collections.abc import Iterator
 
 from qmqpsource import REPORT_PROG, SINK_PROG, SOURCE_PROG
 
-__all__ = ["interrupts_end_quietly", "report", "sink", "source"]
+__all__ = ["COMMANDS", "interrupts_end_quietly", "qmqpsource", "report", "sink", "source"]
+
+# qmqpsource's subcommands: the program each one is, its module, what it does.
+COMMANDS = {
+    "source": (SOURCE_PROG, "qmqpsource.cli.source",
+               "put a QMQP load on a server: Postfix's qmqp-source, remade"),
+    "sink": (SINK_PROG, "qmqpsource.cli.sink", "a QMQP test server: Postfix's qmqp-sink, remade"),
+    "report": (REPORT_PROG, "qmqpsource.cli.report",
+               "merge, check and draw results of qmqp-source"),
+}
+NAME = "qmqpsource"
+USAGE = f"usage: {NAME} {{{','.join(COMMANDS)}}} [ARGS]... | {NAME} --version"
 
 
 def source() -> None:
@@ -40,6 +54,34 @@ def sink() -> None:
 def report() -> None:
     """The qmqp-report console script."""
     _start(REPORT_PROG, "qmqpsource.cli.report")
+
+
+def qmqpsource() -> None:
+    """The qmqpsource console script: ``qmqpsource COMMAND [ARGS]...`` runs COMMAND's program
+    with ARGS, exactly as its own script would (``qmqpsource source --help``)."""
+    args = sys.argv[1:]
+    if not args or args[0] in ("-h", "--help"):
+        stream = sys.stdout if args else sys.stderr
+        stream.write(_help())
+        raise SystemExit(0 if args else 1)
+    if args[0] == "--version":
+        from qmqpsource import __version__
+
+        print(f"{NAME} {__version__}")
+        raise SystemExit(0)
+    if args[0] not in COMMANDS:
+        sys.stderr.write(f"{NAME}: fatal: no such command: {args[0]!r}; {USAGE}\n")
+        raise SystemExit(1)
+    prog, module, _ = COMMANDS[args[0]]
+    sys.argv = [f"{NAME} {args[0]}", *args[1:]]
+    _start(prog, module)
+
+
+def _help() -> str:
+    lines = [USAGE, "", "Commands (each takes the options of its program; COMMAND --help "
+             "lists them):"]
+    lines += [f"  {name:<8}{prog}: {what}" for name, (prog, _, what) in COMMANDS.items()]
+    return "\n".join(lines) + "\n"
 
 
 def _start(prog: str, module: str) -> None:

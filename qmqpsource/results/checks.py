@@ -7,7 +7,7 @@
     failed|tempfail|permfail|error OP LIMIT      outcomes: OP == < <=, LIMIT a count (3)
                                                  or a share of the messages (0.1%)
     rate OP MSGS                                 accepted messages a second over the
-                                                 run: OP >= or >, MSGS 500 or 500/s
+                                                 run: OP >= or >, MSGS 500, 500/s or 500msg/s
 
 A latency without a prefix is the total one. A percentile's digits without a point
 read as its name says: p50 is 50, p999 99.9, p9999 99.99. Values are judged as the
@@ -165,8 +165,8 @@ def parse_check(text: str) -> Check:
                              field="checks")
         return Check(text, kind, name, op, value, share=unit == "%")
     if unit not in _RATE_UNITS:
-        raise CheckError(f"--check {text!r}: rate is in messages a second (500 or 500/s), "
-                         f"not {unit!r}", field="checks")
+        raise CheckError(f"--check {text!r}: rate is in messages a second (500, 500/s or "
+                         f"500msg/s), not {unit!r}", field="checks")
     return Check(text, kind, name, op, value)
 
 

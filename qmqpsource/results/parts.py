@@ -6,10 +6,12 @@ shards of a --shard I/N run (hosts) and of --workers (processes), and merges of 
 Those differ in their shares (SHARE_KEYS: -s, -m, --rate, the shard's index and count)
 and in what they print (OUTPUT_KEYS: -c, -v), never in anything that shapes the load
 (the target, -l, -r, --duration...); and they ran together: no gap in time between
-them. not_one_run() is that decision, in one place (issue 24 adds a run id to it).
+them; and, where they say, the same run id (identity.py). not_one_run() is that
+decision, in one place.
 
-The same run given twice (a file and its copy) would count its messages twice:
-same_run_twice() finds it by content, whatever the files' names.
+The same run given twice (a file and its copy), or a shard held by two files, would
+count messages twice: same_run_twice() finds them, whatever the files' names.
+missing_shards() names the shards of a run that a merge lacks.
 """
 
 from __future__ import annotations
@@ -20,10 +22,12 @@ from typing import Any
 
 from qmqpsource.results.result import Result
 
-__all__ = ["OUTPUT_KEYS", "SHARE_KEYS", "not_one_run", "same_run_twice"]
+__all__ = ["OUTPUT_KEYS", "SHARE_KEYS", "missing_shards", "not_one_run", "same_run_twice"]
 
 # Config keys in which the parts of one run differ: their shares of the whole.
 SHARE_KEYS = frozenset({"sessions", "messages", "rate", "shard_index", "shard_count"})
+# The shards named in a line, at most.
+_SHOWN = 10
 # Config keys that change what a part prints, not the load it puts on the server.
 OUTPUT_KEYS = frozenset({"counter", "verbose"})
 _MISSING = object()
@@ -34,7 +38,18 @@ Named = Sequence[tuple[str, Result]]  # (the file's name as given, its result)
 def not_one_run(named: Named) -> str | None:
     """Why ``named`` are not the parts of one run, in one line naming the files and how
     they differ; None when they are (or when there is only one)."""
-    return _config_differs(named) or _gap_in_time(named)
+    return _run_ids_differ(named) or _config_differs(named) or _gap_in_time(named)
+
+
+def _run_ids_differ(named: Named) -> str | None:
+    """Two results that both say which run they are, and say different ones."""
+    ided = [(name, value) for name, value in named if value.run_id is not None]
+    for name, value in ided[1:]:
+        if value.run_id != ided[0][1].run_id:
+            return (f"{name}: not a part of the same run as {ided[0][0]}: its run id is "
+                    f"{value.run_id}, {ided[0][0]}'s {ided[0][1].run_id} (the shards of "
+                    "one run share one --run-id, or one --start-at)")
+    return None
 
 
 def _config_differs(named: Named) -> str | None:
@@ -71,8 +86,38 @@ def _gap_in_time(named: Named) -> str | None:
 
 
 def same_run_twice(named: Named) -> str | None:
-    """A result given twice, found by content (start, elapsed time, config, counts), in
-    one line; None if there is none."""
+    """A result given twice, found by content (start, elapsed time, config, counts), or a
+    shard of a run held by two files, in one line; None if there is none."""
+    return _content_twice(named) or _shard_twice(named)
+
+
+def _shard_twice(named: Named) -> str | None:
+    held: dict[tuple[str | None, int, int], str] = {}
+    for name, value in named:
+        if value.shards is None:
+            continue
+        for index in value.shards.indices:
+            key = (value.run_id, value.shards.count, index)
+            if key in held:
+                return (f"{name}: shard {index} of {value.shards.count} is in {held[key]} "
+                        "too: its messages would count twice")
+            held[key] = name
+    return None
+
+
+def missing_shards(merged: Result) -> str | None:
+    """The shards of its run that a merge lacks, in one line; None: it has them all (or
+    does not say)."""
+    shards = merged.shards
+    if shards is None or not shards.missing:
+        return None
+    missing = ", ".join(map(str, shards.missing[:_SHOWN]))
+    more = f" and {len(shards.missing) - _SHOWN} more" if len(shards.missing) > _SHOWN else ""
+    return (f"shards {missing}{more} of {shards.count} are missing: the merge holds "
+            f"{len(shards.indices)} of them")
+
+
+def _content_twice(named: Named) -> str | None:
     seen: dict[tuple[Any, ...], str] = {}
     for name, value in named:
         key = (value.started_at, value.elapsed_s, repr(sorted(value.config.items())),

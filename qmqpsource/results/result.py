@@ -24,7 +24,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import IO, Any
 
-from qmqpsource.errors import ResultError
+from qmqpsource.errors import ConfigError, ResultError
 from qmqpsource.results import document
 from qmqpsource.results.checks import Verdict, unjudged_failures
 from qmqpsource.results.document import ERROR_CAUSES
@@ -37,6 +37,7 @@ from qmqpsource.results.figures import (
     Throughput,
 )
 from qmqpsource.results.histogram import MAX_TOTAL, Histogram
+from qmqpsource.results.identity import Shards, check_run_id, shards_from_json
 from qmqpsource.results.outcome import Outcome
 from qmqpsource.results.stats import LATENCIES, RunStats
 from qmqpsource.results.timeline import DEFAULT_INTERVAL, Interval, merge_timelines
@@ -92,6 +93,11 @@ class Result:
     checks: tuple[Verdict, ...] = ()  # --check, judged against this result
     interval_s: float = DEFAULT_INTERVAL  # the timeline's step
     timeline: tuple[Interval, ...] = ()  # in order; empty: none (a schema /1 result)
+    # The embedded sink's own counts (--embedded-sink), as its --json summary has them.
+    sink: dict[str, Any] | None = None
+    workers: int | None = None  # the processes that ran the load (--workers); None: one
+    run_id: str | None = None  # the run this is (a part of): identity.py
+    shards: Shards | None = None  # the shards of that run it holds; None: not known
 
     @property
     def attempted(self) -> int:
@@ -188,11 +194,20 @@ def _latency_dict(histogram: Histogram) -> dict[str, Any]:
 
 def to_dict(result: Result) -> dict[str, Any]:
     """The JSON object of schema qmqpsource.result/2."""
-    return {
+    out = {
         **_summary_dict(result),
         "interval_s": round(result.interval_s, 6),
         "timeline": [interval.to_dict() for interval in result.timeline],
     }
+    if result.run_id is not None:
+        out["run_id"] = result.run_id
+    if result.shards is not None:
+        out["shards"] = result.shards.to_dict()
+    if result.workers is not None:
+        out["workers"] = result.workers
+    if result.sink is not None:
+        out["sink"] = result.sink
+    return out
 
 
 def _summary_dict(result: Result) -> dict[str, Any]:
@@ -259,7 +274,18 @@ def from_dict(obj: Any) -> Result:
         checks=document.verdicts(obj.get("checks", [])),
         interval_s=interval_s,
         timeline=timeline,
+        run_id=_run_id(obj),
+        shards=shards_from_json(obj["shards"]) if "shards" in obj else None,
     )
+
+
+def _run_id(obj: Mapping[str, Any]) -> str | None:
+    if "run_id" not in obj:
+        return None
+    try:
+        return check_run_id(obj["run_id"])
+    except ConfigError as exc:
+        raise ResultError(str(exc)) from None
 
 
 def _merge_config(configs: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
@@ -326,7 +352,14 @@ def merge(results: Sequence[Result], *, tool_name: str, tool_version: str) -> Re
         cut_off=sum(r.cut_off for r in results),
         interval_s=interval_s,
         timeline=timeline,
+        run_id=_common({r.run_id for r in results}),
+        shards=Shards.union(r.shards for r in results),
     )
+
+
+def _common(values: set[str | None]) -> str | None:
+    """The one value all parts share; None if they differ."""
+    return values.pop() if len(values) == 1 else None
 
 
 def _refuse_overflow(results: Sequence[Result]) -> None:

@@ -122,6 +122,11 @@ class RunStats:
         self._perf_end = None
         self._tick = self._timeline.start(_clock() if now is None else now)
 
+    @property
+    def origin(self) -> float:
+        """When the run began, on the clock of record()'s times (trio's in a trio run)."""
+        return self._timeline.origin
+
     def finish(self, now: float | None = None) -> None:
         """The run ended now (a run that never began gets elapsed 0); ``now`` as begin's.
         Outside a trio run, the timeline ends at its start plus the elapsed time."""

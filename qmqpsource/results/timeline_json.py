@@ -45,7 +45,7 @@ def _number(obj: Mapping[str, Any], key: str, where: str, horizon_s: float) -> f
     if 0 < value < TICK:
         raise TimelineError(f"{where}{key}: {value} is under a microsecond, and not 0")
     if value > horizon_s:
-        raise TimelineError(f"{where}{key}: past any date")
+        raise TimelineError(f"{where}{key}: {value} s from started_at reaches past any date")
     return float(value)
 
 

@@ -13,7 +13,7 @@ from qmqpsource.sink.config import (
 )
 from qmqpsource.sink.faults import Faults, check_delay, check_rate
 from qmqpsource.sink.listeners import ListenError, SinkError, open_listeners, parse_endpoint
-from qmqpsource.sink.server import Lines, Sink
+from qmqpsource.sink.server import Sink
 from qmqpsource.sink.stats import SinkStats, format_summary
 
 __all__ = [
@@ -23,7 +23,6 @@ __all__ = [
     "DEFAULT_TIMEOUT",
     "PROG",
     "Faults",
-    "Lines",
     "ListenError",
     "Sink",
     "SinkConfig",

@@ -41,8 +41,6 @@ class SinkConfig:
     max_connections: int = DEFAULT_MAX_CONNECTIONS
     faults: Faults = field(default_factory=Faults)
     maildir: str | None = None
-    counter: bool = False
-    verbose: int = 0
 
     def __post_init__(self) -> None:
         # Raises values.ValueProblem, which the command shows as a usage error.

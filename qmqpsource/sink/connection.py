@@ -34,6 +34,7 @@ __all__ = [
     "RECEIVING",
     "RECV_SIZE",
     "SENDING",
+    "WARNING",
     "ConnectionIO",
     "ConnectionLost",
     "ConnectionTimeout",
@@ -46,6 +47,9 @@ DRAIN_TIME = 1.0
 # The steps a ConnectionLost or a ConnectionTimeout names: "timeout while receiving request".
 RECEIVING = "receiving request"
 SENDING = "sending reply"
+# Starts a line that ``receive`` returns for the log when it is a warning (the server
+# logs it at that level, without these words).
+WARNING = "warning: "
 
 
 class ConnectionLost(Exception):
@@ -130,7 +134,7 @@ class ConnectionIO:
             await self.send(sock, encode_reply(Status.PERMFAIL, b"5.5.4 Error: %s" % (
                 str(exc).encode())))
             stats.replies_d += 1
-            return f"warning: refused: {exc}"
+            return f"{WARNING}refused: {exc}"
         stats.messages += 1
         stats.recipients += len(request.recipients)
         stats.message_bytes += len(request.message)
@@ -144,11 +148,11 @@ class ConnectionIO:
             # lower bound of the size is known.
             text = b"5.3.4 Error: message too large: over %d bytes" % exc.limit
             await self._refuse(sock, encode_reply(Status.PERMFAIL, text))
-            return f"warning: refused: request of over {exc.limit} bytes"
+            return f"{WARNING}refused: request of over {exc.limit} bytes"
         # The framing is broken: nothing after this point can be trusted.
         await self._refuse(sock, encode_reply(Status.PERMFAIL, b"5.5.4 Error: %s" % (
             str(exc).encode())))
-        return f"warning: refused: {exc}"
+        return f"{WARNING}refused: {exc}"
 
     async def send(self, sock: socket.socket, reply: bytes) -> None:
         """The whole reply; ConnectionTimeout past --timeout from the first wait."""

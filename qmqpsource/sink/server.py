@@ -9,20 +9,21 @@ the connection that has sent nothing for longest.
 
 from __future__ import annotations
 
-import contextlib
 import errno
+import logging
 import socket
-import sys
 import time
 from typing import Any, Protocol
 
 import trio
 
+from qmqpsource import logs
 from qmqpsource.protocol import Request, Status, encode_reply
-from qmqpsource.sink.config import PROG, SinkConfig
+from qmqpsource.sink.config import SinkConfig
 from qmqpsource.sink.connection import (
     RECEIVING,
     SENDING,
+    WARNING,
     ConnectionIO,
     ConnectionLost,
     ConnectionTimeout,
@@ -48,7 +49,7 @@ from qmqpsource.sink.maildir import Maildir
 from qmqpsource.sink.stats import SinkStats
 from qmqpsource.wording import printable
 
-__all__ = ["Lines", "Sink"]
+__all__ = ["Sink"]
 
 # Accepts per wake-up: enough to empty a busy queue, few enough to let other tasks run.
 ACCEPT_BATCH = 64
@@ -57,13 +58,9 @@ _ACCEPT_RESOURCE_ERRNOS = frozenset({errno.EMFILE, errno.ENFILE, errno.ENOBUFS, 
 _ACCEPT_PAUSE = 0.1
 _K, _Z = ord("K"), ord("Z")
 
-
-class Lines(Protocol):
-    """Where log lines and -c's counts go: a text stream, or a loglines.LineWriter."""
-
-    def write(self, text: str, /) -> object: ...
-
-    def flush(self) -> object: ...
+_log = logging.getLogger(logs.SINK)
+_request_log = logging.getLogger(logs.SINK_REQUESTS)
+_reply_log = logging.getLogger(logs.SINK_REPLIES)
 
 
 class _Started(Protocol):
@@ -87,26 +84,20 @@ def _client_label(family: int, address: Any, listener: str) -> str:
 class Sink:
     """The server. ``serve`` listens, reports its addresses, and serves until cancelled."""
 
-    def __init__(
-        self,
-        config: SinkConfig,
-        *,
-        log: Lines | None = None,
-        out: Lines | None = None,
-    ) -> None:
+    def __init__(self, config: SinkConfig) -> None:
         self.config = config
         self.stats = SinkStats()
         self.labels: list[str] = []
-        # -v's lines and -c's counter (qmqp-sink gives loglines.LineWriters: never blocking).
-        self.log: Lines = log if log is not None else sys.stderr
-        self.out: Lines = out if out is not None else sys.stdout
         self._maildir: Maildir | None = None
         faults = config.faults
         self._faults = FaultDraw(faults)
         # Faults, delays or a Maildir: requests are answered by _answer, not inline.
         self._slow_path = faults.any_rate or faults.delay_max > 0 or config.maildir is not None
-        # -v or -c: each reply is logged or counted.
-        self._reply_bookkeeping = config.verbose > 0 or config.counter
+        # A line or a count per reply only where a handler wants them (logs.py).
+        self._count_replies = logs.wants(logs.SINK_REPLIES)
+        self._log_requests = logs.wants(logs.SINK_REQUESTS, logging.INFO)
+        self._log_senders = logs.wants(logs.SINK_REQUESTS)
+        self._reply_bookkeeping = self._count_replies or self._log_requests
         self._io = ConnectionIO(self.stats, config.max_size, config.timeout, self._first_byte)
         # Ids are unique per sink process: "<start time in hex>.<sequence>".
         self._id_prefix = b"2.0.0 Ok: queued as %X." % int(time.time())
@@ -119,13 +110,6 @@ class Sink:
         # Connections waiting for their first byte, oldest first: who makes room (_evict).
         self._idle: dict[socket.socket, trio.CancelScope] = {}
         self._evict_warned = -1.0
-
-    def _log(self, text: str) -> None:
-        try:
-            self.log.write(f"{PROG}: {text}\n")
-            self.log.flush()
-        except (OSError, ValueError):
-            pass  # a closed stderr must not take a connection (or the sink) down
 
     async def serve(self, *, task_status: _Started = trio.TASK_STATUS_IGNORED) -> None:
         """Listen, call ``task_status.started(labels)``, then serve until cancelled."""
@@ -141,9 +125,8 @@ class Sink:
         ours = socket_file(endpoint)
         try:
             self.labels = [address_label(s.family, s.getsockname()) for s in listeners]
-            if config.verbose:
-                for label in self.labels:
-                    self._log(f"listening on {label}")
+            for label in self.labels:
+                _log.info("listening on %s", label)
             self.stats.started = time.monotonic()
             async with trio.open_nursery() as connections:
                 for sock, label in zip(listeners, self.labels, strict=True):
@@ -222,15 +205,15 @@ class Sink:
         now = time.monotonic()
         if self._evict_warned < 0 or now - self._evict_warned >= 1.0:
             self._evict_warned = now  # one line a second at most, however many
-            self._log("warning: every connection slot is taken: closing the connections "
-                      "that have sent nothing for longest")
+            _log.warning("every connection slot is taken: closing the connections that "
+                         "have sent nothing for longest")
 
     def _accept_failed(self, exc: OSError) -> None:
         # One line a second at most, however hard the clients push.
         now = time.monotonic()
         if self._accept_warned < 0 or now - self._accept_warned >= 1.0:
             self._accept_warned = now
-            self._log(f"warning: accept: {exc.strerror}; pausing new connections")
+            _log.warning("accept: %s; pausing new connections", exc.strerror)
 
     async def _first_byte(self, sock: socket.socket, deadline: float) -> None:
         """Wait until a new connection has something to read; raises ConnectionTimeout at
@@ -254,12 +237,15 @@ class Sink:
         """One client: one request, at most one reply, at most one log line."""
         stats = self.stats
         log_line: str | None = None
+        level = logging.INFO
         try:
             request = await self._io.receive(sock)
             if isinstance(request, str):
-                log_line = request
+                log_line = request.removeprefix(WARNING)
+                if log_line != request:
+                    level = logging.WARNING
             elif self._slow_path:
-                log_line = await self._answer(sock, request)
+                log_line, level = await self._answer(sock, request)
             else:
                 self._sequence += 1
                 reply = encode_reply(Status.OK, self._id_prefix + b"%d" % self._sequence)
@@ -277,13 +263,13 @@ class Sink:
                     log_line = self._answered(request, reply)
         except ConnectionTimeout as exc:
             stats.timeouts += 1
-            log_line = f"warning: timeout while {exc}"
+            log_line, level = f"timeout while {exc}", logging.WARNING
         except Evicted:
             stats.evicted += 1
             log_line = "closed before a byte came, to make room"
         except ConnectionLost as exc:
             stats.lost += 1
-            log_line = f"warning: lost connection while {exc}"
+            log_line, level = f"lost connection while {exc}", logging.WARNING
         finally:
             stats.active -= 1
             sock.close()
@@ -291,11 +277,13 @@ class Sink:
             if slot_freed is not None:
                 self._slot_freed = None
                 slot_freed.set()
-        if log_line is not None and (self.config.verbose or log_line.startswith("warning:")):
-            self._log(f"{_client_label(sock.family, address, listener)}: {log_line}")
+        if log_line is not None and (level > logging.INFO or self._log_requests):
+            client = _client_label(sock.family, address, listener)
+            _request_log.log(level, "%s", log_line, extra={"client": client})
 
-    async def _answer(self, sock: socket.socket, request: Request) -> str | None:
-        """The slow path: faults, delays, Maildir. The line for the log, if any."""
+    async def _answer(self, sock: socket.socket, request: Request) -> tuple[str | None, int]:
+        """The slow path: faults, delays, Maildir. The line for the log, if any, and its
+        level."""
         stats = self.stats
         # Both draws at once, in arrival order: the same --seed gives the same run.
         fault, delay = self._faults.draw()
@@ -314,11 +302,11 @@ class Sink:
             reply = REJECT_REPLY
         elif fault == DROP:
             stats.dropped += 1
-            return "dropped on purpose"
+            return "dropped on purpose", logging.INFO
         else:
             stats.hung += 1
             await self._io.hold(sock)
-            return "hung on purpose"
+            return "hung on purpose", logging.INFO
         await self._io.send(sock, reply)
         # The status byte follows the netstring's length and colon.
         status = reply[reply.index(b":") + 1]
@@ -329,20 +317,20 @@ class Sink:
         else:
             stats.replies_d += 1
         log_line = self._answered(request, reply)
-        return warning if warning is not None else log_line
+        if warning is not None:
+            return warning, logging.WARNING
+        return log_line, logging.INFO
 
     def _answered(self, request: Request, reply: bytes) -> str | None:
-        """-c and -v bookkeeping for an answered request: -v's line, if any."""
-        if self.config.counter:
+        """The count of answered requests, and the line for the log, if any is wanted."""
+        if self._count_replies:
             self._requests_answered += 1
-            with contextlib.suppress(OSError, ValueError):
-                self.out.write(f"{self._requests_answered}\r")
-                self.out.flush()
-        if not self.config.verbose:
+            _reply_log.debug("%d", self._requests_answered)
+        if not self._log_requests:
             return None
         text = printable(reply[reply.index(b":") + 1 : -1])
         line = f"{text}; {len(request.recipients)} recipients, {len(request.message)} bytes"
-        if self.config.verbose > 1:
+        if self._log_senders:
             line += f", from=<{printable(request.sender)}>"
         return line
 
@@ -356,6 +344,5 @@ class Sink:
         except OSError as exc:
             # Not stored, so not accepted: the client must try again later.
             why = f"maildir delivery failed: {exc.strerror or exc}"
-            return encode_reply(Status.TEMPFAIL, b"4.3.0 Error: " + why.encode()), (
-                f"warning: {why}")
+            return encode_reply(Status.TEMPFAIL, b"4.3.0 Error: " + why.encode()), why
         return encode_reply(Status.OK, b"2.0.0 Ok: queued as " + name.encode()), None

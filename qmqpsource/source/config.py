@@ -59,8 +59,6 @@ class SourceConfig:
     random_delay: float = 0.0
     timeout: float = 300.0
     reply_limit: int = 10240
-    counter: bool = False
-    verbose: int = 0
     keep_going: bool = False
     # Message content and numbering.
     message_file: str | None = None

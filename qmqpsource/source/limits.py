@@ -14,6 +14,7 @@ import resource
 from collections.abc import Callable
 from pathlib import Path
 
+from qmqpsource import errors
 from qmqpsource.source.config import SourceConfig
 from qmqpsource.source.message import default_address, system_hostname
 
@@ -45,7 +46,7 @@ BUILD_COPIES = 4
 RECIPIENT_OVERHEAD = 256
 
 
-class LimitError(ValueError):
+class LimitError(errors.LimitError):
     """A run that this machine cannot carry; ``str()`` is one line for the user."""
 
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass
 
+from qmqpsource import errors
 from qmqpsource.protocol import encode_request, netstring
 from qmqpsource.source.config import SourceConfig
 from qmqpsource.source.message import (
@@ -34,7 +35,7 @@ SEQ_HEADER = "X-Qmqpsource-Seq"
 UNSIZED_LIMIT = 1 << 20
 
 
-class MessageFileError(ValueError):
+class MessageFileError(errors.ConfigError):
     """-F names a file that cannot be read; ``str()`` is one line for the user."""
 
 

@@ -11,17 +11,17 @@ drive delays, deadlines and --rate schedules with trio.testing.MockClock.
 from __future__ import annotations
 
 import errno
+import logging
 import math
 import random
 import socket
-import sys
 import time
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, TextIO
+from typing import TYPE_CHECKING
 
 import trio
 
-from qmqpsource import SOURCE_PROG as PROG
+from qmqpsource import logs
 from qmqpsource.protocol import Reply, Status
 from qmqpsource.results.outcome import DeliveryError, Outcome
 from qmqpsource.results.stats import RunStats
@@ -33,7 +33,7 @@ from qmqpsource.source.request import RequestFactory
 from qmqpsource.wording import printable
 
 if TYPE_CHECKING:
-    from qmqpsource.source.budget import MessageBudget
+    from qmqpsource.load.budget import MessageBudget
 
 __all__ = ["RunResult", "Runner"]
 
@@ -49,6 +49,12 @@ SEND_CHUNK_MIN = 128 * 1024
 
 # How much earlier than --timeout a step's deadline may fire (see _Session.arm).
 DEADLINE_SLACK = 0.05
+
+_log = logging.getLogger(logs.SOURCE)
+_failure_log = logging.getLogger(logs.SOURCE_FAILURES)
+_reply_log = logging.getLogger(logs.SOURCE_REPLIES)
+_connection_log = logging.getLogger(logs.SOURCE_CONNECTIONS)
+_accepted_log = logging.getLogger(logs.SOURCE_ACCEPTED)
 
 _K = ord("K")
 _INF = math.inf
@@ -137,8 +143,6 @@ class Runner:
         requests: RequestFactory,
         stats: RunStats,
         *,
-        out: TextIO | None = None,
-        err: TextIO | None = None,
         budget: MessageBudget | None = None,
     ) -> None:
         self.config = config
@@ -154,15 +158,18 @@ class Runner:
         self._t0 = 0.0  # trio time of the run's start: --rate schedules from it
         self._spacing = 1.0 / config.rate if config.rate else 0.0
         self._send_chunk = max(SEND_CHUNK_MIN, SEND_BUDGET // config.sessions)
-        self._out = out if out is not None else sys.stdout
-        self._err = err if err is not None else sys.stderr
+        # Lines per message only where a handler wants them (logs.py): asked once.
+        self._count_accepted = logs.wants(logs.SOURCE_ACCEPTED)
+        self._log_replies = logs.wants(logs.SOURCE_REPLIES)
+        self._log_connections = logs.wants(logs.SOURCE_CONNECTIONS)
+        self._log_failures = logs.wants(logs.SOURCE_FAILURES, logging.INFO)
         # Messages left to start; with a budget shared with other processes, those left
         # of the chunk taken last (local numbers from _taken on).
         self._budget = budget
         self._remaining = 0 if budget is not None else config.messages
         self._limiter = trio.CapacityLimiter(config.connect_limit)
         self._pacer = ConnectPacer() if config.sessions > UNPACED_SESSIONS else None
-        self._counter = 0
+        self._accepted = 0  # the running count, for SOURCE_ACCEPTED's records
         self._failure: str | None = None
         self._random = random.Random()
         # Stopping: no message starts once set; pauses end at once.
@@ -187,9 +194,6 @@ class Runner:
                     sessions.start_soon(self._session, number)
             nursery.cancel_scope.cancel()  # the pacer's work is over with the sessions'
         self._nursery = None
-        if self.config.counter:
-            self._out.write("\n")
-            self._out.flush()
         return RunResult(self.stats, time.perf_counter() - started, self._failure)
 
     def stop(self, grace: float) -> None:
@@ -207,10 +211,6 @@ class Runner:
         if self._nursery is not None:
             self._nursery.cancel_scope.deadline = self._stop_deadline
 
-    def _log(self, text: str) -> None:
-        self._err.write(f"{PROG}: {text}\n")
-        self._err.flush()
-
     async def _session(self, number: int) -> None:
         session = _Session(number, self._slack)
         try:
@@ -227,7 +227,7 @@ class Runner:
 
         One cancel scope holds the deadline of each step of many messages, moved as the
         steps go: a scope entered and left per step took 48% more instructions a message
-        (see README). A deadline that fires ends the scope, with the message's step in
+        (see docs/performance.md). A deadline that fires ends the scope, with the message's step in
         ``session``; the session goes on in a fresh one.
         """
         config = self.config
@@ -289,10 +289,9 @@ class Runner:
             self._failed(exc, started, session.connected)
         else:
             self.stats.record(Outcome.ACCEPTED, started, session.connected, trio.current_time())
-            if config.counter:
-                self._counter += 1
-                self._out.write(f"{self._counter}\r")
-                self._out.flush()
+            if self._count_accepted:
+                self._accepted += 1
+                _accepted_log.debug("%d", self._accepted)
         finally:
             if sock is not None:
                 sock.close()
@@ -347,8 +346,9 @@ class Runner:
         """Send the rest of the request (a large one), then read the reply."""
         config = self.config
         step_started = session.connected = trio.current_time()
-        if config.verbose > 1:
-            self._log(f"session {session.number}: connected to {self.endpoint.label}")
+        if self._log_connections:
+            _connection_log.debug("session %d: connected to %s", session.number,
+                                  self.endpoint.label)
         if sent < len(request):
             session.step = "sending message"
             session.arm(step_started + config.timeout)
@@ -357,8 +357,8 @@ class Runner:
         session.step = "receiving server reply"
         session.arm(step_started + config.timeout)
         reply = await read_reply(sock, config.reply_limit)
-        if config.verbose:
-            self._err.write(f"<< {printable(reply.raw)}\n")
+        if self._log_replies:
+            _reply_log.debug("%s", printable(reply.raw))
         return reply
 
     def _take(self) -> int | None:
@@ -411,13 +411,13 @@ class Runner:
             await self._stopped.wait()
 
     def _on_retry(self, exc: ConnectError) -> None:
-        self._log(f"warning: {exc}")
+        _log.warning("%s", exc)
 
     def _failed(self, exc: DeliveryError, started: float, connected: float | None) -> None:
         self.stats.record(exc.outcome, started, connected, trio.current_time())
         if self.config.keep_going:
-            if self.config.verbose:
-                self._log(f"warning: {exc}")
+            if self._log_failures:
+                _failure_log.info("%s", exc)
             return
         if self._failure is None:
             self._failure = str(exc)

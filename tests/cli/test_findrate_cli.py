@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import re
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -195,12 +196,46 @@ def test_usage_errors(args: list[str], says: str, capsys: pytest.CaptureFixture[
     assert err.startswith("qmqp-source: fatal: ")
 
 
-def test_workers_refuse_the_embedded_sink(capsys: pytest.CaptureFixture[str]) -> None:
+def test_workers_with_an_embedded_sink_share_one_sink(tmp_path: Path) -> None:
+    # One trio loop for the search: the sink (and the workers) stay up for every step,
+    # so the sink's own count covers all the steps' messages.
+    out = tmp_path / "find.json"
+    done = run("--find-rate", "--check", "p99<1s", "--workers", "2", "-s", "4",
+               "--embedded-sink", "--sink-options", "--delay 0.02", "--rate", "40",
+               "--step-duration", "0.5", "--json", str(out))
+    assert done.returncode in (0, 3), done.stderr
+    value = load(out)
+    assert value["workers"] == 2 and len(value["find_rate"]["steps"]) >= 1
+    assert value["find_rate"]["stopped"] in ("sessions", "bracket", "first step failed")
+
+
+def test_a_server_that_is_down_is_no_verdict(tmp_path: Path) -> None:
+    # Nothing listens: the first step finds no server, and the search ends fatally
+    # instead of reporting a rate (or "no rate held") for a dead server.
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    done = run("--find-rate", "--check", "p99<1s", "--rate", "20", "--step-duration", "0.5",
+               "--json", str(tmp_path / "find.json"), f"127.0.0.1:{port}")
+    assert done.returncode == 1
+    last = done.stderr.splitlines()[-1]
+    assert last.startswith("qmqp-source: fatal: at 20 msg/s, ") and "refused" in last, last
+    assert not (tmp_path / "find.json").exists()
+
+
+@pytest.mark.parametrize(
+    ("args", "says"),
+    [(["--step-duration", "0.2", "--rate", "100"], "--step-duration must be at least 0.5 s"),
+     (["--step-duration", "1", "--rate", "5"], "asks for 5 messages, too few to judge")],
+)
+def test_steps_too_short_or_too_slow_to_judge_are_refused(
+    args: list[str], says: str, capsys: pytest.CaptureFixture[str]
+) -> None:
     with pytest.raises(SystemExit) as exit_:
-        main(["--find-rate", "--check", "p99<1s", "--workers", "2", "-s", "2",
-              "--embedded-sink"])
+        main(["--find-rate", "--check", "p99<1s", *args, "127.0.0.1:1"])
     assert exit_.value.code == 1
-    assert "--find-rate with --workers needs a target" in capsys.readouterr().err
+    err = capsys.readouterr().err
+    assert len(err.splitlines()) == 1 and says in err, err
 
 
 def test_a_signal_stops_the_search_with_the_steps_so_far(tmp_path: Path) -> None:

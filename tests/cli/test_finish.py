@@ -1,4 +1,4 @@
-"""finish.py: how every qmqp-source run ends, in one process or over --workers."""
+"""finish.py: how every qmqp-source run ends, whatever ran it."""
 
 from __future__ import annotations
 
@@ -20,8 +20,8 @@ from qmqpsource.source.config import SourceConfig
 SINK_COUNTS = {"connections": 1, "messages": 3, "recipients": 3, "replies": {"K": 2, "Z": 1}}
 
 
-def run_result(status: RunStatus = "completed") -> result.Result:
-    """A run of three messages: two accepted, one tempfailed."""
+def run_result(status: RunStatus = "completed", **fields: object) -> result.Result:
+    """A run of three messages: two accepted, one tempfailed (``fields``: more of it)."""
     stats = RunStats(recipients_per_message=1, bytes_per_message=100)
     stats.begin()
     for outcome in (Outcome.ACCEPTED, Outcome.ACCEPTED, Outcome.TEMPFAIL):
@@ -29,7 +29,7 @@ def run_result(status: RunStatus = "completed") -> result.Result:
     stats.finish()
     made = result.from_stats(stats, SourceConfig("127.0.0.1:628").as_dict(),
                              tool_name="qmqp-source", tool_version="0.1.0")
-    return dataclasses.replace(made, status=status)
+    return dataclasses.replace(made, status=status, **fields)  # type: ignore[arg-type]
 
 
 @pytest.mark.parametrize(
@@ -72,7 +72,7 @@ def test_failed_messages_are_counted(
 def test_report_shows_the_summary_and_the_sinks_line(
     capsys: pytest.CaptureFixture[str],
 ) -> None:
-    finish.report(run_result(), quiet=False, json_file=None, sink_counts=SINK_COUNTS)
+    finish.report(run_result(sink=SINK_COUNTS), quiet=False, json_file=None)
     err = capsys.readouterr().err
     assert ", 3 messages: 2 accepted," in err
     assert err.endswith(finish.sink_line(SINK_COUNTS, accepted=2))
@@ -85,26 +85,26 @@ def test_report_is_silent_when_quiet_or_failed(
 ) -> None:
     # A failed run's fatal line says it all; its JSON is written all the same.
     path = tmp_path / "r.json"
-    finish.report(run_result(status), quiet=quiet, json_file=OutputFile.at(str(path)),
-                  sink_counts={})
+    finish.report(run_result(status), quiet=quiet, json_file=OutputFile.at(str(path)))
     assert capsys.readouterr().err == ""
     assert json.loads(path.read_text())["status"] == status
 
 
-def test_report_writes_extra_keys_and_the_sinks_counts(tmp_path: Path) -> None:
+def test_report_writes_extra_keys_workers_and_the_sinks_counts(tmp_path: Path) -> None:
     path = tmp_path / "r.json"
-    finish.report(run_result(), quiet=True, json_file=finish.open_json(str(path)),
-                  sink_counts=SINK_COUNTS, extra={"workers": 2})
+    finish.report(run_result(sink=SINK_COUNTS, workers=2), quiet=True,
+                  json_file=finish.open_json(str(path)), extra={"find_rate": {"rate": 5}})
     value = json.loads(path.read_text())
     assert (value["workers"], value["sink"]) == (2, SINK_COUNTS)
+    assert value["find_rate"] == {"rate": 5}
     assert value["counts"]["accepted"] == 2
 
 
 def test_report_without_a_sink_writes_no_sink_key(tmp_path: Path) -> None:
     path = tmp_path / "r.json"
-    finish.report(run_result(), quiet=True, json_file=finish.open_json(str(path)),
-                  sink_counts={})
+    finish.report(run_result(), quiet=True, json_file=finish.open_json(str(path)))
     assert "sink" not in json.loads(path.read_text())
+    assert "workers" not in json.loads(path.read_text())
 
 
 def test_sink_line_says_when_the_counts_disagree() -> None:

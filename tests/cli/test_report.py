@@ -474,8 +474,8 @@ async def test_report_merges_the_shards_of_a_run(tmp_path: Path) -> None:
     async with qmqp_server(gate) as server, trio.open_nursery() as nursery:
         nursery.cancel_scope.deadline = trio.current_time() + 60
         for n, path in enumerate(paths):
-            command = [*SOURCE, "-q", "-m", "2", "--shard", f"{n}/2", "--json", str(path),
-                       server.target]
+            command = [*SOURCE, "-q", "-m", "2", "--shard", f"{n}/2", "--run-id", "both",
+                       "--json", str(path), server.target]
             nursery.start_soon(partial(trio.run_process, command, check=True))
             while server.connections <= n:  # noqa: ASYNC110 - bounded by the deadline
                 await trio.sleep(0.01)
@@ -484,3 +484,39 @@ async def test_report_merges_the_shards_of_a_run(tmp_path: Path) -> None:
     merged = json.loads((tmp_path / "merged.json").read_text())
     assert merged["runs"] == 2 and merged["counts"]["accepted"] == 2
     assert merged["config"]["shard_index"] == [0, 1] and merged["config"]["shard_count"] == 2
+    assert merged["run_id"] == "both" and merged["shards"] == {"count": 2, "indices": [0, 1]}
+
+
+def test_failures_that_no_check_of_the_report_judged_fail_it(tmp_path: Path) -> None:
+    # run_a: 7 accepted, 1 tempfail, 1 refused. A latency check alone excuses no failure
+    # (exit 1, as qmqp-source's); a check on failures judges them (3 if it fails).
+    a = write(tmp_path / "a.json", run_a())
+    done = report(a, "--check", "p99<1s")
+    assert done.returncode == 1, done.stderr
+    assert done.stderr == ("qmqp-report: 2 of 9 messages failed, and no check judged them\n")
+    assert report(a, "--check", "p99<1s", "--check", "failed<=25%").returncode == 0
+    assert report(a, "--check", "tempfail<=1").returncode == 1  # the refused one
+    assert report(a, "--check", "failed==0").returncode == 3
+    assert report(a).returncode == 0  # no check: a summary, not a verdict
+
+
+def test_the_report_names_shards_missing_from_a_merge(tmp_path: Path) -> None:
+    from qmqpsource.results.identity import Shards
+
+    parts = [dataclasses.replace(run_a(), started_at=T0 + timedelta(seconds=i / 10),
+                                 run_id="nightly", shards=Shards.one(i, 4)) for i in (0, 2)]
+    files = [write(tmp_path / f"{n}.json", part) for n, part in enumerate(parts)]
+    done = report(*files, "--json", tmp_path / "m.json")
+    assert done.returncode == 0, done.stderr
+    assert done.stderr == ("qmqp-report: warning: shards 1, 3 of 4 are missing: the merge "
+                           "holds 2 of them\n")
+    assert json.loads((tmp_path / "m.json").read_text())["shards"] == {
+        "count": 4, "indices": [0, 2]}
+    # The merge given again with one of its own shards: that shard would count twice.
+    again = report(tmp_path / "m.json", files[1])
+    assert again.returncode == 1
+    assert "shard 2 of 4 is in" in again.stderr and "would count twice" in again.stderr
+    other = write(tmp_path / "other.json", dataclasses.replace(parts[1], run_id="weekly",
+                                                               shards=Shards.one(1, 4)))
+    refused = report(files[0], other)
+    assert refused.returncode == 1 and "its run id is weekly" in refused.stderr

@@ -12,8 +12,8 @@ from pathlib import Path
 import pytest
 import trio
 
+from qmqpsource.cli.loglines import LineWriter
 from qmqpsource.protocol import Status
-from qmqpsource.sink.loglines import LineWriter
 from tests.qmqp_server import qmqp_server
 from tests.sink_support import exchange, parse_reply, request
 

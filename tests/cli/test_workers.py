@@ -13,7 +13,6 @@ from typing import Any
 
 import pytest
 import trio
-import trio.testing
 
 from qmqpsource.source.request import SEQ_HEADER
 from tests.qmqp_server import Handler, ServerState, qmqp_server, read_request
@@ -284,23 +283,15 @@ async def test_workers_stop_when_the_parent_is_killed(tmp_path: Path) -> None:
     assert not (tmp_path / "r.json").exists()
 
 
-async def test_a_worker_whose_parent_is_gone_aborts_its_run() -> None:
-    # Where there is no parent-death signal (macOS, the BSDs), the closed end of the
-    # pipe the parent holds tells the worker.
-    from qmqpsource.cli.workers import ParentLink
-
-    aborted: list[bool] = []
-    read_end, write_end = os.pipe()
-    link = ParentLink(read_end, -1)
-    try:
-        async with trio.open_nursery() as nursery:
-            nursery.start_soon(link.watch, lambda: aborted.append(True))
-            await trio.testing.wait_all_tasks_blocked()
-            assert not aborted
-            os.close(write_end)  # the parent died
-    finally:
-        os.close(read_end)
-    assert aborted == [True] and link.gone
+@pytest.mark.parametrize("workers", ["1", "2"])
+async def test_checks_are_judged_once_on_the_whole_result(workers: str) -> None:
+    # Every message fails, and a check allows it: the exit status is the check's, the
+    # same with --workers as without (the workers used to judge without the checks).
+    async with qmqp_server(reply=b"Dno") as server:
+        done = await source("--workers", workers, "-A", "-s", "2", "-m", "20",
+                            "--check", "failed<=100%", server.target)
+    assert done.returncode == 0, done.stderr
+    assert "1 of 1 checks failed" not in done.stderr.decode()
 
 
 async def test_workers_and_embedded_sink_leave_nothing_when_the_parent_is_killed(

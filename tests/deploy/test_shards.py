@@ -17,6 +17,7 @@ import signal
 import subprocess
 import sys
 import time
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -36,6 +37,10 @@ SHARDS = 4
 MESSAGES = 2000
 SESSIONS = 8
 TIMEOUT = 120  # a bound on each process, not a timed assertion
+RUN_ID = "test-shards"
+# Set when the test starts the pods: far enough ahead for all of them to be up.
+START_AT = ""
+LEAD = timedelta(seconds=8)
 
 
 def bin_path() -> str:
@@ -48,7 +53,7 @@ def pod_environment(target: str, index: int) -> dict[str, str]:
     other), the index Kubernetes adds, and PATH."""
     env = environment(LOAD_JOB)
     ours = {"QMQP_TARGET": target, "SHARD_COUNT": str(SHARDS), "MESSAGES": str(MESSAGES),
-            "SESSIONS": str(SESSIONS)}
+            "SESSIONS": str(SESSIONS), "START_AT": START_AT, "RUN_ID": RUN_ID}
     assert set(ours) == set(env)
     return {**ours, INDEX: str(index), "PATH": bin_path()}
 
@@ -80,7 +85,10 @@ def start_sink(folder: Path, endpoint: str) -> tuple[subprocess.Popen[bytes], st
 
 
 def run_shards(target: str, results: Path, prefix: list[str]) -> None:
-    """Every pod at once, as parallelism asks; each must exit 0 (no message failed)."""
+    """Every pod at once, as parallelism asks, all with one START_AT; each must exit 0 (no
+    message failed)."""
+    global START_AT
+    START_AT = (datetime.now(UTC) + LEAD).isoformat()
     pods = [subprocess.Popen([*prefix, *pod_command(env, results)], env=env,
                              stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
             for env in (pod_environment(target, index) for index in range(SHARDS))]
@@ -135,4 +143,8 @@ def assert_adds_up(merged: dict[str, Any], shards: list[dict[str, Any]]) -> None
     assert {shard["config"]["shard_count"] for shard in shards} == {SHARDS}
     assert sum(shard["counts"]["attempted"] for shard in shards) == MESSAGES
     assert merged["runs"] == SHARDS
+    assert merged["run_id"] == RUN_ID
+    assert merged["shards"] == {"count": SHARDS, "indices": list(range(SHARDS))}
+    starts = {datetime.fromisoformat(shard["started_at"]) for shard in shards}
+    assert max(starts) - min(starts) < timedelta(seconds=0.5)  # together, at START_AT
     assert merged["counts"]["attempted"] == merged["counts"]["accepted"] == MESSAGES

@@ -7,7 +7,9 @@ from datetime import timedelta
 
 import pytest
 
-from qmqpsource.results.parts import not_one_run, same_run_twice
+from qmqpsource.results import result
+from qmqpsource.results.identity import Shards
+from qmqpsource.results.parts import missing_shards, not_one_run, same_run_twice
 from qmqpsource.results.result import Result
 from tests.cli.test_report import T0, run_a
 
@@ -68,3 +70,40 @@ def test_the_same_run_twice_is_found_by_content() -> None:
     assert same_run_twice([("a.json", a), ("b.json", b), ("copy.json", copy)]) == (
         "copy.json: the same run as a.json (same start, length, config and counts): its runs "
         "would count twice")
+
+
+def shard(index: int, count: int = 4, run_id: str | None = "R1", start: float = 0.0) -> Result:
+    return dataclasses.replace(part(start, shard_index=index, shard_count=count),
+                               run_id=run_id, shards=Shards.one(index, count))
+
+
+def test_shards_of_other_runs_are_not_one_run() -> None:
+    named = [("a.json", shard(0)), ("b.json", shard(1, run_id="R2"))]
+    assert not_one_run(named) == ("b.json: not a part of the same run as a.json: its run id "
+                                  "is R2, a.json's R1 (the shards of one run share one "
+                                  "--run-id, or one --start-at)")
+    # A file that says no run (written before run ids) does not stand in the way.
+    assert not_one_run([("a.json", shard(0)), ("b.json", shard(1, run_id=None))]) is None
+
+
+def test_a_shard_held_by_two_files_counts_twice() -> None:
+    merged = dataclasses.replace(shard(0), shards=Shards(4, (0, 1, 2)))
+    named = [("merged.json", merged), ("b.json", shard(2, start=0.5))]
+    assert same_run_twice(named) == ("b.json: shard 2 of 4 is in merged.json too: its messages "
+                                     "would count twice")
+    assert same_run_twice([("a.json", shard(0)), ("b.json", shard(1))]) is None
+    # The same index of another run, or of a run of another count, is another shard.
+    for other in (shard(0, run_id="R2", start=1), shard(0, count=8, start=1)):
+        assert same_run_twice([("a.json", shard(0)), ("b.json", other)]) is None
+
+
+def test_the_shards_a_merge_lacks_are_named() -> None:
+    merged = result.merge([shard(0), shard(2, start=0.5)], tool_name="t", tool_version="1")
+    assert merged.shards == Shards(4, (0, 2)) and merged.run_id == "R1"
+    assert missing_shards(merged) == "shards 1, 3 of 4 are missing: the merge holds 2 of them"
+    whole = result.merge([shard(i, start=i / 10) for i in range(4)], tool_name="t",
+                         tool_version="1")
+    assert missing_shards(whole) is None
+    many = dataclasses.replace(whole, shards=Shards(30, (0,)))
+    assert missing_shards(many) == ("shards 1, 2, 3, 4, 5, 6, 7, 8, 9, 10 and 19 more of 30 are "
+                                    "missing: the merge holds 1 of them")

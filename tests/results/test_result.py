@@ -314,8 +314,9 @@ async def test_summary_on_stderr_unless_quiet(
             (False, False, 1, True),
             (True, True, 1, False),
         ]:
-            config = SourceConfig(server.target, messages=4, counter=counter, verbose=verbose)
-            status, _ = await run(config, tmp_path / "r.json", quiet=quiet)
+            config = SourceConfig(server.target, messages=4)
+            status, _ = await run(config, tmp_path / "r.json", quiet=quiet, counter=counter,
+                                  verbose=verbose)
             assert status == 0
             err = capsys.readouterr().err
             assert ("4 messages: 4 accepted" in err) is shown, (quiet, counter, verbose)

@@ -10,8 +10,8 @@ import pytest
 import trio
 import trio.testing
 
+from qmqpsource.cli.progress import IntervalLines, bar_wanted, run_progress
 from qmqpsource.results.outcome import Outcome
-from qmqpsource.results.progress import IntervalLines, bar_wanted, run_progress
 from qmqpsource.results.stats import RunStats
 
 

@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 import trio
 
-from qmqpsource.cli.embedded import embedded_sink
+from qmqpsource.load.embedded import embedded_sink
 from qmqpsource.protocol import Status
 from qmqpsource.sink.maildir import Maildir, envelope_headers
 from tests.sink_support import (

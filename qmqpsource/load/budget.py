@@ -27,7 +27,8 @@ CHUNKS_PER_WORKER = 64
 
 
 class MessageBudget:
-    """``total`` messages in chunks, in a pipe that forked children inherit."""
+    """``total`` messages in chunks, in a pipe that worker processes are given (inherited
+    over a fork, or passed on their channel: see workers.py)."""
 
     def __init__(self, total: int, workers: int) -> None:
         if total < 1 or workers < 1:
@@ -50,6 +51,20 @@ class MessageBudget:
         # Non-blocking all the same: a read must never stall a worker's loop.
         os.set_blocking(read_end, False)
         self._fd = read_end
+
+    @classmethod
+    def adopt(cls, fd: int, total: int, size: int) -> MessageBudget:
+        """The budget whose pipe's read end ``fd`` a worker was given (and now owns)."""
+        budget = cls.__new__(cls)
+        budget.total, budget.size = total, size
+        os.set_blocking(fd, False)
+        budget._fd = fd
+        return budget
+
+    @property
+    def fd(self) -> int:
+        """The pipe's read end, to hand to a worker (-1 once closed)."""
+        return self._fd
 
     def take(self) -> tuple[int, int] | None:
         """The next chunk: (local number of its first message, how many); None: spent."""

@@ -1,4 +1,4 @@
-"""A qmqp-sink in a child process, for ``qmqp-source --embedded-sink``: zero-setup runs.
+"""A qmqp-sink in a child process, for ``--embedded-sink`` runs: zero-setup loads.
 
     async with embedded_sink(["--tempfail", "0.1"]) as sink:
         ... load against sink.target ...
@@ -31,7 +31,12 @@ from typing import Any
 
 import trio
 
-__all__ = ["EmbeddedSink", "EmbeddedSinkError", "embedded_sink"]
+from qmqpsource.errors import RunError
+
+__all__ = ["EMBEDDED_TARGET", "EmbeddedSink", "EmbeddedSinkError", "embedded_sink"]
+
+# What a load's config says as its target when an embedded sink is the target.
+EMBEDDED_TARGET = "embedded-sink"
 
 # Python, trio and typer start in about 0.2 s; a loaded machine may take much longer.
 READY_TIMEOUT = 20.0
@@ -43,7 +48,7 @@ _KILL_WAIT = 5.0
 _SUMMARY_LIMIT = 1 << 20
 
 
-class EmbeddedSinkError(RuntimeError):
+class EmbeddedSinkError(RunError):
     """The embedded sink did not start, or ended without its summary; ``str()`` says why."""
 
 

@@ -7,7 +7,7 @@ import os
 
 import pytest
 
-from qmqpsource.source.budget import CHUNKS_PER_WORKER, MAX_CHUNKS, MessageBudget
+from qmqpsource.load.budget import CHUNKS_PER_WORKER, MAX_CHUNKS, MessageBudget
 
 
 def take_all(budget: MessageBudget) -> list[int]:

@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 import trio
 
-from qmqpsource.cli.embedded import EmbeddedSinkError, embedded_sink
+from qmqpsource.load.embedded import EmbeddedSinkError, embedded_sink
 from qmqpsource.protocol import Status
 from tests.sink_support import (
     connect,
@@ -145,7 +145,7 @@ async def test_child_never_ready_is_stopped(tmp_path: Path) -> None:
 
 PARENT = """
     import trio
-    from qmqpsource.cli.embedded import embedded_sink
+    from qmqpsource.load.embedded import embedded_sink
 
     async def main():
         async with embedded_sink() as sink:

@@ -70,22 +70,25 @@ async def run_progress(
     bar: bool,
     interval: float | None,
     err: TextIO | None = None,
+    start: float | None = None,
     task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED,
 ) -> None:
-    """Draw the bar and/or print interval lines until cancelled."""
+    """Draw the bar and/or print interval lines until cancelled; the lines' periods count
+    from ``start`` (trio time: the run's start), or from now."""
     stream = err if err is not None else sys.stderr
     lines = IntervalLines(stats) if interval else None
+    start = trio.current_time() if start is None else start
     if not bar:
         task_status.started()
         if lines is None or interval is None:
             return
-        deadline = trio.current_time()
+        deadline = start
         while True:
             deadline += interval
             await trio.sleep_until(deadline)
             stream.write(lines.line() + "\n")
             stream.flush()
-    await _run_bar(stats, total, stream, lines, interval, task_status)
+    await _run_bar(stats, total, stream, lines, (start, interval), task_status)
 
 
 async def _run_bar(
@@ -93,7 +96,7 @@ async def _run_bar(
     total: int | None,
     stream: TextIO,
     lines: IntervalLines | None,
-    interval: float | None,
+    period: tuple[float, float | None],
     task_status: trio.TaskStatus[None],
 ) -> None:
     from rich.console import Console
@@ -119,9 +122,9 @@ async def _run_bar(
     with progress:
         task = progress.add_task(SOURCE_PROG, total=total, rate=0.0, failed=0)
         task_status.started()
-        now = trio.current_time()
-        next_draw = now + BAR_PERIOD
-        next_line = now + interval if lines is not None and interval else float("inf")
+        start, interval = period
+        next_draw = trio.current_time() + BAR_PERIOD
+        next_line = start + interval if lines is not None and interval else float("inf")
         while True:
             await trio.sleep_until(min(next_draw, next_line))
             now = trio.current_time()

@@ -6,7 +6,7 @@ from typing import Any
 
 import pytest
 
-from qmqpsource.cli.plan import RunPlan, plan_run, share_of
+from qmqpsource.load.plan import RunPlan, plan_run, share_of
 from qmqpsource.source.config import SourceConfig
 from qmqpsource.source.shard import Shard
 from qmqpsource.values import MAX_COUNT
