@@ -15,6 +15,8 @@ import os
 import socket
 from dataclasses import dataclass
 
+from qmqpsource.errors import AddressError
+
 __all__ = [
     "DEFAULT_PORT",
     "FAMILIES",
@@ -28,10 +30,6 @@ __all__ = [
 DEFAULT_PORT = "628"
 # sun_path is 108 bytes on Linux, and the kernel wants room for a terminating NUL.
 UNIX_PATH_MAX = 108
-
-
-class AddressError(ValueError):
-    """An address that cannot be parsed or resolved; ``str()`` is one line for the user."""
 
 
 class Family(enum.Enum):

@@ -15,12 +15,14 @@ import os
 import stat
 from collections.abc import Iterator
 
+from qmqpsource.errors import ConfigError
+
 __all__ = ["InputError", "read_fd_limited", "read_limited", "regular_size"]
 
 _CHUNK = 1 << 20
 
 
-class InputError(Exception):
+class InputError(ConfigError):
     """The file cannot be read as asked; ``str()`` says why, without the path."""
 
 

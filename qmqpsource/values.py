@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import math
 
+from qmqpsource.errors import ConfigError
+
 __all__ = ["MAX_COUNT", "MAX_SECONDS", "ValueProblem", "count", "seconds"]
 
 # Counts (-s -m -l -r -C --connect-limit, the sink's backlog...) beyond int64 are typos,
@@ -19,8 +21,8 @@ MAX_COUNT = 2**63 - 1
 MAX_SECONDS = 365 * 86400.0
 
 
-class ValueProblem(ValueError):
-    """A value out of bounds; ``str()`` is one line for the user, naming the option."""
+# The name that modules written before errors.py know ConfigError by.
+ValueProblem = ConfigError
 
 
 def count(name: str, value: int) -> int:

@@ -10,6 +10,7 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass
 
+from qmqpsource.errors import ConfigError
 from qmqpsource.protocol import encode_request, netstring
 from qmqpsource.source.config import SourceConfig
 from qmqpsource.source.message import (
@@ -34,8 +35,11 @@ SEQ_HEADER = "X-Qmqpsource-Seq"
 UNSIZED_LIMIT = 1 << 20
 
 
-class MessageFileError(ValueError):
-    """-F names a file that cannot be read; ``str()`` is one line for the user."""
+class MessageFileError(ConfigError):
+    """message_file (-F) names a file that cannot be read; ``str()`` is one line."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message, field="message_file")
 
 
 def wire(text: str) -> bytes:

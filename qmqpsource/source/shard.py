@@ -10,10 +10,12 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
+from qmqpsource.errors import ConfigError
+
 __all__ = ["Shard", "ShardError", "parse_shard"]
 
 
-class ShardError(ValueError):
+class ShardError(ConfigError):
     """A --shard value that is not I/N with 0 <= I < N."""
 
 
