@@ -34,6 +34,7 @@ from qmqpsource.cli.common import (
     UsageFailure,
     fatal,
     make_app,
+    option_words,
     run_command,
     usage_text,
 )
@@ -41,6 +42,7 @@ from qmqpsource.cli.outfile import OutputError, OutputFile
 from qmqpsource.cli.readyfile import ReadyFile
 from qmqpsource.cli.sink_run import run_sink, stop_flag
 from qmqpsource.cli.stdio import guard
+from qmqpsource.errors import ConfigError
 from qmqpsource.sink import (
     DEFAULT_MAX_CONNECTIONS,
     DEFAULT_MAX_SIZE,
@@ -53,7 +55,7 @@ from qmqpsource.sink import (
     check_rate,
     parse_endpoint,
 )
-from qmqpsource.values import ValueProblem
+from qmqpsource.sink.config import OPTIONS
 
 __all__ = ["app", "check_embedded_options", "main", "parse_delay", "parse_rate"]
 
@@ -73,11 +75,11 @@ app = make_app()
 
 @contextlib.contextmanager
 def _usage_failure() -> Iterator[None]:
-    """A value out of bounds, found by the one check of it, as a usage error."""
+    """A value that the one check of it refuses, as a usage error in the options' words."""
     try:
         yield
-    except ValueProblem as exc:
-        raise UsageFailure(str(exc)) from None
+    except ConfigError as exc:
+        raise UsageFailure(option_words(exc, OPTIONS)) from None
 
 
 def parse_rate(name: str, value: float) -> float:
@@ -93,9 +95,13 @@ def parse_delay(value: str) -> tuple[float, float]:
         bounds = (float(low), float(high)) if dash else (float(low), float(low))
     except ValueError:
         raise UsageFailure(f"--delay wants SECONDS or MIN-MAX, not {value!r}") from None
-    with _usage_failure():
-        # The check Faults makes, here with the text as the user wrote it.
-        return check_delay(*bounds, value)
+    try:
+        return check_delay(*bounds)  # the check Faults makes
+    except ConfigError as exc:
+        if exc.field is None:  # MIN above MAX, in the user's own text
+            raise UsageFailure(f"--delay wants SECONDS or MIN-MAX with 0 <= MIN <= MAX, "
+                               f"not {value!r}") from None
+        raise UsageFailure(option_words(exc, OPTIONS)) from None
 
 
 def _check_control_fd(fd: int) -> int:
@@ -244,8 +250,6 @@ def sink(
     endpoint, listen_backlog = _operands(endpoint, backlog)
     if ipv4 and ipv6:
         raise UsageFailure("-4 and -6 exclude each other")
-    if maildir == "":
-        raise UsageFailure("--maildir wants a folder, not ''")  # '' was the current folder
     if ready_file_path == "":
         raise UsageFailure("--ready-file wants a path, not ''")
     if control_fd is not None:
@@ -278,8 +282,8 @@ def _operands(endpoint: str | None, backlog: str | None) -> tuple[str, int]:
     if backlog is None:
         raise UsageFailure("missing backlog")
     # The operand as Postfix takes it: decimal digits. Its bounds are SinkConfig's.
-    if not (backlog.isascii() and backlog.isdigit()) or int(backlog) <= 0:
-        raise UsageFailure(f"backlog must be a positive number, not {backlog!r}")
+    if not (backlog.isascii() and backlog.isdigit()):
+        raise UsageFailure(f"backlog must be a whole number, not {backlog!r}")
     return endpoint, int(backlog)
 
 

@@ -28,6 +28,7 @@ from qmqpsource.cli.common import (
     UsageFailure,
     fatal,
     make_app,
+    option_words,
     parse_checks,
     run_command,
 )
@@ -35,9 +36,9 @@ from qmqpsource.cli.launch import run_source
 from qmqpsource.cli.plan import RunPlan, plan_run, share_of
 from qmqpsource.cli.stdio import guard
 from qmqpsource.results.checks import Check
-from qmqpsource.source.config import OPTIONS, SourceConfig
+from qmqpsource.source.config import OPTIONS, ConfigError, SourceConfig
 from qmqpsource.source.limits import LimitError, check_resources
-from qmqpsource.source.message import HostnameError, check_myhostname
+from qmqpsource.source.message import HostnameError
 from qmqpsource.source.request import MessageFileError, message_file_size
 from qmqpsource.source.shard import Shard, ShardError, parse_shard
 from qmqpsource.values import MAX_COUNT
@@ -303,8 +304,6 @@ def source(
             unique_message_id=unique_message_id, duration=duration, rate=rate,
         )
         _refuse_zero_waits(fixed_delay, random_delay)
-    if myhostname is not None:
-        _check_hostname(myhostname)
     host_shard = _parse_shard(shard)
     share = share_of(whole, host_shard)
     if share is None:
@@ -319,11 +318,14 @@ def source(
 
 @contextlib.contextmanager
 def _usage_failure() -> Iterator[None]:
-    """A value that the checks refuse is a usage failure: its line, then the usage."""
+    """A value that the checks refuse is a usage failure: its line in the options' words,
+    then the usage. A bad -M is Postfix's fatal line, without the usage."""
     try:
         yield
-    except values.ValueProblem as exc:
-        raise UsageFailure(str(exc)) from None
+    except HostnameError as exc:
+        fatal(PROG, str(exc))
+    except ConfigError as exc:
+        raise UsageFailure(option_words(exc, OPTIONS)) from None
 
 
 def _embedded_sink_args(
@@ -391,13 +393,6 @@ def _refuse_zero_waits(fixed_delay: float | None, random_delay: float | None) ->
     for name, wait in (("fixed_delay", fixed_delay), ("random_delay", random_delay)):
         if wait == 0:
             values.seconds(OPTIONS[name], wait)  # refuses it, in the shared words
-
-
-def _check_hostname(name: str) -> None:
-    try:
-        check_myhostname(name)
-    except HostnameError as exc:
-        fatal(PROG, str(exc))
 
 
 def _parse_shard(text: str | None) -> Shard:

@@ -47,7 +47,7 @@ def wire(text: str) -> bytes:
     return text.encode("utf-8", "surrogateescape")
 
 
-def message_file_size(path: str) -> int:
+def message_file_size(path: str | os.PathLike[str]) -> int:
     """-F's size, for the checks before the run. Only a regular file will do: a device
     (/dev/zero) never ends, and a FIFO would keep the run waiting for a writer."""
     from qmqpsource.infile import InputError, regular_size  # here: only -F needs it
@@ -58,7 +58,7 @@ def message_file_size(path: str) -> int:
         raise MessageFileError(f"cannot read message file {path}: {exc}") from None
 
 
-def load_message_file(path: str) -> bytes:
+def load_message_file(path: str | os.PathLike[str]) -> bytes:
     """-F: the file as QMQP sends it, CRLF line ends turned into LF; read no further
     than the size it had (checked against free memory before the run)."""
     from qmqpsource.infile import InputError, read_limited, regular_size

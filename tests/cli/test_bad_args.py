@@ -44,8 +44,8 @@ CASES: list[tuple[list[str], str]] = []
 for option in INT_OPTIONS:
     CASES += [
         ([option, "abc", NOWHERE], f"{option} must be a whole number, not 'abc'"),
-        ([option, "0", NOWHERE], f"{option} must be a positive number, not 0"),
-        ([option, "-1", NOWHERE], f"{option} must be a positive number, not -1"),
+        ([option, "0", NOWHERE], f"{option} must be at least 1, not 0"),
+        ([option, "-1", NOWHERE], f"{option} must be at least 1, not -1"),
         ([option, HUGE, NOWHERE], f"{option} must be at most {2**63 - 1}, not {HUGE}"),
         ([option, "1e400", NOWHERE], f"{option} must be a whole number, not '1e400'"),
     ]
@@ -56,7 +56,7 @@ for option in FLOAT_OPTIONS:
         ([option, "-1", NOWHERE], f"{option} must be a positive number of seconds, not -1.0"),
         ([option, "nan", NOWHERE], f"{option} must be a positive number of seconds, not nan"),
         ([option, HUGE, NOWHERE], f"{option} must be at most 31536000 seconds, not 1e+30"),
-        ([option, "1e400", NOWHERE], f"{option} must be a positive number of seconds, not inf"),
+        ([option, "1e400", NOWHERE], f"{option} must be at most 31536000 seconds, not inf"),
     ]
 CASES += [
     # Options that clash, or that do not exist.

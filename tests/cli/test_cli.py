@@ -89,12 +89,12 @@ async def test_keep_going_exit_status() -> None:
 @pytest.mark.parametrize(
     ("args", "wording"),
     [
-        (["-s", "0", "h"], "-s must be a positive number"),
-        (["-m", "-3", "h"], "-m must be a positive number"),
+        (["-s", "0", "h"], "-s must be at least 1, not 0"),
+        (["-m", "-3", "h"], "-m must be at least 1, not -3"),
         (["-l", "abc", "h"], "-l must be a whole number, not 'abc'"),
         (["--length=abc", "h"], "--length must be a whole number, not 'abc'"),
         (["-r", "1.5", "h"], "-r must be a whole number, not '1.5'"),
-        (["-C", "0", "h"], "-C must be a positive number"),
+        (["-C", "0", "h"], "-C must be at least 1, not 0"),
         (["-w", "1", "-R", "2", "h"], "-w and -R exclude each other"),
         (["-w", "0", "-R", "2", "h"], "-w and -R exclude each other"),  # given, whatever value
         (["-w", "0", "h"], "-w must be a positive number of seconds, not 0.0"),
@@ -102,7 +102,7 @@ async def test_keep_going_exit_status() -> None:
         (["-m", "3", "--shard", "3/4", "-R", "nan", "h"], "-R must be a positive number"),
         (["-w", "nan", "h"], "-w must be a positive number"),
         (["-R", "-1", "h"], "-R must be a positive number"),
-        (["-w", "inf", "h"], "-w must be a positive number"),
+        (["-w", "inf", "h"], "-w must be at most 31536000 seconds, not inf"),
         (["--timeout", "0", "h"], "--timeout must be a positive"),
         (["-4", "-6", "h"], "-4 and -6 exclude each other"),
         (["-x", "h"], "no such option: -x"),
