@@ -154,7 +154,8 @@ def _spelled(opts: Sequence[str], args: Sequence[str]) -> str:
 
 
 # What a number option takes, by its metavar; "a number" otherwise.
-_NUMBER_KINDS = {"SECONDS": "a number of seconds", "RATE": "a number from 0 to 1"}
+_NUMBER_KINDS = {"SECONDS": "a number of seconds", "RATE": "a number from 0 to 1",
+                 "R": "a number of messages per second"}
 
 
 def _sentence(text: str) -> str:

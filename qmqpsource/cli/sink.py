@@ -38,6 +38,7 @@ from qmqpsource.cli.common import (
     run_command,
     usage_text,
 )
+from qmqpsource.cli.numbers import number, parse_number, whole
 from qmqpsource.cli.outfile import OutputError, OutputFile
 from qmqpsource.cli.readyfile import ReadyFile
 from qmqpsource.cli.sink_run import run_sink, stop_flag
@@ -88,13 +89,22 @@ def parse_rate(name: str, value: float) -> float:
         return check_rate(name, value)
 
 
+def _delay_bounds(value: str) -> tuple[float, float] | None:
+    """``SECONDS`` or ``MIN-MAX`` as numbers; None if it is neither. The dash between
+    MIN and MAX is the first one that is no exponent's sign (``1e-3-2e-3``)."""
+    for at in range(1, len(value)):
+        if value[at] == "-" and value[at - 1] not in "eE":
+            low, high = parse_number(value[:at]), parse_number(value[at + 1:])
+            return None if low is None or high is None else (low, high)
+    seconds = parse_number(value)
+    return None if seconds is None else (seconds, seconds)
+
+
 def parse_delay(value: str) -> tuple[float, float]:
     """``SECONDS`` or ``MIN-MAX``: the (min, max) seconds to wait before replying."""
-    low, dash, high = value.partition("-")
-    try:
-        bounds = (float(low), float(high)) if dash else (float(low), float(low))
-    except ValueError:
-        raise UsageFailure(f"--delay wants SECONDS or MIN-MAX, not {value!r}") from None
+    bounds = _delay_bounds(value)
+    if bounds is None:
+        raise UsageFailure(f"--delay wants SECONDS or MIN-MAX, not {value!r}")
     try:
         return check_delay(*bounds)  # the check Faults makes
     except ConfigError as exc:
@@ -152,37 +162,43 @@ _Verbose = Annotated[
 ]
 _Duration = Annotated[
     float | None,
-    typer.Option("-x", metavar="SECONDS", help="Stop after SECONDS, with the summary."),
+    typer.Option("-x", parser=number, metavar="SECONDS",
+                 help="Stop after SECONDS, with the summary."),
 ]
 _MaxSize = Annotated[
-    int, typer.Option("--max-size", metavar="BYTES", help="Largest request accepted, in BYTES.")
+    int,
+    typer.Option("--max-size", parser=whole, metavar="BYTES",
+                 help="Largest request accepted, in BYTES."),
 ]
 _Timeout = Annotated[
     float,
-    typer.Option("--timeout", metavar="SECONDS", show_default=f"{DEFAULT_TIMEOUT:g}",
+    typer.Option("--timeout", parser=number, metavar="SECONDS", show_default=f"{DEFAULT_TIMEOUT:g}",
                  help="SECONDS a client gets to send its request, then to read the reply."),
 ]
 _MaxConnections = Annotated[
     int,
-    typer.Option("--max-connections", metavar="N",
+    typer.Option("--max-connections", parser=whole, metavar="N",
                  help="Connections served at once; more wait in the listen queue."),
 ]
 _Tempfail = Annotated[
     float,
-    typer.Option("--tempfail", metavar="RATE", show_default="0",
+    typer.Option("--tempfail", parser=number, metavar="RATE", show_default="0",
                  help="Share of valid requests answered Z."),
 ]
 _Reject = Annotated[
-    float, typer.Option("--reject", metavar="RATE", show_default="0", help="Share answered D.")
+    float,
+    typer.Option("--reject", parser=number, metavar="RATE", show_default="0",
+                 help="Share answered D."),
 ]
 _Hang = Annotated[
     float,
-    typer.Option("--hang", metavar="RATE", show_default="0",
+    typer.Option("--hang", parser=number, metavar="RATE", show_default="0",
                  help="Share never answered (held until the client leaves or --timeout)."),
 ]
 _Drop = Annotated[
     float,
-    typer.Option("--drop", metavar="RATE", show_default="0", help="Share closed without a reply."),
+    typer.Option("--drop", parser=number, metavar="RATE", show_default="0",
+                 help="Share closed without a reply."),
 ]
 _Delay = Annotated[
     str | None,
@@ -191,7 +207,7 @@ _Delay = Annotated[
 ]
 _Seed = Annotated[
     int | None,
-    typer.Option("--seed", metavar="N",
+    typer.Option("--seed", parser=whole, metavar="N",
                  help="Seed for the faults: the same requests get the same answers."),
 ]
 _MaildirOption = Annotated[
@@ -211,7 +227,7 @@ _ReadyFilePath = Annotated[
 ]
 _ControlFd = Annotated[
     int | None,
-    typer.Option("--control-fd", metavar="FD",
+    typer.Option("--control-fd", parser=whole, metavar="FD",
                  help="For a parent process: write the listening addresses on FD once ready; "
                  "stop when FD reports end-of-file."),
 ]

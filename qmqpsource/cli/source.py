@@ -33,6 +33,7 @@ from qmqpsource.cli.common import (
     run_command,
 )
 from qmqpsource.cli.launch import run_source
+from qmqpsource.cli.numbers import number, whole
 from qmqpsource.cli.plan import RunPlan, plan_run, share_of
 from qmqpsource.cli.stdio import guard
 from qmqpsource.results.checks import Check
@@ -87,7 +88,7 @@ _Counter = Annotated[
 ]
 _ConnectAttempts = Annotated[
     int,
-    typer.Option("-C", "--connect-attempts", metavar="N",
+    typer.Option("-C", "--connect-attempts", parser=whole, metavar="N",
                  help="Try each connect N times when refused or reset."),
 ]
 _Sender = Annotated[
@@ -97,12 +98,12 @@ _Sender = Annotated[
 ]
 _Length = Annotated[
     int,
-    typer.Option("-l", "--length", metavar="BYTES",
+    typer.Option("-l", "--length", parser=whole, metavar="BYTES",
                  help="Message size in BYTES, headers included."),
 ]
 _Messages = Annotated[
     int | None,
-    typer.Option("-m", "--messages", metavar="N", show_default="1",
+    typer.Option("-m", "--messages", parser=whole, metavar="N", show_default="1",
                  help="Messages to send over all sessions; with --duration, at most N."),
 ]
 _MyHostname = Annotated[
@@ -112,16 +113,16 @@ _MyHostname = Annotated[
 ]
 _Recipients = Annotated[
     int,
-    typer.Option("-r", "--recipients", metavar="N",
+    typer.Option("-r", "--recipients", parser=whole, metavar="N",
                  help="Recipients per message: 0ADDR, 1ADDR, ... (1: ADDR as given)."),
 ]
 _RandomDelay = Annotated[
     float | None,
-    typer.Option("-R", "--random-delay", metavar="SECONDS",
+    typer.Option("-R", "--random-delay", parser=number, metavar="SECONDS",
                  help="Each session waits a random 0..SECONDS between messages."),
 ]
 _Sessions = Annotated[
-    int, typer.Option("-s", "--sessions", metavar="N", help="Sessions in parallel.")
+    int, typer.Option("-s", "--sessions", parser=whole, metavar="N", help="Sessions in parallel.")
 ]
 _Recipient = Annotated[
     str | None,
@@ -135,17 +136,17 @@ _Verbose = Annotated[
 ]
 _FixedDelay = Annotated[
     float | None,
-    typer.Option("-w", "--wait", metavar="SECONDS",
+    typer.Option("-w", "--wait", parser=number, metavar="SECONDS",
                  help="Each session waits SECONDS between messages. Not with -R."),
 ]
 _ConnectLimit = Annotated[
     int,
-    typer.Option("--connect-limit", metavar="N",
+    typer.Option("--connect-limit", parser=whole, metavar="N",
                  help="Connection attempts in flight at once."),
 ]
 _Timeout = Annotated[
     float,
-    typer.Option("--timeout", metavar="SECONDS", show_default="300",
+    typer.Option("--timeout", parser=number, metavar="SECONDS", show_default="300",
                  help="Deadline for each step: connect, send, read the reply."),
 ]
 _Quiet = Annotated[
@@ -153,7 +154,7 @@ _Quiet = Annotated[
 ]
 _Interval = Annotated[
     float | None,
-    typer.Option("--interval", metavar="SECONDS",
+    typer.Option("--interval", parser=number, metavar="SECONDS",
                  help="The result's timeline step (default 1), and one progress line "
                       "on stderr every SECONDS (not with -q or --workers)."),
 ]
@@ -184,12 +185,12 @@ _UniqueMessageId = Annotated[
 ]
 _Duration = Annotated[
     float | None,
-    typer.Option("--duration", metavar="SECONDS",
+    typer.Option("--duration", parser=number, metavar="SECONDS",
                  help="Run for SECONDS; -m, if given too, caps the count."),
 ]
 _Rate = Annotated[
     float | None,
-    typer.Option("--rate", metavar="R",
+    typer.Option("--rate", parser=number, metavar="R",
                  help="Open loop: start R messages per second over all sessions."),
 ]
 _Shard = Annotated[
@@ -228,7 +229,7 @@ _FindRate = Annotated[
 ]
 _StepDuration = Annotated[
     float | None,
-    typer.Option("--step-duration", metavar="SECONDS", show_default="10",
+    typer.Option("--step-duration", parser=number, metavar="SECONDS", show_default="10",
                  help="--find-rate: each step's judged run, after a settling run of a "
                       "third of it (at most 1 s)."),
 ]

@@ -48,15 +48,20 @@ for option in INT_OPTIONS:
         ([option, "-1", NOWHERE], f"{option} must be at least 1, not -1"),
         ([option, HUGE, NOWHERE], f"{option} must be at most {2**63 - 1}, not {HUGE}"),
         ([option, "1e400", NOWHERE], f"{option} must be a whole number, not '1e400'"),
+        ([option, "\u0663", NOWHERE], f"{option} must be a whole number, not '\u0663'"),
+        ([option, "1_000", NOWHERE], f"{option} must be a whole number, not '1_000'"),
     ]
 for option in FLOAT_OPTIONS:
     CASES += [
         ([option, "abc", NOWHERE], f"{option} must be a number of seconds, not 'abc'"),
         ([option, "0", NOWHERE], f"{option} must be a positive number of seconds, not 0.0"),
         ([option, "-1", NOWHERE], f"{option} must be a positive number of seconds, not -1.0"),
-        ([option, "nan", NOWHERE], f"{option} must be a positive number of seconds, not nan"),
+        ([option, "nan", NOWHERE], f"{option} must be a number of seconds, not 'nan'"),
         ([option, HUGE, NOWHERE], f"{option} must be at most 31536000 seconds, not 1e+30"),
-        ([option, "1e400", NOWHERE], f"{option} must be at most 31536000 seconds, not inf"),
+        ([option, "1e400", NOWHERE], f"{option} must be a number of seconds, not '1e400'"),
+        ([option, "1_0", NOWHERE], f"{option} must be a number of seconds, not '1_0'"),
+        ([option, "\u0661.\u0665", NOWHERE],
+         f"{option} must be a number of seconds, not '\u0661.\u0665'"),
     ]
 CASES += [
     # Options that clash, or that do not exist.
