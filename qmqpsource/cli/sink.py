@@ -285,7 +285,6 @@ def sink(
         stop_after = values.seconds("-x", duration) if duration is not None else None
     config = replace(config, max_connections=_fit_descriptors(config.max_connections))
     json_file = _json_file(json_path)
-    # Last: it removes an earlier run's file, which only a sink about to listen should do.
     ready_file = _ready_file(ready_file_path)
     raise typer.Exit(run_sink(config, stop_after, json_file, control_fd, ready_file=ready_file,
                               own_process=_own_process))
