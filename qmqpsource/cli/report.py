@@ -39,6 +39,7 @@ from qmqpsource.cli.common import (
     say_failed_checks,
 )
 from qmqpsource.cli.outfile import OutputError, OutputFile
+from qmqpsource.cli.overwrite import overwritten
 from qmqpsource.cli.stdio import closed_at_start, guard
 from qmqpsource.infile import InputError, read_fd_limited, read_limited
 from qmqpsource.results import result
@@ -116,6 +117,16 @@ def _output(path: str | None) -> OutputFile | None:
         raise Fatal(str(exc)) from None
 
 
+def _refuse_overwrite(paths: Sequence[str], json_path: str | None,
+                      html_path: str | None) -> None:
+    """--json or --html onto one of the FILEs read would replace a result: refused now."""
+    outputs = [(option, path) for option, path in (("--json", json_path), ("--html", html_path))
+               if path is not None]
+    line = overwritten(outputs, [("the input", path) for path in paths])
+    if line is not None:
+        raise Fatal(line)
+
+
 def _search_of(paths: Sequence[str], searches: Sequence[dict[str, Any] | None]
                ) -> dict[str, Any] | None:
     """A --find-rate result's search, kept when it is read alone. Several searches are
@@ -138,6 +149,7 @@ def report(
     Fatal with the line to print."""
     if json_path == "-" and html_path == "-":
         raise Fatal("--json - and --html - cannot both go to stdout")
+    _refuse_overwrite(paths, json_path, html_path)
     json_file = _output(json_path)
     html_file = _output(html_path)
     read = _read_all(paths)

@@ -305,6 +305,7 @@ def source(
             unique_message_id=unique_message_id, duration=duration, rate=rate,
         )
         _refuse_zero_waits(fixed_delay, random_delay)
+    _refuse_overwrite(json_path, message_file)
     host_shard = _parse_shard(shard)
     share = share_of(whole, host_shard)
     if share is None:
@@ -394,6 +395,17 @@ def _refuse_zero_waits(fixed_delay: float | None, random_delay: float | None) ->
     for name, wait in (("fixed_delay", fixed_delay), ("random_delay", random_delay)):
         if wait == 0:
             values.seconds(OPTIONS[name], wait)  # refuses it, in the shared words
+
+
+def _refuse_overwrite(json_path: str | None, message_file: str | None) -> None:
+    """--json onto -F's file would replace the message with the result: refused now."""
+    if json_path is None or message_file is None:
+        return
+    from qmqpsource.cli.overwrite import overwritten  # here: only -F with --json needs it
+
+    line = overwritten([("--json", json_path)], [("-F", message_file)])
+    if line is not None:
+        fatal(PROG, line)
 
 
 def _parse_shard(text: str | None) -> Shard:
