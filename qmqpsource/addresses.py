@@ -69,6 +69,11 @@ def parse_address(text: str, *, listen: bool = False) -> UnixAddress | InetAddre
             raise AddressError(f"unix-domain name too long: {path}")
         return UnixAddress(path)
     rest = text.removeprefix("inet:")
+    if "/" in rest and not rest.startswith("["):
+        # No host name holds a '/': a UNIX socket, given without its unix: (Postfix's
+        # words first, then ours on what to write).
+        raise AddressError(f"{text}: valid hostname or network address required; "
+                           f"for a UNIX-domain socket, write unix:{rest}")
     if rest.startswith("["):
         close = rest.find("]")
         if close < 0:

@@ -129,7 +129,10 @@ async def test_usage_errors(args: list[str], wording: str) -> None:
         (["nosuch.invalid:7000"], "qmqp-source: fatal: nosuch.invalid:7000: "),
         (["::1"], "qmqp-source: fatal: ::1: valid hostname or network address required"),
         (["127.0.0.1:70000"], "qmqp-source: fatal: 127.0.0.1:70000: port out of range: 70000"),
-        (["unix:/nonexistent/sock"], "qmqp-source: fatal: connect: No such file or directory"),
+        (["unix:/nonexistent/sock"],
+         "qmqp-source: fatal: connect to unix:/nonexistent/sock: No such file or directory"),
+        (["/run/qmqp.sock"], "qmqp-source: fatal: /run/qmqp.sock: valid hostname or network "
+         "address required; for a UNIX-domain socket, write unix:/run/qmqp.sock"),
         (["unix:/" + "x" * 120], "qmqp-source: fatal: unix-domain name too long: /"),
         (["-6", "127.0.0.1:7000"], "qmqp-source: fatal: 127.0.0.1:7000: "),
     ],
@@ -146,9 +149,9 @@ async def test_refused_with_retries_warns_then_fails() -> None:
     done = await source("-C", "3", target)
     assert done.returncode == 1
     assert done.stderr.decode().splitlines() == [
-        "qmqp-source: warning: connect: Connection refused",
-        "qmqp-source: warning: connect: Connection refused",
-        "qmqp-source: fatal: connect: Connection refused",
+        f"qmqp-source: warning: connect to {target}: Connection refused",
+        f"qmqp-source: warning: connect to {target}: Connection refused",
+        f"qmqp-source: fatal: connect to {target}: Connection refused",
     ]
 
 
