@@ -42,6 +42,16 @@ _PUBLIC = {
     "LoadControl": "qmqpsource.api",
     "WorkerPool": "qmqpsource.api",
     "EMBEDDED_TARGET": "qmqpsource.api",
+    # What the library raises on purpose: one base, and its kinds.
+    "QmqpsourceError": "qmqpsource.errors",
+    "AddressError": "qmqpsource.errors",
+    "CheckError": "qmqpsource.errors",
+    "ConfigError": "qmqpsource.errors",
+    "LimitError": "qmqpsource.errors",
+    "ResultError": "qmqpsource.errors",
+    "RunError": "qmqpsource.errors",
+    "SinkError": "qmqpsource.errors",
+    "TrioRequiredError": "qmqpsource.errors",
 }
 
 __all__ = [
@@ -49,17 +59,26 @@ __all__ = [
     "REPORT_PROG",
     "SINK_PROG",
     "SOURCE_PROG",
+    "AddressError",
+    "CheckError",
+    "ConfigError",
     "Family",
     "Faults",
     "FoundRate",
     "Interval",
+    "LimitError",
     "LoadControl",
     "Outcome",
+    "QmqpsourceError",
     "Result",
+    "ResultError",
+    "RunError",
     "RunningSink",
     "SinkConfig",
+    "SinkError",
     "SinkStats",
     "SourceConfig",
+    "TrioRequiredError",
     "Verdict",
     "WorkerPool",
     "__version__",
@@ -83,6 +102,17 @@ if TYPE_CHECKING:
         open_sink,
         run_load,
         run_load_sync,
+    )
+    from qmqpsource.errors import (
+        AddressError,
+        CheckError,
+        ConfigError,
+        LimitError,
+        QmqpsourceError,
+        ResultError,
+        RunError,
+        SinkError,
+        TrioRequiredError,
     )
     from qmqpsource.results.checks import Verdict
     from qmqpsource.results.outcome import Outcome

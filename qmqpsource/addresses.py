@@ -15,7 +15,7 @@ import os
 import socket
 from dataclasses import dataclass
 
-from qmqpsource import errors
+from qmqpsource.errors import AddressError
 
 __all__ = [
     "DEFAULT_PORT",
@@ -30,10 +30,6 @@ __all__ = [
 DEFAULT_PORT = "628"
 # sun_path is 108 bytes on Linux, and the kernel wants room for a terminating NUL.
 UNIX_PATH_MAX = 108
-
-
-class AddressError(errors.AddressError):
-    """An address that cannot be parsed or resolved; ``str()`` is one line for the user."""
 
 
 class Family(enum.Enum):
@@ -73,6 +69,11 @@ def parse_address(text: str, *, listen: bool = False) -> UnixAddress | InetAddre
             raise AddressError(f"unix-domain name too long: {path}")
         return UnixAddress(path)
     rest = text.removeprefix("inet:")
+    if "/" in rest and not rest.startswith("["):
+        # No host name holds a '/': a UNIX socket, given without its unix: (Postfix's
+        # words first, then ours on what to write).
+        raise AddressError(f"{text}: valid hostname or network address required; "
+                           f"for a UNIX-domain socket, write unix:{rest}")
     if rest.startswith("["):
         close = rest.find("]")
         if close < 0:

@@ -15,12 +15,14 @@ import os
 import stat
 from collections.abc import Iterator
 
+from qmqpsource.errors import ConfigError
+
 __all__ = ["InputError", "read_fd_limited", "read_limited", "regular_size"]
 
 _CHUNK = 1 << 20
 
 
-class InputError(Exception):
+class InputError(ConfigError):
     """The file cannot be read as asked; ``str()`` says why, without the path."""
 
 
@@ -35,7 +37,9 @@ def _kind(mode: int) -> str:
 
 
 @contextlib.contextmanager
-def _opened(path: str, *, regular_only: bool) -> Iterator[tuple[int, os.stat_result]]:
+def _opened(
+    path: str | os.PathLike[str], *, regular_only: bool
+) -> Iterator[tuple[int, os.stat_result]]:
     try:
         # Non-blocking: the open of a FIFO without a writer would wait for one.
         fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
@@ -52,13 +56,13 @@ def _opened(path: str, *, regular_only: bool) -> Iterator[tuple[int, os.stat_res
         os.close(fd)
 
 
-def regular_size(path: str) -> int:
+def regular_size(path: str | os.PathLike[str]) -> int:
     """The size of the regular file at ``path``; anything else is an InputError."""
     with _opened(path, regular_only=True) as (_, info):
         return info.st_size
 
 
-def read_limited(path: str, limit: int, *, regular_only: bool = False) -> bytes:
+def read_limited(path: str | os.PathLike[str], limit: int, *, regular_only: bool = False) -> bytes:
     """The whole file at ``path``, if it holds ``limit`` bytes at most.
 
     A FIFO is read until its writer closes it (at once, when there is none); with

@@ -71,3 +71,14 @@ def test_parse_endpoint(text: str, expected: object) -> None:
 def test_parse_endpoint_errors(text: str) -> None:
     with pytest.raises(ListenError):
         parse_endpoint(text)
+
+
+@pytest.mark.parametrize("listen", [False, True])
+@pytest.mark.parametrize("path", ["/tmp/qmqp.sock", "./qmqp.sock", "run/qmqp.sock:628"])
+def test_a_bare_path_is_told_to_write_unix(path: str, listen: bool) -> None:
+    # Resolved as a host name, it said "Name or service not known" (or, to listen,
+    # "missing port information"): no word of what was wrong.
+    with pytest.raises(AddressError) as info:
+        parse_address(path, listen=listen)
+    assert str(info.value) == (f"{path}: valid hostname or network address required; "
+                               f"for a UNIX-domain socket, write unix:{path}")

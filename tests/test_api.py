@@ -89,7 +89,7 @@ async def test_a_failure_ends_the_load_as_on_the_command_line() -> None:
 
 
 async def test_bad_input_is_refused_before_the_run() -> None:
-    with pytest.raises(ValueProblem, match="-s must be a positive number"):
+    with pytest.raises(ValueProblem, match="sessions must be at least 1, not 0"):
         SourceConfig(target="127.0.0.1:1", sessions=0)
     with pytest.raises(AddressError, match="port out of range"):
         await run_load(SourceConfig(target="127.0.0.1:70000"))

@@ -119,7 +119,7 @@ def test_without_pytest_trio_the_error_names_it(pytester: pytest.Pytester) -> No
 @pytest.mark.parametrize(
     ("marker", "says"),
     [("bogus=1", "*qmqp_sink: no option bogus; the options are backlog, *"),
-     ("tempfail=2.0", "*--tempfail must be a rate between 0 and 1, not 2.0*")],
+     ("tempfail=2.0", "*ConfigError: tempfail must be a rate between 0 and 1, not 2.0")],
 )
 def test_bad_marker_options_fail_the_test_in_their_words(
     pytester: pytest.Pytester, marker: str, says: str

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import re
 import sys
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any, NoReturn
 
 import typer
@@ -15,13 +15,14 @@ import typer.core
 if TYPE_CHECKING:
     from typer._click.formatting import HelpFormatter as _BaseFormatter
 
+    from qmqpsource.errors import ConfigError
     from qmqpsource.results.checks import Check, Verdict
 else:  # the class itself, without importing typer's private module at run time
     _BaseFormatter = typer.Context.formatter_class
 
 __all__ = [
-    "Command", "UsageFailure", "fatal", "make_app", "parse_checks", "run_command",
-    "say_failed_checks", "usage_text",
+    "Command", "UsageFailure", "fatal", "make_app", "option_words", "parse_checks",
+    "run_command", "say_failed_checks", "usage_text",
 ]
 
 
@@ -91,6 +92,27 @@ class Command(typer.core.TyperCommand):
         return [self.options_metavar] if self.options_metavar else []
 
 
+# A field's name, as a word of its own in a config's error (not part of an --option).
+_FIELD_NAME = re.compile(r"(?<![-\w])[a-z][a-z_]*\b")
+
+
+def option_words(exc: ConfigError, options: Mapping[str, str]) -> str:
+    """A config's error as the command says it: each field by its option (``options``).
+
+    An error of one field starts with its name (``sessions must be at least 1, not 0``):
+    only that name is replaced, since the value after it may hold any word. An error of
+    several fields (``field`` None: ``fixed_delay and random_delay exclude each other``)
+    names them among words that name no field.
+    """
+    text = str(exc)
+    field = exc.field
+    if field is not None:
+        if field in options and text.startswith(f"{field} "):
+            return options[field] + text[len(field):]
+        return text
+    return _FIELD_NAME.sub(lambda word: options.get(word[0], word[0]), text)
+
+
 def parse_checks(texts: Sequence[str]) -> list[Check]:
     """--check EXPR, each parsed now: one that cannot be is a usage error before the run."""
     if not texts:
@@ -132,7 +154,8 @@ def _spelled(opts: Sequence[str], args: Sequence[str]) -> str:
 
 
 # What a number option takes, by its metavar; "a number" otherwise.
-_NUMBER_KINDS = {"SECONDS": "a number of seconds", "RATE": "a number from 0 to 1"}
+_NUMBER_KINDS = {"SECONDS": "a number of seconds", "RATE": "a number from 0 to 1",
+                 "R": "a number of messages per second"}
 
 
 def _sentence(text: str) -> str:

@@ -42,6 +42,7 @@ from qmqpsource.cli.common import (
     say_failed_checks,
 )
 from qmqpsource.cli.outfile import OutputError, OutputFile
+from qmqpsource.cli.overwrite import overwritten
 from qmqpsource.cli.stdio import closed_at_start, guard
 from qmqpsource.infile import InputError, read_fd_limited, read_limited
 from qmqpsource.results import result
@@ -120,6 +121,16 @@ def _output(path: str | None) -> OutputFile | None:
         return OutputFile.at(path) if path is not None else None
     except OutputError as exc:
         raise Fatal(str(exc)) from None
+
+
+def _refuse_overwrite(paths: Sequence[str], json_path: str | None,
+                      html_path: str | None) -> None:
+    """--json or --html onto one of the FILEs read would replace a result: refused now."""
+    outputs = [(option, path) for option, path in (("--json", json_path), ("--html", html_path))
+               if path is not None]
+    line = overwritten(outputs, [("the input", path) for path in paths])
+    if line is not None:
+        raise Fatal(line)
 
 
 def _search_of(paths: Sequence[str], searches: Sequence[dict[str, Any] | None]
@@ -204,6 +215,7 @@ def report(
     exit status (3: a check failed). Raises Fatal with the line to print."""
     if json_path == "-" and html_path == "-":
         raise Fatal("--json - and --html - cannot both go to stdout")
+    _refuse_overwrite(paths, json_path, html_path)
     compare = html_path is not None and len(paths) > 1
     if compare and json_path is not None:
         raise Fatal("--html of several files compares them, --json merges them: not both "

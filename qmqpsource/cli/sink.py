@@ -34,13 +34,16 @@ from qmqpsource.cli.common import (
     UsageFailure,
     fatal,
     make_app,
+    option_words,
     run_command,
     usage_text,
 )
+from qmqpsource.cli.numbers import number, parse_number, whole
 from qmqpsource.cli.outfile import OutputError, OutputFile
 from qmqpsource.cli.readyfile import ReadyFile
 from qmqpsource.cli.sink_run import run_sink, stop_flag
 from qmqpsource.cli.stdio import guard
+from qmqpsource.errors import ConfigError
 from qmqpsource.sink import (
     DEFAULT_MAX_CONNECTIONS,
     DEFAULT_MAX_SIZE,
@@ -53,7 +56,7 @@ from qmqpsource.sink import (
     check_rate,
     parse_endpoint,
 )
-from qmqpsource.values import ValueProblem
+from qmqpsource.sink.config import OPTIONS
 
 __all__ = ["app", "check_embedded_options", "main", "parse_delay", "parse_rate"]
 
@@ -73,11 +76,11 @@ app = make_app()
 
 @contextlib.contextmanager
 def _usage_failure() -> Iterator[None]:
-    """A value out of bounds, found by the one check of it, as a usage error."""
+    """A value that the one check of it refuses, as a usage error in the options' words."""
     try:
         yield
-    except ValueProblem as exc:
-        raise UsageFailure(str(exc)) from None
+    except ConfigError as exc:
+        raise UsageFailure(option_words(exc, OPTIONS)) from None
 
 
 def parse_rate(name: str, value: float) -> float:
@@ -86,16 +89,29 @@ def parse_rate(name: str, value: float) -> float:
         return check_rate(name, value)
 
 
+def _delay_bounds(value: str) -> tuple[float, float] | None:
+    """``SECONDS`` or ``MIN-MAX`` as numbers; None if it is neither. The dash between
+    MIN and MAX is the first one that is no exponent's sign (``1e-3-2e-3``)."""
+    for at in range(1, len(value)):
+        if value[at] == "-" and value[at - 1] not in "eE":
+            low, high = parse_number(value[:at]), parse_number(value[at + 1:])
+            return None if low is None or high is None else (low, high)
+    seconds = parse_number(value)
+    return None if seconds is None else (seconds, seconds)
+
+
 def parse_delay(value: str) -> tuple[float, float]:
     """``SECONDS`` or ``MIN-MAX``: the (min, max) seconds to wait before replying."""
-    low, dash, high = value.partition("-")
+    bounds = _delay_bounds(value)
+    if bounds is None:
+        raise UsageFailure(f"--delay wants SECONDS or MIN-MAX, not {value!r}")
     try:
-        bounds = (float(low), float(high)) if dash else (float(low), float(low))
-    except ValueError:
-        raise UsageFailure(f"--delay wants SECONDS or MIN-MAX, not {value!r}") from None
-    with _usage_failure():
-        # The check Faults makes, here with the text as the user wrote it.
-        return check_delay(*bounds, value)
+        return check_delay(*bounds)  # the check Faults makes
+    except ConfigError as exc:
+        if exc.field is None:  # MIN above MAX, in the user's own text
+            raise UsageFailure(f"--delay wants SECONDS or MIN-MAX with 0 <= MIN <= MAX, "
+                               f"not {value!r}") from None
+        raise UsageFailure(option_words(exc, OPTIONS)) from None
 
 
 def _check_control_fd(fd: int) -> int:
@@ -146,37 +162,43 @@ _Verbose = Annotated[
 ]
 _Duration = Annotated[
     float | None,
-    typer.Option("-x", metavar="SECONDS", help="Stop after SECONDS, with the summary."),
+    typer.Option("-x", parser=number, metavar="SECONDS",
+                 help="Stop after SECONDS, with the summary."),
 ]
 _MaxSize = Annotated[
-    int, typer.Option("--max-size", metavar="BYTES", help="Largest request accepted, in BYTES.")
+    int,
+    typer.Option("--max-size", parser=whole, metavar="BYTES",
+                 help="Largest request accepted, in BYTES."),
 ]
 _Timeout = Annotated[
     float,
-    typer.Option("--timeout", metavar="SECONDS", show_default=f"{DEFAULT_TIMEOUT:g}",
+    typer.Option("--timeout", parser=number, metavar="SECONDS", show_default=f"{DEFAULT_TIMEOUT:g}",
                  help="SECONDS a client gets to send its request, then to read the reply."),
 ]
 _MaxConnections = Annotated[
     int,
-    typer.Option("--max-connections", metavar="N",
+    typer.Option("--max-connections", parser=whole, metavar="N",
                  help="Connections served at once; more wait in the listen queue."),
 ]
 _Tempfail = Annotated[
     float,
-    typer.Option("--tempfail", metavar="RATE", show_default="0",
+    typer.Option("--tempfail", parser=number, metavar="RATE", show_default="0",
                  help="Share of valid requests answered Z."),
 ]
 _Reject = Annotated[
-    float, typer.Option("--reject", metavar="RATE", show_default="0", help="Share answered D.")
+    float,
+    typer.Option("--reject", parser=number, metavar="RATE", show_default="0",
+                 help="Share answered D."),
 ]
 _Hang = Annotated[
     float,
-    typer.Option("--hang", metavar="RATE", show_default="0",
+    typer.Option("--hang", parser=number, metavar="RATE", show_default="0",
                  help="Share never answered (held until the client leaves or --timeout)."),
 ]
 _Drop = Annotated[
     float,
-    typer.Option("--drop", metavar="RATE", show_default="0", help="Share closed without a reply."),
+    typer.Option("--drop", parser=number, metavar="RATE", show_default="0",
+                 help="Share closed without a reply."),
 ]
 _Delay = Annotated[
     str | None,
@@ -185,7 +207,7 @@ _Delay = Annotated[
 ]
 _Seed = Annotated[
     int | None,
-    typer.Option("--seed", metavar="N",
+    typer.Option("--seed", parser=whole, metavar="N",
                  help="Seed for the faults: the same requests get the same answers."),
 ]
 _MaildirOption = Annotated[
@@ -205,7 +227,7 @@ _ReadyFilePath = Annotated[
 ]
 _ControlFd = Annotated[
     int | None,
-    typer.Option("--control-fd", metavar="FD",
+    typer.Option("--control-fd", parser=whole, metavar="FD",
                  help="For a parent process: write the listening addresses on FD once ready; "
                  "stop when FD reports end-of-file."),
 ]
@@ -244,8 +266,6 @@ def sink(
     endpoint, listen_backlog = _operands(endpoint, backlog)
     if ipv4 and ipv6:
         raise UsageFailure("-4 and -6 exclude each other")
-    if maildir == "":
-        raise UsageFailure("--maildir wants a folder, not ''")  # '' was the current folder
     if ready_file_path == "":
         raise UsageFailure("--ready-file wants a path, not ''")
     if control_fd is not None:
@@ -265,7 +285,6 @@ def sink(
         stop_after = values.seconds("-x", duration) if duration is not None else None
     config = replace(config, max_connections=_fit_descriptors(config.max_connections))
     json_file = _json_file(json_path)
-    # Last: it removes an earlier run's file, which only a sink about to listen should do.
     ready_file = _ready_file(ready_file_path)
     raise typer.Exit(run_sink(config, stop_after, json_file, control_fd, ready_file=ready_file,
                               own_process=_own_process, verbose=verbose, counter=counter))
@@ -278,8 +297,8 @@ def _operands(endpoint: str | None, backlog: str | None) -> tuple[str, int]:
     if backlog is None:
         raise UsageFailure("missing backlog")
     # The operand as Postfix takes it: decimal digits. Its bounds are SinkConfig's.
-    if not (backlog.isascii() and backlog.isdigit()) or int(backlog) <= 0:
-        raise UsageFailure(f"backlog must be a positive number, not {backlog!r}")
+    if not (backlog.isascii() and backlog.isdigit()):
+        raise UsageFailure(f"backlog must be a whole number, not {backlog!r}")
     return endpoint, int(backlog)
 
 

@@ -29,19 +29,20 @@ from qmqpsource.cli.common import (
     UsageFailure,
     fatal,
     make_app,
+    option_words,
     parse_checks,
     run_command,
 )
 from qmqpsource.cli.launch import Display, run_source
+from qmqpsource.cli.numbers import number, whole
 from qmqpsource.cli.stdio import guard
-from qmqpsource.errors import ConfigError
 from qmqpsource.load.embedded import EMBEDDED_TARGET
 from qmqpsource.load.plan import share_of
 from qmqpsource.load.start import Start
 from qmqpsource.results.checks import Check
-from qmqpsource.source.config import OPTIONS, SourceConfig
+from qmqpsource.source.config import OPTIONS, ConfigError, SourceConfig
 from qmqpsource.source.limits import LimitError, check_resources
-from qmqpsource.source.message import HostnameError, check_myhostname
+from qmqpsource.source.message import HostnameError
 from qmqpsource.source.request import MessageFileError, message_file_size
 from qmqpsource.source.shard import Shard, ShardError, parse_shard
 from qmqpsource.values import MAX_COUNT
@@ -88,7 +89,7 @@ _Counter = Annotated[
 ]
 _ConnectAttempts = Annotated[
     int,
-    typer.Option("-C", "--connect-attempts", metavar="N",
+    typer.Option("-C", "--connect-attempts", parser=whole, metavar="N",
                  help="Try each connect N times when refused or reset."),
 ]
 _Sender = Annotated[
@@ -98,12 +99,12 @@ _Sender = Annotated[
 ]
 _Length = Annotated[
     int,
-    typer.Option("-l", "--length", metavar="BYTES",
+    typer.Option("-l", "--length", parser=whole, metavar="BYTES",
                  help="Message size in BYTES, headers included."),
 ]
 _Messages = Annotated[
     int | None,
-    typer.Option("-m", "--messages", metavar="N", show_default="1",
+    typer.Option("-m", "--messages", parser=whole, metavar="N", show_default="1",
                  help="Messages to send over all sessions; with --duration, at most N."),
 ]
 _MyHostname = Annotated[
@@ -113,16 +114,16 @@ _MyHostname = Annotated[
 ]
 _Recipients = Annotated[
     int,
-    typer.Option("-r", "--recipients", metavar="N",
+    typer.Option("-r", "--recipients", parser=whole, metavar="N",
                  help="Recipients per message: 0ADDR, 1ADDR, ... (1: ADDR as given)."),
 ]
 _RandomDelay = Annotated[
     float | None,
-    typer.Option("-R", "--random-delay", metavar="SECONDS",
+    typer.Option("-R", "--random-delay", parser=number, metavar="SECONDS",
                  help="Each session waits a random 0..SECONDS between messages."),
 ]
 _Sessions = Annotated[
-    int, typer.Option("-s", "--sessions", metavar="N", help="Sessions in parallel.")
+    int, typer.Option("-s", "--sessions", parser=whole, metavar="N", help="Sessions in parallel.")
 ]
 _Recipient = Annotated[
     str | None,
@@ -136,17 +137,17 @@ _Verbose = Annotated[
 ]
 _FixedDelay = Annotated[
     float | None,
-    typer.Option("-w", "--wait", metavar="SECONDS",
+    typer.Option("-w", "--wait", parser=number, metavar="SECONDS",
                  help="Each session waits SECONDS between messages. Not with -R."),
 ]
 _ConnectLimit = Annotated[
     int,
-    typer.Option("--connect-limit", metavar="N",
+    typer.Option("--connect-limit", parser=whole, metavar="N",
                  help="Connection attempts in flight at once."),
 ]
 _Timeout = Annotated[
     float,
-    typer.Option("--timeout", metavar="SECONDS", show_default="300",
+    typer.Option("--timeout", parser=number, metavar="SECONDS", show_default="300",
                  help="Deadline for each step: connect, send, read the reply."),
 ]
 _Quiet = Annotated[
@@ -154,7 +155,7 @@ _Quiet = Annotated[
 ]
 _Interval = Annotated[
     float | None,
-    typer.Option("--interval", metavar="SECONDS",
+    typer.Option("--interval", parser=number, metavar="SECONDS",
                  help="The result's timeline step (default 1), and one progress line "
                       "on stderr every SECONDS (not with -q or --workers)."),
 ]
@@ -185,12 +186,12 @@ _UniqueMessageId = Annotated[
 ]
 _Duration = Annotated[
     float | None,
-    typer.Option("--duration", metavar="SECONDS",
+    typer.Option("--duration", parser=number, metavar="SECONDS",
                  help="Run for SECONDS; -m, if given too, caps the count."),
 ]
 _Rate = Annotated[
     float | None,
-    typer.Option("--rate", metavar="R",
+    typer.Option("--rate", parser=number, metavar="R",
                  help="Open loop: start R messages per second over all sessions."),
 ]
 _Shard = Annotated[
@@ -229,7 +230,7 @@ _FindRate = Annotated[
 ]
 _StepDuration = Annotated[
     float | None,
-    typer.Option("--step-duration", metavar="SECONDS", show_default="10",
+    typer.Option("--step-duration", parser=number, metavar="SECONDS", show_default="10",
                  help="--find-rate: each step's judged run, after a settling run of a "
                       "third of it (at most 1 s)."),
 ]
@@ -319,8 +320,7 @@ def source(
             unique_message_id=unique_message_id, duration=duration, rate=rate,
         )
         _refuse_zero_waits(fixed_delay, random_delay)
-    if myhostname is not None:
-        _check_hostname(myhostname)
+    _refuse_overwrite(json_path, message_file)
     host_shard = _parse_shard(shard)
     share = share_of(whole, host_shard)
     if share is None:
@@ -338,11 +338,14 @@ def source(
 
 @contextlib.contextmanager
 def _usage_failure() -> Iterator[None]:
-    """A value that the checks refuse is a usage failure: its line, then the usage."""
+    """A value that the checks refuse is a usage failure: its line in the options' words,
+    then the usage. A bad -M is Postfix's fatal line, without the usage."""
     try:
         yield
-    except values.ValueProblem as exc:
-        raise UsageFailure(str(exc)) from None
+    except HostnameError as exc:
+        fatal(PROG, str(exc))
+    except ConfigError as exc:
+        raise UsageFailure(option_words(exc, OPTIONS)) from None
 
 
 def _embedded_sink_args(
@@ -412,11 +415,15 @@ def _refuse_zero_waits(fixed_delay: float | None, random_delay: float | None) ->
             values.seconds(OPTIONS[name], wait)  # refuses it, in the shared words
 
 
-def _check_hostname(name: str) -> None:
-    try:
-        check_myhostname(name)
-    except HostnameError as exc:
-        fatal(PROG, str(exc))
+def _refuse_overwrite(json_path: str | None, message_file: str | None) -> None:
+    """--json onto -F's file would replace the message with the result: refused now."""
+    if json_path is None or message_file is None:
+        return
+    from qmqpsource.cli.overwrite import overwritten  # here: only -F with --json needs it
+
+    line = overwritten([("--json", json_path)], [("-F", message_file)])
+    if line is not None:
+        fatal(PROG, line)
 
 
 def _parse_shard(text: str | None) -> Shard:

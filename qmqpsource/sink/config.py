@@ -1,13 +1,17 @@
 """What one qmqp-sink run is asked to do: SinkConfig, its defaults, and the one check of
-each of its values (qmqpsource.values' counts and seconds, in the options' own words)."""
+each of its values (qmqpsource.values), whose errors name the field; qmqp-sink says
+its option for each instead (OPTIONS)."""
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass, field
+from functools import partial
 
 from qmqpsource import SINK_PROG as PROG
 from qmqpsource import values
 from qmqpsource.addresses import Family
+from qmqpsource.errors import ConfigError
 from qmqpsource.sink.faults import Faults
 
 __all__ = [
@@ -15,6 +19,7 @@ __all__ = [
     "DEFAULT_MAX_CONNECTIONS",
     "DEFAULT_MAX_SIZE",
     "DEFAULT_TIMEOUT",
+    "OPTIONS",
     "PROG",
     "SinkConfig",
 ]
@@ -28,6 +33,48 @@ DEFAULT_TIMEOUT = 300.0
 # stays under max_connections * (max_size + RECV_SIZE) whatever clients do.
 DEFAULT_MAX_CONNECTIONS = 1024
 
+# qmqp-sink's option (or operand) for each field of SinkConfig and Faults.
+OPTIONS = {
+    "endpoint": "endpoint",
+    "backlog": "backlog",
+    "max_size": "--max-size",
+    "timeout": "--timeout",
+    "max_connections": "--max-connections",
+    "maildir": "--maildir",
+    "drop": "--drop",
+    "hang": "--hang",
+    "tempfail": "--tempfail",
+    "reject": "--reject",
+    "delay_min": "--delay",
+    "delay_max": "--delay",
+    "seed": "--seed",
+}
+
+
+def _endpoint(name: str, value: object) -> str:
+    checked = values.text(name, value)
+    if not checked:
+        raise ConfigError("missing endpoint", field=name)
+    return checked
+
+
+def _faults(name: str, value: object) -> Faults:
+    if not isinstance(value, Faults):
+        raise values.problem(name, f"must be a Faults, not {value!r}")
+    return value
+
+
+_CHECKS: tuple[tuple[str, values.Check], ...] = (
+    ("endpoint", _endpoint),
+    ("backlog", values.count),
+    ("family", partial(values.member, of=Family)),
+    ("max_size", values.count),
+    ("timeout", values.seconds),
+    ("max_connections", values.count),
+    ("faults", _faults),
+    ("maildir", values.path),
+)
+
 
 @dataclass(frozen=True, slots=True)
 class SinkConfig:
@@ -40,14 +87,8 @@ class SinkConfig:
     timeout: float = DEFAULT_TIMEOUT
     max_connections: int = DEFAULT_MAX_CONNECTIONS
     faults: Faults = field(default_factory=Faults)
-    maildir: str | None = None
+    # A path, kept as a str (the --json summary shows it); os.PathLike is taken too.
+    maildir: str | os.PathLike[str] | None = None
 
     def __post_init__(self) -> None:
-        # Raises values.ValueProblem, which the command shows as a usage error.
-        values.count("backlog", self.backlog)
-        if self.max_size <= 0:
-            raise values.ValueProblem(
-                f"--max-size must be a positive number of bytes, not {self.max_size}")
-        values.count("--max-size", self.max_size)
-        values.count("--max-connections", self.max_connections)
-        values.seconds("--timeout", self.timeout)
+        values.check_fields(self, _CHECKS, optional={"maildir"})

@@ -7,17 +7,19 @@ same requests give the same answers.
 
 from __future__ import annotations
 
-import math
 import random
 from dataclasses import dataclass
+from functools import partial
 
+from qmqpsource import values
+from qmqpsource.errors import ConfigError
 from qmqpsource.protocol import Status, encode_reply
-from qmqpsource.values import MAX_SECONDS, ValueProblem
 
 __all__ = [
     "DROP",
     "HANG",
     "NO_FAULT",
+    "RATES",
     "REJECT",
     "REJECT_REPLY",
     "TEMPFAIL",
@@ -34,20 +36,15 @@ TEMPFAIL_REPLY = encode_reply(Status.TEMPFAIL, b"4.3.0 Error: tempfail on purpos
 REJECT_REPLY = encode_reply(Status.PERMFAIL, b"5.7.1 Error: rejected on purpose")
 
 
-def check_rate(name: str, value: float) -> float:
-    """``value`` if it is a share of requests (0 to 1); ``name`` is its option."""
-    if not 0.0 <= value <= 1.0:
-        raise ValueProblem(f"{name} must be a rate between 0 and 1, not {value}")
-    return value
-
-
-def check_delay(low: float, high: float, given: str) -> tuple[float, float]:
-    """The (min, max) seconds of --delay if they make one; ``given`` is what the user wrote."""
-    if not all(math.isfinite(b) and b >= 0 for b in (low, high)) or low > high:
-        raise ValueProblem(f"--delay wants SECONDS or MIN-MAX with 0 <= MIN <= MAX, not {given!r}")
-    if high > MAX_SECONDS:
-        raise ValueProblem(f"--delay must be at most {MAX_SECONDS:.0f} seconds, not {given!r}")
-    return low, high
+# The faults' rates, in the order they are drawn.
+RATES = ("drop", "hang", "tempfail", "reject")
+_DELAY = partial(values.seconds, zero=True)
+_CHECKS: tuple[tuple[str, values.Check], ...] = (
+    *((name, values.share) for name in RATES),
+    ("delay_min", _DELAY),
+    ("delay_max", _DELAY),
+    ("seed", values.whole),
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -63,13 +60,13 @@ class Faults:
     seed: int | None = None
 
     def __post_init__(self) -> None:
-        # The one check of these values, the command's included: its words name the options.
-        rates = (check_rate("--drop", self.drop), check_rate("--hang", self.hang),
-                 check_rate("--tempfail", self.tempfail), check_rate("--reject", self.reject))
-        if sum(rates) > 1.0 + 1e-9:
-            raise ValueProblem("--drop, --hang, --tempfail and --reject add up to more than 1")
-        given = f"{self.delay_min:g}-{self.delay_max:g}"
-        check_delay(self.delay_min, self.delay_max, given)
+        # The one check of these values, the command's included: errors name the fields.
+        values.check_fields(self, _CHECKS, optional={"seed"})
+        if sum(getattr(self, name) for name in RATES) > 1.0 + 1e-9:
+            raise ConfigError("drop, hang, tempfail and reject add up to more than 1")
+        if self.delay_min > self.delay_max:
+            raise ConfigError(f"delay_min must be at most delay_max, not "
+                              f"{self.delay_min:g} > {self.delay_max:g}")
 
     @property
     def any_rate(self) -> bool:
@@ -112,3 +109,14 @@ class FaultDraw:
         if self._delay_min == self._delay_max:
             return self._delay_min
         return self._random.uniform(self._delay_min, self._delay_max)
+
+
+def check_rate(name: str, value: object) -> float:
+    """``value`` if it is a share of requests (0 to 1): Faults' check of each rate."""
+    return values.share(name, value)
+
+
+def check_delay(low: float, high: float) -> tuple[float, float]:
+    """The (min, max) seconds to wait before replying, as Faults checks them."""
+    faults = Faults(delay_min=low, delay_max=high)
+    return faults.delay_min, faults.delay_max

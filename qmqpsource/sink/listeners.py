@@ -25,6 +25,7 @@ from qmqpsource.addresses import (
     UnixAddress,
     parse_address,
 )
+from qmqpsource.errors import SinkError
 
 __all__ = [
     "ListenError",
@@ -38,10 +39,6 @@ __all__ = [
 
 # listen() takes a C int; the kernel caps the queue far lower anyway (somaxconn).
 _LISTEN_MAX = 2**31 - 1
-
-
-class SinkError(Exception):
-    """The sink cannot start as configured; ``str()`` is one line for the user."""
 
 
 class ListenError(SinkError):

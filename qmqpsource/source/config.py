@@ -1,43 +1,99 @@
 """One frozen, validated value that describes a run; the CLI builds it, the runner reads it.
 
-SourceConfig checks every value itself, for the CLI and for any other caller alike;
-its errors name each value by qmqp-source's option for it (OPTIONS), so that the
-command line's users read their own words.
+SourceConfig checks every value itself (type and bounds, qmqpsource.values), for the
+CLI and for any other caller alike. Its errors (errors.ConfigError) name the field,
+``sessions must be at least 1, not 0``; qmqp-source says its option for it instead
+(OPTIONS), ``-s must be at least 1, not 0``.
 """
 
 from __future__ import annotations
 
 import enum
 import math
+import os
 from dataclasses import dataclass, fields
+from functools import partial
 from typing import Any
 
 from qmqpsource import values
 from qmqpsource.addresses import Family
+from qmqpsource.errors import ConfigError
+from qmqpsource.source.message import check_myhostname
 
 __all__ = ["OPTIONS", "ConfigError", "SourceConfig"]
 
-# The option that sets each checked field, as the errors name it. reply_limit has none.
+# qmqp-source's option for each field, as its errors name them. reply_limit has none.
 OPTIONS = {
     "sessions": "-s",
     "messages": "-m",
     "length": "-l",
     "recipients": "-r",
+    "sender": "-f",
+    "recipient": "-t",
+    "myhostname": "-M",
     "connect_attempts": "-C",
     "connect_limit": "--connect-limit",
-    "reply_limit": "reply_limit",
     "fixed_delay": "-w",
     "random_delay": "-R",
     "timeout": "--timeout",
+    "message_file": "-F",
+    "subject": "-S",
     "duration": "--duration",
     "rate": "--rate",
 }
-_COUNTS = ("connect_attempts", "length", "messages", "recipients", "sessions", "connect_limit",
-           "reply_limit")
 
 
-class ConfigError(values.ValueProblem):
-    """Options that do not make a run; ``str()`` is one line for the user."""
+def _target(name: str, value: object) -> str:
+    checked = values.text(name, value)
+    if not checked:
+        raise ConfigError("missing target", field=name)
+    return checked
+
+
+def _hostname(name: str, value: object) -> str:
+    checked = values.text(name, value)
+    check_myhostname(checked)  # Postfix's -M check, in Postfix's words
+    return checked
+
+
+def _wait(name: str, value: object) -> float:
+    """-w or -R: 0 is no wait between messages."""
+    checked = values.number(name, value, "a number of seconds")
+    return 0.0 if checked == 0 else values.seconds(name, value)
+
+
+def _rate(name: str, value: object) -> float:
+    checked = values.number(name, value, "a number of messages per second")
+    if not math.isfinite(checked) or checked <= 0:
+        raise values.problem(name, f"must be a positive number of messages per second, "
+                                   f"not {value}")
+    return checked
+
+
+# Every checked field, in the order the command line has always checked its options.
+_CHECKS: tuple[tuple[str, values.Check], ...] = (
+    ("target", _target),
+    ("timeout", values.seconds),
+    ("duration", values.seconds),
+    ("rate", _rate),
+    *((name, values.count) for name in ("connect_attempts", "length", "messages", "recipients",
+                                        "sessions", "connect_limit", "reply_limit")),
+    ("fixed_delay", _wait),
+    ("random_delay", _wait),
+    ("sender", values.text),
+    ("recipient", values.text),
+    ("myhostname", _hostname),
+    ("family", partial(values.member, of=Family)),
+    ("keep_going", values.flag),
+    ("message_file", values.path),
+    ("subject", values.text),
+    ("number_recipients", values.flag),
+    ("unique_message_id", values.flag),
+    ("shard_count", values.count),
+    ("shard_index", partial(values.count, least=0)),
+)
+_OPTIONAL = frozenset({"sender", "recipient", "myhostname", "message_file", "subject",
+                       "duration", "rate"})
 
 
 @dataclass(frozen=True, slots=True)
@@ -61,7 +117,8 @@ class SourceConfig:
     reply_limit: int = 10240
     keep_going: bool = False
     # Message content and numbering.
-    message_file: str | None = None
+    # A path, kept as a str (so that as_dict stays JSON); os.PathLike is taken too.
+    message_file: str | os.PathLike[str] | None = None
     subject: str | None = None
     number_recipients: bool = False
     unique_message_id: bool = False
@@ -73,32 +130,13 @@ class SourceConfig:
     shard_count: int = 1
 
     def __post_init__(self) -> None:
-        try:
-            self._check()
-        except values.ValueProblem as exc:
-            raise ConfigError(str(exc)) from None
-
-    def _check(self) -> None:
-        # In the order that the command line has always checked its options.
-        wait, random_wait = OPTIONS["fixed_delay"], OPTIONS["random_delay"]
+        values.check_fields(self, _CHECKS, _OPTIONAL)
         if self.fixed_delay and self.random_delay:
-            raise ConfigError(f"{wait} and {random_wait} exclude each other")
-        values.seconds(OPTIONS["timeout"], self.timeout)
-        if self.duration is not None:
-            values.seconds(OPTIONS["duration"], self.duration)
-        if self.rate is not None and (not math.isfinite(self.rate) or self.rate <= 0):
-            raise ConfigError(f"{OPTIONS['rate']} must be a positive number of messages "
-                              f"per second, not {self.rate}")
-        for name in _COUNTS:
-            values.count(OPTIONS[name], getattr(self, name))
-        if self.fixed_delay != 0:  # 0: no wait between messages
-            values.seconds(wait, self.fixed_delay)
-        if self.random_delay != 0:
-            values.seconds(random_wait, self.random_delay)
-        if not 0 <= self.shard_index < self.shard_count:
-            raise ConfigError("shard index must be in 0..count-1")
-        if not self.target:
-            raise ConfigError("missing target")
+            raise ConfigError("fixed_delay and random_delay exclude each other")
+        if self.shard_index >= self.shard_count:
+            raise ConfigError(f"shard_index must be less than shard_count "
+                              f"({self.shard_count}), not {self.shard_index}",
+                              field="shard_index")
 
     def as_dict(self) -> dict[str, Any]:
         """Every option, for reports; enums as their values."""

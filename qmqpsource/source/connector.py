@@ -33,13 +33,17 @@ _RETRYABLE = frozenset(
 
 
 class ConnectError(OSError):
-    """Connecting failed after every attempt; ``str()`` reads like Postfix's ``connect: %m``."""
+    """Connecting failed after every attempt; ``str()`` names the address, as Postfix's
+    SMTP client does (``connect to 127.0.0.1:628: Connection refused``): its qmqp-source
+    says only ``connect: %m``, which leaves a user to guess where it went."""
 
-    def __init__(self, err: int) -> None:
+    def __init__(self, err: int, label: str | None = None) -> None:
         super().__init__(err, os.strerror(err))
+        self.label = label  # the Endpoint's label: 127.0.0.1:628, [::1]:628, unix:PATH
 
     def __str__(self) -> str:
-        return f"connect: {self.strerror}"
+        where = "" if self.label is None else f" to {self.label}"
+        return f"connect{where}: {self.strerror}"
 
 
 @dataclass(frozen=True, slots=True)
@@ -172,9 +176,9 @@ async def connect_and_send(
         if sock is not None and not err:
             return sock, sent
         if attempt == attempts or err not in _RETRYABLE:
-            raise ConnectError(err)
+            raise ConnectError(err, endpoint.label)
         if on_retry is not None:
-            on_retry(ConnectError(err))
+            on_retry(ConnectError(err, endpoint.label))
         await trio.sleep(delay)
         delay = min(delay * 2, RETRY_MAX_DELAY)
     raise AssertionError("unreachable")  # pragma: no cover

@@ -14,7 +14,7 @@ import resource
 from collections.abc import Callable
 from pathlib import Path
 
-from qmqpsource import errors
+from qmqpsource.errors import LimitError
 from qmqpsource.source.config import SourceConfig
 from qmqpsource.source.message import default_address, system_hostname
 
@@ -44,10 +44,6 @@ BUILD_COPIES = 4
 # Python objects per recipient while the list is built (str, encoded bytes, netstring,
 # list slots): measured about 200 bytes for short addresses.
 RECIPIENT_OVERHEAD = 256
-
-
-class LimitError(errors.LimitError):
-    """A run that this machine cannot carry; ``str()`` is one line for the user."""
 
 
 def format_bytes(size: int) -> str:

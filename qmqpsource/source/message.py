@@ -10,6 +10,8 @@ import os
 import socket
 import time
 
+from qmqpsource.errors import ConfigError
+
 __all__ = [
     "HostnameError",
     "build_message",
@@ -27,8 +29,11 @@ _MAX_HOSTNAME = 255
 _MAX_LABEL = 63
 
 
-class HostnameError(ValueError):
-    """A -M value that Postfix would refuse; ``str()`` is Postfix's wording."""
+class HostnameError(ConfigError):
+    """A myhostname (-M) that Postfix would refuse; ``str()`` is Postfix's wording."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message, field="myhostname")
 
 
 # RFC 5322's names, whatever the locale (struct_time counts weekdays from Monday).

@@ -10,7 +10,7 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass
 
-from qmqpsource import errors
+from qmqpsource.errors import ConfigError
 from qmqpsource.protocol import encode_request, netstring
 from qmqpsource.source.config import SourceConfig
 from qmqpsource.source.message import (
@@ -35,8 +35,11 @@ SEQ_HEADER = "X-Qmqpsource-Seq"
 UNSIZED_LIMIT = 1 << 20
 
 
-class MessageFileError(errors.ConfigError):
-    """-F names a file that cannot be read; ``str()`` is one line for the user."""
+class MessageFileError(ConfigError):
+    """message_file (-F) names a file that cannot be read; ``str()`` is one line."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message, field="message_file")
 
 
 def wire(text: str) -> bytes:
@@ -44,7 +47,7 @@ def wire(text: str) -> bytes:
     return text.encode("utf-8", "surrogateescape")
 
 
-def message_file_size(path: str) -> int:
+def message_file_size(path: str | os.PathLike[str]) -> int:
     """-F's size, for the checks before the run. Only a regular file will do: a device
     (/dev/zero) never ends, and a FIFO would keep the run waiting for a writer."""
     from qmqpsource.infile import InputError, regular_size  # here: only -F needs it
@@ -55,7 +58,7 @@ def message_file_size(path: str) -> int:
         raise MessageFileError(f"cannot read message file {path}: {exc}") from None
 
 
-def load_message_file(path: str) -> bytes:
+def load_message_file(path: str | os.PathLike[str]) -> bytes:
     """-F: the file as QMQP sends it, CRLF line ends turned into LF; read no further
     than the size it had (checked against free memory before the run)."""
     from qmqpsource.infile import InputError, read_limited, regular_size

@@ -10,10 +10,12 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
+from qmqpsource.errors import ConfigError
+
 __all__ = ["Shard", "ShardError", "parse_shard"]
 
 
-class ShardError(ValueError):
+class ShardError(ConfigError):
     """A --shard value that is not I/N with 0 <= I < N."""
 
 
@@ -50,7 +52,8 @@ class Shard:
 
 def parse_shard(text: str) -> Shard:
     """``I/N``, I counted from 0 (as Kubernetes' JOB_COMPLETION_INDEX is)."""
-    match = re.fullmatch(r"(\d+)/(\d+)", text.strip())  # compiled only when --shard is given
+    # [0-9], not \d: \d takes every script's digits (Arabic-Indic ones), which int() reads.
+    match = re.fullmatch(r"([0-9]+)/([0-9]+)", text.strip())  # compiled only with --shard
     if match is None:
         raise ShardError(f"--shard wants I/N (e.g. 0/4), not {text!r}")
     return Shard(int(match.group(1)), int(match.group(2)))

@@ -8,7 +8,7 @@ run before it starts rather than crash in its middle.
 The command runs as a user runs it (``python -m qmqpsource``). The table's runs are
 independent, so they go all at once, a few processes at a time, and each test then
 checks its own; the target is one where nothing listens, so that an option let through
-by mistake shows as "connect: Connection refused" rather than as a hang.
+by mistake shows as "connect to 127.0.0.1:1: Connection refused" rather than as a hang.
 """
 
 from __future__ import annotations
@@ -44,19 +44,24 @@ CASES: list[tuple[list[str], str]] = []
 for option in INT_OPTIONS:
     CASES += [
         ([option, "abc", NOWHERE], f"{option} must be a whole number, not 'abc'"),
-        ([option, "0", NOWHERE], f"{option} must be a positive number, not 0"),
-        ([option, "-1", NOWHERE], f"{option} must be a positive number, not -1"),
+        ([option, "0", NOWHERE], f"{option} must be at least 1, not 0"),
+        ([option, "-1", NOWHERE], f"{option} must be at least 1, not -1"),
         ([option, HUGE, NOWHERE], f"{option} must be at most {2**63 - 1}, not {HUGE}"),
         ([option, "1e400", NOWHERE], f"{option} must be a whole number, not '1e400'"),
+        ([option, "\u0663", NOWHERE], f"{option} must be a whole number, not '\u0663'"),
+        ([option, "1_000", NOWHERE], f"{option} must be a whole number, not '1_000'"),
     ]
 for option in FLOAT_OPTIONS:
     CASES += [
         ([option, "abc", NOWHERE], f"{option} must be a number of seconds, not 'abc'"),
         ([option, "0", NOWHERE], f"{option} must be a positive number of seconds, not 0.0"),
         ([option, "-1", NOWHERE], f"{option} must be a positive number of seconds, not -1.0"),
-        ([option, "nan", NOWHERE], f"{option} must be a positive number of seconds, not nan"),
+        ([option, "nan", NOWHERE], f"{option} must be a number of seconds, not 'nan'"),
         ([option, HUGE, NOWHERE], f"{option} must be at most 31536000 seconds, not 1e+30"),
-        ([option, "1e400", NOWHERE], f"{option} must be a positive number of seconds, not inf"),
+        ([option, "1e400", NOWHERE], f"{option} must be a number of seconds, not '1e400'"),
+        ([option, "1_0", NOWHERE], f"{option} must be a number of seconds, not '1_0'"),
+        ([option, "\u0661.\u0665", NOWHERE],
+         f"{option} must be a number of seconds, not '\u0661.\u0665'"),
     ]
 CASES += [
     # Options that clash, or that do not exist.
@@ -83,7 +88,9 @@ CASES += [
     (["-4", "[::1]:628"], "[::1]:628: "),
     (["unix:"], "missing pathname"),
     (["unix:/" + "x" * 200], "unix-domain name too long"),
-    (["unix:/nonexistent/qmqp.sock"], "connect: No such file or directory"),
+    (["unix:/nonexistent/qmqp.sock"],
+     "connect to unix:/nonexistent/qmqp.sock: No such file or directory"),
+    (["/nonexistent/qmqp.sock"], "write unix:/nonexistent/qmqp.sock"),
     # -M: neither a valid hostname nor an [address literal].
     (["-M", "bad..name", NOWHERE], "bad hostname: bad..name"),
     (["-M", "123", NOWHERE], "bad hostname: 123"),
@@ -138,7 +145,7 @@ def test_bad_argument(index: int, wording: str) -> None:
 def test_address_not_utf8(option: str) -> None:
     # argv bytes that are not UTF-8 reach Python as surrogate escapes.
     done = _run([option, os.fsdecode(b"a\xffb@example.com"), NOWHERE])
-    assert one_line(done) == "qmqp-source: fatal: connect: Connection refused"
+    assert one_line(done) == f"qmqp-source: fatal: connect to {NOWHERE}: Connection refused"
 
 
 def lower_descriptor_limit(soft: int, hard: int) -> Callable[[], None]:

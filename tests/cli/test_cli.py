@@ -89,20 +89,20 @@ async def test_keep_going_exit_status() -> None:
 @pytest.mark.parametrize(
     ("args", "wording"),
     [
-        (["-s", "0", "h"], "-s must be a positive number"),
-        (["-m", "-3", "h"], "-m must be a positive number"),
+        (["-s", "0", "h"], "-s must be at least 1, not 0"),
+        (["-m", "-3", "h"], "-m must be at least 1, not -3"),
         (["-l", "abc", "h"], "-l must be a whole number, not 'abc'"),
         (["--length=abc", "h"], "--length must be a whole number, not 'abc'"),
         (["-r", "1.5", "h"], "-r must be a whole number, not '1.5'"),
-        (["-C", "0", "h"], "-C must be a positive number"),
+        (["-C", "0", "h"], "-C must be at least 1, not 0"),
         (["-w", "1", "-R", "2", "h"], "-w and -R exclude each other"),
         (["-w", "0", "-R", "2", "h"], "-w and -R exclude each other"),  # given, whatever value
         (["-w", "0", "h"], "-w must be a positive number of seconds, not 0.0"),
         # Checked before the plan: also where this shard's share is empty.
-        (["-m", "3", "--shard", "3/4", "-R", "nan", "h"], "-R must be a positive number"),
-        (["-w", "nan", "h"], "-w must be a positive number"),
+        (["-m", "3", "--shard", "3/4", "-R", "-1", "h"], "-R must be a positive number"),
+        (["-w", "nan", "h"], "-w must be a number of seconds, not 'nan'"),
         (["-R", "-1", "h"], "-R must be a positive number"),
-        (["-w", "inf", "h"], "-w must be a positive number"),
+        (["-w", "inf", "h"], "-w must be a number of seconds, not 'inf'"),
         (["--timeout", "0", "h"], "--timeout must be a positive"),
         (["-4", "-6", "h"], "-4 and -6 exclude each other"),
         (["-x", "h"], "no such option: -x"),
@@ -129,7 +129,10 @@ async def test_usage_errors(args: list[str], wording: str) -> None:
         (["nosuch.invalid:7000"], "qmqp-source: fatal: nosuch.invalid:7000: "),
         (["::1"], "qmqp-source: fatal: ::1: valid hostname or network address required"),
         (["127.0.0.1:70000"], "qmqp-source: fatal: 127.0.0.1:70000: port out of range: 70000"),
-        (["unix:/nonexistent/sock"], "qmqp-source: fatal: connect: No such file or directory"),
+        (["unix:/nonexistent/sock"],
+         "qmqp-source: fatal: connect to unix:/nonexistent/sock: No such file or directory"),
+        (["/run/qmqp.sock"], "qmqp-source: fatal: /run/qmqp.sock: valid hostname or network "
+         "address required; for a UNIX-domain socket, write unix:/run/qmqp.sock"),
         (["unix:/" + "x" * 120], "qmqp-source: fatal: unix-domain name too long: /"),
         (["-6", "127.0.0.1:7000"], "qmqp-source: fatal: 127.0.0.1:7000: "),
     ],
@@ -146,9 +149,9 @@ async def test_refused_with_retries_warns_then_fails() -> None:
     done = await source("-C", "3", target)
     assert done.returncode == 1
     assert done.stderr.decode().splitlines() == [
-        "qmqp-source: warning: connect: Connection refused",
-        "qmqp-source: warning: connect: Connection refused",
-        "qmqp-source: fatal: connect: Connection refused",
+        f"qmqp-source: warning: connect to {target}: Connection refused",
+        f"qmqp-source: warning: connect to {target}: Connection refused",
+        f"qmqp-source: fatal: connect to {target}: Connection refused",
     ]
 
 

@@ -1,9 +1,11 @@
 """qmqp-sink --ready-file: the listening addresses, in a file that appears whole once the
-sink listens, checked at the start, removed at exit; ReadyFile itself."""
+sink listens, checked at the start, removed at exit if it is still ours; written through
+symlinks; ReadyFile itself."""
 
 from __future__ import annotations
 
 import errno
+import os
 import re
 import signal
 import socket
@@ -111,17 +113,65 @@ def test_an_empty_path_is_a_usage_error(capsys: pytest.CaptureFixture[str]) -> N
     assert err.count("\n") == 1
 
 
-def test_an_earlier_runs_file_is_removed_at_the_start(
+def test_a_sink_that_cannot_listen_leaves_the_file_there_alone(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
+    # The file of another sink, which listens there: a second sink given the same path
+    # by mistake, failing to bind, used to remove it (and the first one's script lost it).
     ready = tmp_path / "ready"
-    ready.write_text("127.0.0.1:1\n")
+    ready.write_text("127.0.0.1:6280\n")
     with _taken_port() as taken, pytest.raises(SystemExit) as exit_info:
         main(["--ready-file", str(ready), f"127.0.0.1:{taken.getsockname()[1]}", "5"])
     assert exit_info.value.code == 1
     assert "Address already in use" in capsys.readouterr().err
-    # No sink listens, so no file says one does: neither the old one nor a new one.
-    assert list(tmp_path.iterdir()) == []
+    assert [p.name for p in tmp_path.iterdir()] == ["ready"]
+    assert ready.read_text() == "127.0.0.1:6280\n"
+
+
+async def test_a_symlink_is_written_through_and_left_in_place(tmp_path: Path) -> None:
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    link = tmp_path / "ready"
+    link.symlink_to(elsewhere / "sink.addr")  # nothing there yet
+    proc = await trio.lowlevel.open_process(
+        [*SINK, "--ready-file", str(link), "127.0.0.1:0", "5"],
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )
+    try:
+        addresses = await _wait_for_file(link, proc)
+        assert link.is_symlink()  # the target was written, not the link replaced
+        assert (elsewhere / "sink.addr").read_text().splitlines() == addresses
+        proc.send_signal(signal.SIGTERM)
+        with trio.fail_after(20):
+            await proc.wait()
+    finally:
+        if proc.returncode is None:
+            proc.kill()
+            with trio.move_on_after(5):
+                await proc.wait()
+    assert proc.returncode == 0
+    assert link.is_symlink() and link.readlink() == elsewhere / "sink.addr"
+    assert list(elsewhere.iterdir()) == []  # the file it wrote, removed at exit
+
+
+@pytest.mark.parametrize("device", ["/dev/null", "fifo"])
+def test_a_symlink_to_a_device_is_refused_and_kept(
+    tmp_path: Path, device: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # As /dev/stdout is a symlink (to a terminal or a pipe): run as root, the sink used
+    # to remove it for everyone.
+    if device == "fifo":
+        device = str(tmp_path / "fifo")
+        os.mkfifo(device)
+    link = tmp_path / "ready"
+    link.symlink_to(device)
+    with _taken_port() as taken, pytest.raises(SystemExit) as exit_info:
+        main(["--ready-file", str(link), f"127.0.0.1:{taken.getsockname()[1]}", "5"])
+    assert exit_info.value.code == 1
+    assert capsys.readouterr().err == (
+        f"qmqp-sink: fatal: --ready-file: open {link}: not a regular file\n"
+    )
+    assert link.is_symlink() and str(link.readlink()) == device
 
 
 def test_a_sink_that_cannot_write_the_file_stops_with_one_line(
@@ -174,6 +224,11 @@ def test_remove_takes_only_the_file_it_wrote(tmp_path: Path) -> None:
     path.write_text("another sink's\n")  # replaced since: not ours to remove
     ready.remove()
     assert path.read_text() == "another sink's\n"
+    ready.write(["127.0.0.1:6280"])
+    path.unlink()
+    path.write_text("127.0.0.1:6280\n")  # another sink's that says the same: still not ours
+    ready.remove()
+    assert path.read_text() == "127.0.0.1:6280\n"
 
 
 def test_a_folder_that_takes_no_file_is_refused_at_the_start(tmp_path: Path) -> None:

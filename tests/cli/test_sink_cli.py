@@ -28,8 +28,8 @@ SINK = [sys.executable, "-m", "qmqpsource.cli.sink"]
     [
         ([], "missing endpoint"),
         (["127.0.0.1:0"], "missing backlog"),
-        (["127.0.0.1:0", "0"], "backlog must be a positive number"),
-        (["127.0.0.1:0", "many"], "backlog must be a positive number"),
+        (["127.0.0.1:0", "0"], "backlog must be at least 1, not 0"),
+        (["127.0.0.1:0", "many"], "backlog must be a whole number, not 'many'"),
         (["127.0.0.1", "5"], "missing port"),
         (["127.0.0.1:99999", "5"], "bad port number"),
         (["-4", "-6", "127.0.0.1:0", "5"], "-4 and -6 exclude each other"),
@@ -40,7 +40,7 @@ SINK = [sys.executable, "-m", "qmqpsource.cli.sink"]
         (["--delay", "soon", "127.0.0.1:0", "5"], "--delay wants"),
         (["--timeout", "0", "127.0.0.1:0", "5"], "--timeout must be a positive"),
         (["-x", "-1", "127.0.0.1:0", "5"], "-x must be a positive"),
-        (["--max-size", "0", "127.0.0.1:0", "5"], "--max-size must be a positive"),
+        (["--max-size", "0", "127.0.0.1:0", "5"], "--max-size must be at least 1, not 0"),
         (["--bogus", "127.0.0.1:0", "5"], "no such option: --bogus; usage: "),
         (["--dealy", "1", "127.0.0.1:0", "5"], "no such option: --dealy (did you mean --delay?)"),
         (["-x", "soon", "127.0.0.1:0", "5"], "-x must be a number of seconds, not 'soon'"),
@@ -50,7 +50,7 @@ SINK = [sys.executable, "-m", "qmqpsource.cli.sink"]
         # Absurd values (issue 14, items 12 and 14): the caps qmqp-source uses.
         (["127.0.0.1:0", "99999999999999999999999"],
          "backlog must be at most 9223372036854775807"),
-        (["127.0.0.1:0", "\u00b2"], "backlog must be a positive number"),
+        (["127.0.0.1:0", "\u00b2"], "backlog must be a whole number, not '\u00b2'"),
         (["127.0.0.1:\u00b2", "5"], "bad port number"),
         (["--timeout", "1e300", "127.0.0.1:0", "5"],
          "--timeout must be at most 31536000 seconds, not 1e+300"),
@@ -62,7 +62,7 @@ SINK = [sys.executable, "-m", "qmqpsource.cli.sink"]
         (["--control-fd", "-1", "127.0.0.1:0", "5"], "--control-fd must be a descriptor number"),
         (["--control-fd", "1099511627776", "127.0.0.1:0", "5"],
          "--control-fd 1099511627776: no such descriptor number"),
-        (["--maildir", "", "127.0.0.1:0", "5"], "--maildir wants a folder, not ''"),
+        (["--maildir", "", "127.0.0.1:0", "5"], "--maildir must be a path, not ''"),
     ],
 )
 def test_usage_errors_are_one_fatal_line(

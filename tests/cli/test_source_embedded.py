@@ -12,38 +12,56 @@ from pathlib import Path
 import pytest
 
 SOURCE = [sys.executable, "-m", "qmqpsource"]
+# In the environment of a test's processes, which their children inherit: the embedded
+# sink carries its source's mark, and no process of another test or user does.
+MARK = "QMQPSOURCE_TEST_MARK"
 
 
-def source(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+def source(*args: str, mark: str = "", cwd: Path | None = None
+           ) -> subprocess.CompletedProcess[str]:
+    env = {**os.environ, MARK: mark} if mark else None
     return subprocess.run([*SOURCE, *args], capture_output=True, text=True, timeout=120,
-                          env=env)
+                          env=env, cwd=cwd)
 
 
-MARK = "QMQP_TEST_RUN"
-
-
-def sink_processes(mark: str) -> list[int]:
-    """The sinks whose environment has MARK=``mark``: those of one test's run alone (the
-    machine is shared: other runs' sinks come and go meanwhile)."""
+def marked_processes(mark: str) -> list[int]:
+    """This test's live processes, by the mark in their environment. Other sinks may run
+    on the machine meanwhile (other tests, nox sessions, other users): a scan for
+    qmqp-sink's command line saw them come and go, and failed."""
+    needle = f"{MARK}={mark}".encode()
     found = []
     for pid in filter(str.isdigit, os.listdir("/proc")):
         try:
-            with open(f"/proc/{pid}/cmdline", "rb") as file:
-                if b"qmqpsource.cli.sink" not in file.read():
-                    continue
             with open(f"/proc/{pid}/environ", "rb") as file:
-                if f"{MARK}={mark}".encode() in file.read().split(b"\0"):
-                    found.append(int(pid))
+                environ = file.read().split(b"\0")
         except OSError:
-            continue
+            continue  # another user's, or ended meanwhile
+        if needle in environ:
+            found.append(int(pid))
     return found
 
 
+def test_only_the_marked_processes_are_seen(tmp_path: Path) -> None:
+    mark = uuid.uuid4().hex
+    env = {**os.environ, MARK: mark}
+    # A sink that is not ours, and a process that is: only the second is seen.
+    other = subprocess.Popen([sys.executable, "-m", "qmqpsource.cli.sink", "-x", "30",
+                              "127.0.0.1:0", "5"], stderr=subprocess.DEVNULL)
+    ours = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(30)"], env=env)
+    try:
+        assert marked_processes(mark) == [ours.pid]
+    finally:
+        for process in (other, ours):
+            process.kill()
+            process.wait(timeout=30)
+    assert marked_processes(mark) == []
+
+
 def test_main_job_counts_agree(tmp_path: Path) -> None:
-    mark = str(uuid.uuid4())  # in the environment, which the embedded sink inherits
+    mark = uuid.uuid4().hex
     out = tmp_path / "r.json"
     done = source("--embedded-sink", "-s", "8", "-m", "600", "-r", "2", "--json", str(out),
-                  env={**os.environ, MARK: mark})
+                  mark=mark)
     assert done.returncode == 0, done.stderr
     value = json.loads(out.read_text())
     assert value["counts"]["accepted"] == 600
@@ -52,7 +70,7 @@ def test_main_job_counts_agree(tmp_path: Path) -> None:
     assert value["sink"]["replies"]["K"] == 600
     assert "sink: 600 connections, 600 messages, 1200 recipients" in done.stderr
     assert "(agrees)" in done.stderr
-    assert sink_processes(mark) == [], "the embedded sink must not outlive the run"
+    assert marked_processes(mark) == [], "the embedded sink must not outlive the run"
 
 
 def test_sink_faults_reach_the_source() -> None:
@@ -96,12 +114,11 @@ def test_embedded_sink_refuses_a_target() -> None:
 def test_sink_options_the_sink_cannot_take_are_refused_before_the_run(
     options: str, says: str, tmp_path: Path
 ) -> None:
-    mark = str(uuid.uuid4())
-    done = subprocess.run([*SOURCE, "--embedded-sink", "--sink-options", options, "-m", "3"],
-                          capture_output=True, text=True, timeout=120, cwd=tmp_path,
-                          env={**os.environ, MARK: mark})
+    mark = uuid.uuid4().hex
+    done = source("--embedded-sink", "--sink-options", options, "-m", "3", mark=mark,
+                  cwd=tmp_path)
     assert done.returncode == 1
     assert done.stderr.count("\n") == 1 and says in done.stderr, done.stderr
     assert done.stderr.startswith("qmqp-source: fatal: --sink-options: ")
     assert not (tmp_path / "elsewhere.json").exists()
-    assert sink_processes(mark) == []  # refused before any sink started
+    assert marked_processes(mark) == []  # refused before any sink started

@@ -175,6 +175,6 @@ def test_fault_rates_are_checked() -> None:
         Faults(tempfail=1.5)
     with pytest.raises(ValueError, match="add up"):
         Faults(tempfail=0.6, reject=0.6)
-    with pytest.raises(ValueError, match="MIN <= MAX"):
+    with pytest.raises(ValueError, match="delay_min must be at most delay_max"):
         Faults(delay_min=2, delay_max=1)
 

@@ -139,7 +139,7 @@ async def test_refused_and_keep_going() -> None:
     async with qmqp_server() as server:
         target = server.target
     result, _, _ = await run(target, messages=3)
-    assert result.failure == "connect: Connection refused"
+    assert result.failure == f"connect to {target}: Connection refused"
     result, _, _ = await run(target, messages=3, keep_going=True)
     assert result.stats.counts[Outcome.REFUSED] == 3
 
@@ -202,7 +202,7 @@ async def test_late_listener_with_connect_attempts(autojump_clock: Any) -> None:
         result, _, err = await run(target, messages=2, connect_attempts=30)
         nursery.cancel_scope.cancel()
     assert result.stats.accepted == 2
-    assert "warning: connect: Connection refused" in err
+    assert f"warning: connect to {target}: Connection refused" in err
 
 
 async def test_waiting_for_a_connect_turn_is_not_a_timeout(
