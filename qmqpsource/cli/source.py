@@ -251,44 +251,20 @@ _Version = Annotated[bool, typer.Option("--version", help="Print the version.")]
 
 @app.command(cls=Command, options_metavar="[OPTIONS] [TARGET]", help=HELP,
              no_args_is_help=False)
-def source(
-    target: _Target = None,
-    ipv4: _IPv4 = False,
-    ipv6: _IPv6 = False,
-    keep_going: _KeepGoing = False,
-    counter: _Counter = False,
-    connect_attempts: _ConnectAttempts = 1,
-    sender: _Sender = None,
-    length: _Length = 1024,
-    messages: _Messages = None,
-    myhostname: _MyHostname = None,
-    recipients: _Recipients = 1,
-    random_delay: _RandomDelay = None,
-    sessions: _Sessions = 1,
-    recipient: _Recipient = None,
-    verbose: _Verbose = 0,
-    fixed_delay: _FixedDelay = None,
-    connect_limit: _ConnectLimit = 1,
-    timeout: _Timeout = 300.0,
-    quiet: _Quiet = False,
-    interval: _Interval = None,
-    json_path: _JsonPath = None,
-    message_file: _MessageFile = None,
-    subject: _Subject = None,
-    number_recipients: _NumberRecipients = False,
-    unique_message_id: _UniqueMessageId = False,
-    duration: _Duration = None,
-    rate: _Rate = None,
-    shard: _Shard = None,
-    embedded: _Embedded = False,
-    sink_options: _SinkOptions = None,
-    workers: _Workers = "1",
-    check: _Check = None,
-    find_rate: _FindRate = False,
-    step_duration: _StepDuration = None,
-    start_at: _StartAt = None,
-    run_id: _RunId = None,
-    version: _Version = False,
+def source(  # the options in the order --help lists them
+    target: _Target = None, ipv4: _IPv4 = False, ipv6: _IPv6 = False,
+    keep_going: _KeepGoing = False, counter: _Counter = False,
+    connect_attempts: _ConnectAttempts = 1, sender: _Sender = None, length: _Length = 1024,
+    messages: _Messages = None, myhostname: _MyHostname = None, recipients: _Recipients = 1,
+    random_delay: _RandomDelay = None, sessions: _Sessions = 1, recipient: _Recipient = None,
+    verbose: _Verbose = 0, fixed_delay: _FixedDelay = None, connect_limit: _ConnectLimit = 1,
+    timeout: _Timeout = 300.0, quiet: _Quiet = False, interval: _Interval = None,
+    json_path: _JsonPath = None, message_file: _MessageFile = None, subject: _Subject = None,
+    number_recipients: _NumberRecipients = False, unique_message_id: _UniqueMessageId = False,
+    duration: _Duration = None, rate: _Rate = None, shard: _Shard = None,
+    embedded: _Embedded = False, sink_options: _SinkOptions = None, workers: _Workers = "1",
+    check: _Check = None, find_rate: _FindRate = False, step_duration: _StepDuration = None,
+    start_at: _StartAt = None, run_id: _RunId = None, version: _Version = False,
 ) -> None:
     if version:
         print(f"{PROG} {__version__}")
@@ -304,11 +280,8 @@ def source(
     _refuse_both_waits(fixed_delay, random_delay)
     messages, duration, rate = _load_shape(
         find_rate, checks, (messages, duration, rate, step_duration), shard, interval, counter)
+    _check_interval(interval)
     with _usage_failure():
-        if interval is not None:
-            from qmqpsource.results.timeline import check_interval  # only --interval
-
-            check_interval(interval, "--interval")
         whole = SourceConfig(
             target=target, sessions=sessions, messages=messages, length=length,
             recipients=recipients, sender=sender, recipient=recipient, myhostname=myhostname,
@@ -334,6 +307,14 @@ def source(
     raise typer.Exit(_run(ours, worker_count, display, interval, json_path=json_path,
                           embedded_sink_args=sink_args, checks=checks, find_rate=find_rate,
                           start=start))
+
+
+def _check_interval(interval: float | None) -> None:
+    if interval is not None:
+        from qmqpsource.results.timeline import check_interval  # only --interval needs it
+
+        with _usage_failure():
+            check_interval(interval, "--interval")
 
 
 @contextlib.contextmanager

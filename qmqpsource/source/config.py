@@ -133,6 +133,11 @@ class SourceConfig:
         values.check_fields(self, _CHECKS, _OPTIONAL)
         if self.fixed_delay and self.random_delay:
             raise ConfigError("fixed_delay and random_delay exclude each other")
+        if self.rate is not None and (self.fixed_delay or self.random_delay):
+            # An open loop starts messages on a schedule; a session's own pause between
+            # them would make the rate a lie (and -R's random pauses, a second schedule).
+            raise ConfigError("rate excludes fixed_delay and random_delay: an open loop "
+                              "runs on its schedule, without pauses")
         if self.shard_index >= self.shard_count:
             raise ConfigError(f"shard_index must be less than shard_count "
                               f"({self.shard_count}), not {self.shard_index}",

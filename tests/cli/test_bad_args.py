@@ -66,6 +66,8 @@ for option in FLOAT_OPTIONS:
 CASES += [
     # Options that clash, or that do not exist.
     (["-w", "1", "-R", "1", NOWHERE], "-w and -R exclude each other"),
+    (["-w", "1", "--rate", "5", NOWHERE], "--rate excludes -w and -R: an open loop runs"),
+    (["-R", "1", "--rate", "5", NOWHERE], "--rate excludes -w and -R: an open loop runs"),
     (["-4", "-6", NOWHERE], "-4 and -6 exclude each other"),
     (["--bogus", NOWHERE], "no such option: --bogus; usage: "),
     (["--verb", NOWHERE], "no such option: --verb (did you mean --verbose?); usage: "),

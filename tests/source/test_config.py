@@ -168,3 +168,13 @@ def test_the_command_says_its_options(options: dict[str, Any], says: str) -> Non
 def test_as_dict_gives_enums_as_their_values() -> None:
     value = SourceConfig(TARGET, sessions=3).as_dict()
     assert (value["target"], value["sessions"], value["family"]) == (TARGET, 3, "any")
+
+
+@pytest.mark.parametrize("pause", ["fixed_delay", "random_delay"])
+def test_a_rate_excludes_pauses_between_messages(pause: str) -> None:
+    error = refused(rate=5.0, **{pause: 1.0})
+    assert (str(error), error.field) == ("rate excludes fixed_delay and random_delay: an open "
+                                         "loop runs on its schedule, without pauses", None)
+    assert option_words(error, OPTIONS) == ("--rate excludes -w and -R: an open loop runs on "
+                                            "its schedule, without pauses")
+    assert SourceConfig(target=TARGET, rate=5.0).rate == 5.0
