@@ -34,8 +34,6 @@ CONFIG_PROBLEMS = [
     ({"faults": {"drop": 0.5}}, "faults must be a Faults, not {'drop': 0.5}"),
     ({"maildir": ""}, "maildir must be a path, not ''"),
     ({"maildir": 7}, "maildir must be a path (str or os.PathLike), not 7"),
-    ({"counter": 1}, "counter must be True or False, not 1"),
-    ({"verbose": -1}, "verbose must be at least 0, not -1"),
     ({"endpoint": ""}, "missing endpoint"),
     ({"endpoint": 628}, "endpoint must be a str, not 628"),
 ]
