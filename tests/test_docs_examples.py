@@ -96,6 +96,8 @@ COVERED: dict[tuple[str, str], str] = {
         f"{DOCS_TESTS}::test_nox_commands_name_sessions_and_tests_that_exist",
     ("docs/pytest-plugin.md", "import pytest"):
         "tests/test_pytest_plugin.py::test_the_manual_examples_pass",
+    ("docs/pytest-plugin.md", "from qmqpsource import SourceConfig, run_load_sync"):
+        "tests/test_pytest_plugin.py::test_the_manual_sync_example_passes_without_pytest_trio",
     ("docs/qmqp-report.md", "qmqp-report [-q] [--json PATH] [--html PATH] [--check EXPR]... "
      "[--merge-anyway] FILE..."): f"{DOCS_TESTS}::test_synopses_are_the_commands_usage",
     ("docs/qmqp-report.md", "qmqp-report results/*.json --json merged.json"):
