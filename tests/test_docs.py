@@ -18,7 +18,7 @@ import typer.main
 
 from qmqpsource import __version__
 from tests.docs_run import free_port, shell
-from tests.docs_support import DOCS, README, ROOT, fenced_blocks, nav, page, python_blocks, section
+from tests.docs_support import DOCS, README, ROOT, fenced_blocks, nav, page, section
 
 POSTFIX = {"qmqp-source": "/usr/sbin/qmqp-source", "qmqp-sink": "/usr/sbin/qmqp-sink"}
 
@@ -162,7 +162,7 @@ def run_example(example: str, timeout: float = 120) -> str:
 def said(example: str, line: str) -> str:
     """What the example's comment after ``line`` says it prints."""
     [comment] = re.findall(rf"^\s*{re.escape(line)}  # (.*)$", example, re.M)
-    return comment
+    return str(comment)
 
 
 def test_api_example_runs_and_prints_what_it_says() -> None:
