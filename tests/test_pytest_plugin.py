@@ -63,10 +63,18 @@ def test_the_fixtures_in_trio_mode(pytester: pytest.Pytester) -> None:
 
 def test_the_manual_examples_pass(pytester: pytest.Pytester) -> None:
     examples = python_blocks(page("pytest-plugin.md"))
-    assert len(examples) == 1
+    assert len(examples) == 2
     pytester.makeini(TRIO_MODE)
     pytester.makepyfile(examples[0])
     pytester.runpytest().assert_outcomes(passed=3)
+
+
+def test_the_manual_sync_example_passes_without_pytest_trio(pytester: pytest.Pytester) -> None:
+    [_, example] = python_blocks(page("pytest-plugin.md"))
+    pytester.makepyfile(example)
+    result = pytester.runpytest("-p", "no:trio", "-p", "no:cacheprovider")
+    result.assert_outcomes(passed=2)
+    assert sink_threads() == []  # their sinks stopped, their threads joined
 
 
 def test_a_test_marked_trio_gets_a_sink_without_trio_mode(pytester: pytest.Pytester) -> None:
