@@ -18,7 +18,7 @@ import typer.main
 
 from qmqpsource import __version__
 from tests.docs_run import free_port, shell
-from tests.docs_support import DOCS, README, ROOT, fenced_blocks, nav, page, python_blocks, section
+from tests.docs_support import DOCS, README, ROOT, fenced_blocks, nav, page, section
 
 POSTFIX = {"qmqp-source": "/usr/sbin/qmqp-source", "qmqp-sink": "/usr/sbin/qmqp-sink"}
 
@@ -144,26 +144,81 @@ def test_layout_names_every_module_with_a_line_on_it() -> None:
     assert sorted(modules - named) == []
 
 
-def test_api_example_runs_and_prints_what_it_says() -> None:
-    example = python_blocks(page("api.md"))[0]
+def api_example(first_line: str) -> str:
+    """The Python API page's example that starts with ``first_line``."""
+    [block] = [block.body for block in fenced_blocks(DOCS / "api.md")
+               if block.lang == "python" and block.first_line == first_line]
+    return block
+
+
+def run_example(example: str, timeout: float = 120) -> str:
+    """What the example prints; it must exit 0."""
     done = subprocess.run([sys.executable, "-c", example], capture_output=True, text=True,
-                          timeout=120, check=False)
+                          timeout=timeout, check=False)
     assert done.returncode == 0, done.stderr
-    counts, verdicts = done.stdout.splitlines()
+    return done.stdout
+
+
+def said(example: str, line: str) -> str:
+    """What the example's comment after ``line`` says it prints."""
+    [comment] = re.findall(rf"^\s*{re.escape(line)}  # (.*)$", example, re.M)
+    return str(comment)
+
+
+def test_api_example_runs_and_prints_what_it_says() -> None:
+    example = api_example("import trio")
+    counts, verdicts = run_example(example).splitlines()
     # The seeded faults give the same counts every run: those the comment shows.
-    said = re.search(r"print\(result\.counts\)  # (Counts\(.*), \.\.\.\)", example)
-    assert said is not None and counts.startswith(said[1])
+    shown = re.search(r"print\(result\.counts\)  # (Counts\(.*), \.\.\.\)", example)
+    assert shown is not None and counts.startswith(shown[1])
     assert [(check, ok) for check, _, ok in ast.literal_eval(verdicts)] == [
         ("p99<1s", True), ("failed<20%", True)]
 
 
 def test_run_load_sync_example_runs_against_a_sink(tmp_path: Path) -> None:
-    example = python_blocks(page("api.md"))[1]
+    example = api_example("from qmqpsource import SourceConfig, run_load_sync")
     assert_runs_against_a_sink(example, tmp_path)
 
 
-def assert_runs_against_a_sink(example: str, tmp_path: Path) -> None:
-    """The run_load_sync example, its 127.0.0.1:6280 a sink of the test's own."""
+def test_the_workers_example_runs_against_a_sink(tmp_path: Path) -> None:
+    example = api_example("# Two worker processes share the load; its result is theirs, merged.")
+    printed = run_against_a_sink(example, tmp_path)
+    assert printed.split() == said(example, "print(result.workers, result.counts.accepted, "
+                                   "result.ok)").split() == ["2", "2000", "True"]
+
+
+def test_the_embedded_sink_example_prints_the_sinks_counts() -> None:
+    example = api_example("# A qmqp-sink of its own in a child process, as qmqp-source "
+                          "--embedded-sink starts one.")
+    # The sink's seeded faults: the same tempfails every run, those the comment shows.
+    line = 'print(result.counts.tempfail, result.sink["replies"])'
+    assert run_example(example).strip() == said(example, line)
+
+
+def test_the_stop_example_interrupts_the_load() -> None:
+    example = api_example("# Stop a load from outside it, as Ctrl-C stops qmqp-source.")
+    counted, ended = run_example(example).splitlines()
+    assert re.fullmatch(r"accepted after a second: \d+", counted)
+    assert ended == said(example, "print(result.status, result.counts.attempted < 1_000_000)")
+    assert ended == "interrupted True"
+
+
+def test_the_find_rate_example_answers_the_highest_rate_that_held() -> None:
+    """The steps' rates and verdicts are the machine's; what holds whatever they are: the
+    steps start at the rate given, and the answer is the highest rate that held."""
+    example = api_example("# The highest rate at which every check holds, as qmqp-source "
+                          "--find-rate searches it.")
+    *steps, answer = [line.split() for line in run_example(example, timeout=300).splitlines()]
+    assert steps and float(steps[0][0]) == 100.0
+    assert {verdict for *_, verdict in steps} <= {"held", "failed", "sessions"}
+    held = [float(rate) for rate, _, verdict in steps if verdict == "held"]
+    rate, stopped = answer[0], " ".join(answer[1:])
+    assert (float(rate) == max(held)) if held else rate == "None"
+    assert stopped in ("bracket", "step cap", "sessions", "first step failed")
+
+
+def run_against_a_sink(example: str, tmp_path: Path) -> str:
+    """What an example prints with its 127.0.0.1:6280 a sink of the test's own."""
     assert example.count("127.0.0.1:6280") == 1
     ready = tmp_path / "ready"
     sink = subprocess.Popen([sys.executable, "-m", "qmqpsource.cli.sink", "--ready-file",
@@ -174,13 +229,15 @@ def assert_runs_against_a_sink(example: str, tmp_path: Path) -> None:
             assert sink.poll() is None and time.monotonic() < deadline, "no sink listens"
             time.sleep(0.02)
         address = ready.read_text().split()[0]
-        done = subprocess.run([sys.executable, "-c", example.replace("127.0.0.1:6280", address)],
-                              capture_output=True, text=True, timeout=120, check=False)
+        return run_example(example.replace("127.0.0.1:6280", address))
     finally:
         sink.terminate()
         sink.wait(timeout=30)
-    assert done.returncode == 0, done.stderr
-    accepted, p99, held = done.stdout.split()
+
+
+def assert_runs_against_a_sink(example: str, tmp_path: Path) -> None:
+    """The run_load_sync example, its 127.0.0.1:6280 a sink of the test's own."""
+    accepted, p99, held = run_against_a_sink(example, tmp_path).split()
     assert (accepted, held) == ("100", "True") and float(p99) > 0
 
 

@@ -32,6 +32,16 @@ COVERED: dict[tuple[str, str], str] = {
     ("docs/api.md", "import trio"): f"{DOCS_TESTS}::test_api_example_runs_and_prints_what_it_says",
     ("docs/api.md", "from qmqpsource import SourceConfig, run_load_sync"):
         f"{DOCS_TESTS}::test_run_load_sync_example_runs_against_a_sink",
+    ("docs/api.md", "# Two worker processes share the load; its result is theirs, merged."):
+        f"{DOCS_TESTS}::test_the_workers_example_runs_against_a_sink",
+    ("docs/api.md", "# A qmqp-sink of its own in a child process, as qmqp-source "
+     "--embedded-sink starts one."):
+        f"{DOCS_TESTS}::test_the_embedded_sink_example_prints_the_sinks_counts",
+    ("docs/api.md", "# Stop a load from outside it, as Ctrl-C stops qmqp-source."):
+        f"{DOCS_TESTS}::test_the_stop_example_interrupts_the_load",
+    ("docs/api.md", "# The highest rate at which every check holds, as qmqp-source "
+     "--find-rate searches it."):
+        f"{DOCS_TESTS}::test_the_find_rate_example_answers_the_highest_rate_that_held",
     ("docs/checks.md", "$ qmqp-source --check 'p99<1s' --check 'failed<1%' --check "
      "'rate>=100000' --embedded-sink -m 200 -s 4"): f"{HERE}::test_transcripts_of_their_own",
     ("docs/development.md", "DEBIAN_FRONTEND=noninteractive apt-get install -y postfix "
@@ -86,6 +96,8 @@ COVERED: dict[tuple[str, str], str] = {
         f"{DOCS_TESTS}::test_nox_commands_name_sessions_and_tests_that_exist",
     ("docs/pytest-plugin.md", "import pytest"):
         "tests/test_pytest_plugin.py::test_the_manual_examples_pass",
+    ("docs/pytest-plugin.md", "from qmqpsource import SourceConfig, run_load_sync"):
+        "tests/test_pytest_plugin.py::test_the_manual_sync_example_passes_without_pytest_trio",
     ("docs/qmqp-report.md", "qmqp-report [-q] [--json PATH] [--html PATH] [--check EXPR]... "
      "[--merge-anyway] FILE..."): f"{DOCS_TESTS}::test_synopses_are_the_commands_usage",
     ("docs/qmqp-report.md", "qmqp-report results/*.json --json merged.json"):
