@@ -14,14 +14,23 @@ from qmqpsource.errors import TrioRequiredError
 __all__ = ["require_trio"]
 
 
+# What a caller without a trio loop can use instead of each async function.
+_INSTEAD = {
+    "run_load": "call run_load_sync, which runs a trio loop of its own",
+    "find_rate": "call find_rate_sync, which runs a trio loop of its own",
+    "open_sink": "use the qmqp_sink_sync fixture, which serves a sink from a thread",
+}
+
+
 def require_trio(function: str) -> None:
     """Raise TrioRequiredError unless a trio task is running ``function`` now."""
     try:
         trio.lowlevel.current_task()
     except RuntimeError:
+        instead = _INSTEAD.get(function, "run it under trio.run")
         raise TrioRequiredError(
             f"{function} needs trio, and was called {_where()}: call it in a trio program "
-            "(trio.run), or call run_load_sync, which runs a trio loop of its own"
+            f"(trio.run), or {instead}"
         ) from None
 
 

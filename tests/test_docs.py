@@ -332,10 +332,11 @@ def test_the_fatal_lines_are_worded_by_our_code(tmp_path: Path) -> None:
             printed.append(reader.run("qmqp-source --timeout 1 127.0.0.1:6280").stdout)
             reader.servers.pop().stop()
         printed.append(reader.run("qmqp-source -m 0 127.0.0.1:6280").stdout)
-        printed.append(reader.run(f"qmqp-source 127.0.0.1:{free_port()}").stdout)
+        port = free_port()
+        printed.append(reader.run(f"qmqp-source 127.0.0.1:{port}").stdout)
     for line in printed:
         assert any(re.fullmatch(pattern, line.strip()) for pattern in patterns), line
-    assert printed[-1] == "qmqp-source: fatal: connect: Connection refused\n"
+    assert printed[-1] == f"qmqp-source: fatal: connect to 127.0.0.1:{port}: Connection refused\n"
 
 
 def _line_patterns(line: str) -> list[str]:
@@ -345,7 +346,7 @@ def _line_patterns(line: str) -> list[str]:
     steps = note.removeprefix("(also: ").removesuffix(")").split(", ") if "also:" in note else []
     variants = [listed, *(listed.rsplit("while ", 1)[0] + "while " + step for step in steps)]
     return [re.escape(variant).replace("TEXT", ".+").replace("DETAIL", ".+")
-            .replace(r"\.\.\.", ".*") for variant in variants]
+            .replace("ADDRESS", r"\S+").replace(r"\.\.\.", ".*") for variant in variants]
 
 
 def test_the_files_the_manual_names_exist() -> None:

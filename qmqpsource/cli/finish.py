@@ -5,6 +5,7 @@ status, the failure lines.
 
 from __future__ import annotations
 
+import dataclasses
 import signal
 import sys
 from collections.abc import Mapping, Sequence
@@ -17,6 +18,7 @@ from qmqpsource.wording import counted
 if TYPE_CHECKING:
     from qmqpsource.cli.outfile import OutputFile
     from qmqpsource.results.checks import Check, Verdict
+    from qmqpsource.results.identity import Shards
     from qmqpsource.results.result import Result
     from qmqpsource.source.config import SourceConfig
 
@@ -137,9 +139,9 @@ def sink_line(counts: Mapping[str, Any], accepted: int) -> str:
     )
 
 
-def never_ran(config: SourceConfig, failure: str) -> Result:
+def never_ran(config: SourceConfig, failure: str, run_id: str, shards: Shards) -> Result:
     """The result of a run that failed before its first message (its target could not be
-    resolved, say): no message, the status "failed", and why."""
+    resolved, say): no message, the status "failed", and why; which run and shard it was."""
     from qmqpsource import __version__
     from qmqpsource.results import result
     from qmqpsource.results.stats import RunStats
@@ -147,8 +149,9 @@ def never_ran(config: SourceConfig, failure: str) -> Result:
     stats = RunStats(config.recipients, 0)
     stats.begin()
     stats.finish()
-    return result.from_stats(stats, config.as_dict(), tool_name=PROG, tool_version=__version__,
-                             status="failed", failure=failure)
+    value = result.from_stats(stats, config.as_dict(), tool_name=PROG,
+                              tool_version=__version__, status="failed", failure=failure)
+    return dataclasses.replace(value, run_id=run_id, shards=shards)
 
 
 def write_json(

@@ -13,6 +13,7 @@ import contextlib
 import sys
 import threading
 from collections.abc import Awaitable, Callable, Iterator, Sequence
+from datetime import UTC, datetime
 from functools import partial
 from typing import TypeVar
 
@@ -30,6 +31,7 @@ from qmqpsource.load.run import plan_load, run_load
 from qmqpsource.load.start import NOW, Start
 from qmqpsource.load.workers import WorkerPool, fork_pool
 from qmqpsource.results.checks import Check
+from qmqpsource.results.identity import Shards
 from qmqpsource.results.result import Result
 from qmqpsource.results.timeline import DEFAULT_INTERVAL
 from qmqpsource.source.config import SourceConfig
@@ -179,7 +181,10 @@ def run_source(
             value = drive(body, display, signals, None if pool else display.progress(total))
         except QmqpsourceError as exc:
             if json_file is not None:
-                finish.write_json(json_file, finish.never_ran(plan.configs[0], str(exc)))
+                shards = Shards.one(config.shard_index, config.shard_count)
+                run_id = start.run_id_of(datetime.now(UTC), config.shard_count)
+                finish.write_json(json_file, finish.never_ran(plan.configs[0], str(exc),
+                                                              run_id, shards))
             fatal(PROG, str(exc))
     return finish.finish(value, signals, quiet=quiet, json_file=json_file, checks=checks)
 

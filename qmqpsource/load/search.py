@@ -107,6 +107,9 @@ async def find_rate(
     if not judged:
         raise ConfigError("find_rate needs at least one check, such as 'p99<200ms'",
                           field="checks")
+    if config.shard_count != 1:
+        raise ConfigError("find_rate judges each step whole, on one host: shard_count must "
+                          f"be 1, not {config.shard_count} (use workers)", field="shard_count")
     whole = whole_search(config, step_duration)
     start = start_of(start_at, run_id)
     asked = len(workers) if isinstance(workers, WorkerPool) else workers

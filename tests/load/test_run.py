@@ -149,3 +149,12 @@ async def test_a_lost_worker_pool_is_a_run_error() -> None:
         config = SourceConfig(target=server.target, sessions=2, messages=10)
         with pytest.raises(RunError, match="worker process of the pool is gone"):
             await run_load(config, workers=pool)
+
+
+async def test_a_rate_search_of_a_shard_is_refused() -> None:
+    # A step judges the whole load: a shard of it would never hold (the command refuses
+    # --shard with --find-rate; the API says it in the library's words).
+    config = SourceConfig(target="127.0.0.1:1", shard_index=1, shard_count=2, rate=40)
+    with pytest.raises(ConfigError, match="shard_count must be 1, not 2") as error:
+        await find_rate(config, checks=["p99<1s"], step_duration=0.5)
+    assert error.value.field == "shard_count"

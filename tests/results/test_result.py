@@ -229,6 +229,9 @@ async def test_target_error_still_writes_a_result(tmp_path: Path) -> None:
     assert "missing pathname" in result["failure"]
     assert result["counts"]["attempted"] == 0
     assert result["elapsed_s"] >= 0
+    # Which run and shard it was, as any result says (a report counts the shard in).
+    assert result["shards"] == {"count": 1, "indices": [0]}
+    assert result["run_id"].endswith("Z-1")
 
 
 async def test_json_to_stdout(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
