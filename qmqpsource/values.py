@@ -115,6 +115,15 @@ def text(name: str, value: object) -> str:
     return value
 
 
+def address(name: str, value: object) -> str:
+    """``value`` if it is a target or an endpoint: text, and not empty ("missing NAME",
+    as the commands have always said of a missing operand)."""
+    checked = text(name, value)
+    if not checked:
+        raise ConfigError(f"missing {name}", field=name)
+    return checked
+
+
 def path(name: str, value: object) -> str:
     """``value`` if it is a path (str or os.PathLike), as a str: configs stay JSON-able."""
     if isinstance(value, os.PathLike):

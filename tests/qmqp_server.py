@@ -24,6 +24,7 @@ from qmqpsource.protocol import NetstringDecoder, Request, decode_request, netst
 __all__ = [
     "Handler",
     "ServerState",
+    "accepting_after",
     "close_after_request",
     "never_reply",
     "qmqp_server",
@@ -161,3 +162,17 @@ async def qmqp_server(
                 yield state
             finally:
                 nursery.cancel_scope.cancel()
+
+
+def accepting_after(delay: float) -> Handler:
+    """A server that takes its time: each reply, a K, comes ``delay`` seconds late; the
+    request is recorded (``raw``) once answered."""
+
+    async def handle(stream: trio.SocketStream, state: ServerState) -> None:
+        raw = await read_request(stream)
+        await trio.sleep(delay)
+        await stream.send_all(b"3:Kok,")
+        if raw is not None:
+            state.raw.append(raw)
+
+    return handle

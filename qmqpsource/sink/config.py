@@ -11,7 +11,6 @@ from functools import partial
 from qmqpsource import SINK_PROG as PROG
 from qmqpsource import values
 from qmqpsource.addresses import Family
-from qmqpsource.errors import ConfigError
 from qmqpsource.sink.faults import Faults
 
 __all__ = [
@@ -51,13 +50,6 @@ OPTIONS = {
 }
 
 
-def _endpoint(name: str, value: object) -> str:
-    checked = values.text(name, value)
-    if not checked:
-        raise ConfigError("missing endpoint", field=name)
-    return checked
-
-
 def _faults(name: str, value: object) -> Faults:
     if not isinstance(value, Faults):
         raise values.problem(name, f"must be a Faults, not {value!r}")
@@ -65,7 +57,7 @@ def _faults(name: str, value: object) -> Faults:
 
 
 _CHECKS: tuple[tuple[str, values.Check], ...] = (
-    ("endpoint", _endpoint),
+    ("endpoint", values.address),
     ("backlog", values.count),
     ("family", partial(values.member, of=Family)),
     ("max_size", values.count),

@@ -43,13 +43,6 @@ OPTIONS = {
 }
 
 
-def _target(name: str, value: object) -> str:
-    checked = values.text(name, value)
-    if not checked:
-        raise ConfigError("missing target", field=name)
-    return checked
-
-
 def _hostname(name: str, value: object) -> str:
     checked = values.text(name, value)
     check_myhostname(checked)  # Postfix's -M check, in Postfix's words
@@ -72,7 +65,7 @@ def _rate(name: str, value: object) -> float:
 
 # Every checked field, in the order the command line has always checked its options.
 _CHECKS: tuple[tuple[str, values.Check], ...] = (
-    ("target", _target),
+    ("target", values.address),
     ("timeout", values.seconds),
     ("duration", values.seconds),
     ("rate", _rate),

@@ -15,7 +15,7 @@ import pytest
 import trio
 
 from qmqpsource.source.request import SEQ_HEADER
-from tests.qmqp_server import Handler, ServerState, qmqp_server, read_request
+from tests.qmqp_server import ServerState, accepting_after, qmqp_server
 
 SOURCE = [sys.executable, "-m", "qmqpsource"]
 
@@ -117,19 +117,6 @@ async def test_fatal_failure_in_a_worker_ends_the_run() -> None:
     assert lines and all(line == "qmqp-source: fatal: unrecoverable error: go away"
                          for line in lines)
     assert len(server.requests) < 1000
-
-
-def accepting_after(delay: float) -> Handler:
-    """A server that takes its time: each reply, a K, comes ``delay`` seconds late."""
-
-    async def handle(stream: trio.SocketStream, state: ServerState) -> None:
-        raw = await read_request(stream)
-        await trio.sleep(delay)
-        await stream.send_all(b"3:Kok,")
-        if raw is not None:
-            state.raw.append(raw)
-
-    return handle
 
 
 slow = accepting_after(0.2)

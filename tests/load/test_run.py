@@ -19,7 +19,7 @@ from qmqpsource.load.channel import Kind
 from qmqpsource.load.job import encode_job
 from qmqpsource.load.workers import spawn_pool
 from qmqpsource.source.request import SEQ_HEADER
-from tests.qmqp_server import ServerState, qmqp_server, read_request
+from tests.qmqp_server import accepting_after, qmqp_server
 
 LIMIT = 60  # seconds for any one load here: a hang fails the test, not the suite
 
@@ -60,23 +60,12 @@ async def test_an_embedded_sink_needs_the_embedded_target() -> None:
         await run_load(SourceConfig(target="127.0.0.1:1"), embedded_sink=[])
 
 
-def slow(delay: float) -> Any:
-    async def handle(stream: trio.SocketStream, state: ServerState) -> None:
-        raw = await read_request(stream)
-        await trio.sleep(delay)
-        await stream.send_all(b"3:Kok,")
-        if raw is not None:
-            state.raw.append(raw)
-
-    return handle
-
-
 @pytest.mark.parametrize("workers", [1, 2])
 async def test_a_stop_returns_the_result_so_far(workers: int) -> None:
     # What Ctrl-C gives the command, from the API: no new message, those in flight
     # finish within the grace, and the result counts exactly what the server answered.
     control = LoadControl()
-    async with qmqp_server(slow(0.05)) as server:
+    async with qmqp_server(accepting_after(0.05)) as server:
 
         async def stop_when_busy() -> None:
             while server.connections < 12:  # noqa: ASYNC110 - polls plain state, bounded
@@ -126,7 +115,7 @@ async def test_the_library_prints_nothing(capfd: pytest.CaptureFixture[str],
 
 async def test_a_worker_whose_parent_is_gone_aborts_its_run() -> None:
     # No parent-death signal is needed: the closed channel tells a worker to stop.
-    async with qmqp_server(slow(0.2)) as server, spawn_pool(1) as pool:
+    async with qmqp_server(accepting_after(0.2)) as server, spawn_pool(1) as pool:
         worker = pool.workers[0]
         config = SourceConfig(target=server.target, sessions=2, messages=10**6)
         payload, fds = encode_job(config, server.target, 1.0, None)
