@@ -85,13 +85,31 @@ async def open_sink(config: SinkConfig) -> AsyncIterator[RunningSink]:
     """Run a qmqp-sink in this trio loop while the block runs (port 0: a free one).
 
     Its lines go to the ``qmqpsource.sink`` loggers (logs.py). Raises SinkError when it
-    cannot listen.
+    cannot listen. An exception of the block comes out as itself, not in the group that
+    the sink's nursery would wrap it in (``except SinkError`` and a failed ``assert``
+    read as they would without a sink).
     """
     require_trio("open_sink")
     sink = Sink(config)
-    async with trio.open_nursery() as nursery:
-        addresses: list[str] = await nursery.start(sink.serve)
-        try:
-            yield RunningSink(addresses[0], addresses, sink.stats, sink)
-        finally:
-            nursery.cancel_scope.cancel()
+    try:
+        async with trio.open_nursery() as nursery:
+            addresses: list[str] = await nursery.start(sink.serve)
+            try:
+                yield RunningSink(addresses[0], addresses, sink.stats, sink)
+            finally:
+                nursery.cancel_scope.cancel()
+    except BaseExceptionGroup as group:
+        alone = _alone(group)
+        if alone is group:
+            raise
+        raise alone from None
+
+
+def _alone(group: BaseExceptionGroup[BaseException]) -> BaseException:
+    """The one ordinary exception in ``group`` (nested groups of one opened), else the
+    group itself: a cancellation, or several failures, stay as trio made them."""
+    exc: BaseException = group
+    while isinstance(exc, BaseExceptionGroup) and len(exc.exceptions) == 1:
+        exc = exc.exceptions[0]
+    return exc if isinstance(exc, Exception) and not isinstance(exc, BaseExceptionGroup) \
+        else group

@@ -170,3 +170,15 @@ async def test_find_rate_in_the_callers_loop() -> None:
 async def test_find_rate_needs_a_check() -> None:
     with pytest.raises(ValueError, match="at least one check"):
         await qmqpsource.find_rate(SourceConfig(target="127.0.0.1:1"), checks=[])
+
+
+async def test_open_sink_raises_as_itself_not_in_a_group() -> None:
+    from qmqpsource import SinkError
+
+    async with open_sink(SinkConfig(endpoint="127.0.0.1:0")) as taken:
+        with pytest.raises(SinkError, match="Address already in use"):
+            async with open_sink(SinkConfig(endpoint=taken.address)):
+                pass  # never runs: the sink could not listen
+    with pytest.raises(AssertionError, match="in the block"):
+        async with open_sink(SinkConfig(endpoint="127.0.0.1:0")):
+            raise AssertionError("in the block")

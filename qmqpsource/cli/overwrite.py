@@ -15,7 +15,7 @@ import os
 import stat
 from collections.abc import Sequence
 
-__all__ = ["overwritten"]
+__all__ = ["one_file_twice", "overwritten"]
 
 
 def _identity(path: str, stdio: int) -> tuple[int, int] | None:
@@ -46,4 +46,18 @@ def overwritten(outputs: Sequence[tuple[str, str]], inputs: Sequence[tuple[str, 
         identity = _identity(path, 1)
         if identity is not None and identity in known:
             return f"{option} {_said(path, 'stdout')} would overwrite {known[identity]}"
+    return None
+
+
+def one_file_twice(outputs: Sequence[tuple[str, str]]) -> str | None:
+    """One line if two outputs, ``(option, path)``, are one file (by identity where it
+    exists, else by the path links resolve to): the second would replace the first."""
+    seen: dict[object, str] = {}
+    for option, path in outputs:
+        if path == "-":
+            continue  # stdout twice is refused where it is known (--json - --html -)
+        key = _identity(path, 1) or os.path.realpath(path)
+        if key in seen:
+            return f"{option} {path} is the file {seen[key]} writes too"
+        seen[key] = option
     return None

@@ -42,7 +42,7 @@ from qmqpsource.cli.common import (
     say_failed_checks,
 )
 from qmqpsource.cli.outfile import OutputError, OutputFile
-from qmqpsource.cli.overwrite import overwritten
+from qmqpsource.cli.overwrite import one_file_twice, overwritten
 from qmqpsource.cli.stdio import closed_at_start, guard
 from qmqpsource.infile import InputError, read_fd_limited, read_limited
 from qmqpsource.results import result
@@ -128,7 +128,8 @@ def _refuse_overwrite(paths: Sequence[str], json_path: str | None,
     """--json or --html onto one of the FILEs read would replace a result: refused now."""
     outputs = [(option, path) for option, path in (("--json", json_path), ("--html", html_path))
                if path is not None]
-    line = overwritten(outputs, [("the input", path) for path in paths])
+    line = overwritten(outputs, [("the input", path) for path in paths]) or one_file_twice(
+        outputs)
     if line is not None:
         raise Fatal(line)
 

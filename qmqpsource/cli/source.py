@@ -192,7 +192,8 @@ _Duration = Annotated[
 _Rate = Annotated[
     float | None,
     typer.Option("--rate", parser=number, metavar="R",
-                 help="Open loop: start R messages per second over all sessions."),
+                 help="Open loop: start R messages per second over all sessions. "
+                      "Not with -w or -R."),
 ]
 _Shard = Annotated[
     str | None,

@@ -156,8 +156,7 @@ class _Round:
         if worker.returncode is None:
             worker.kill()
             await worker.wait()
-        self.lost.append(f"worker {worker.index} {worker.how_it_ended()} without a result; "
-                         "the others' results are kept")
+        self.lost.append(f"worker {worker.index} {worker.how_it_ended()} without a result")
 
     def merged(self, *, interrupted: bool) -> Result:
         if not self.results:
@@ -166,7 +165,9 @@ class _Round:
                 raise _ERRORS.get(kind, RunError)(message)
             raise RunError("; ".join(self.lost) or "no worker left a result")
         value = result.merge(self.results, tool_name=SOURCE_PROG, tool_version=__version__)
-        failures = [r.failure for r in self.results if r.failure] + self.lost
+        kept = "; the others' results are kept" if self.lost else ""
+        failures = [r.failure for r in self.results if r.failure]
+        failures += ["; ".join(self.lost) + kept] if self.lost else []
         failures += [message for _, message in self.errors]
         failed = any(r.status == "failed" for r in self.results) or self.lost or self.errors
         status: RunStatus = "interrupted" if interrupted else "failed" if failed else "completed"

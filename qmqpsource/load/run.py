@@ -76,6 +76,10 @@ async def target_of(
     with ``sink_options``, qmqp-sink's options) that runs for the block. The list holds
     one Target, whose sink counts are filled in when the block ends."""
     if sink_options is None:
+        if config.target == EMBEDDED_TARGET:
+            raise ConfigError(f"target {EMBEDDED_TARGET!r} is an embedded sink: give "
+                              "embedded_sink (its qmqp-sink options, [] for none)",
+                              field="target")
         yield [Target(config.target, None)]
         return
     if config.target != EMBEDDED_TARGET:

@@ -520,3 +520,14 @@ def test_the_report_names_shards_missing_from_a_merge(tmp_path: Path) -> None:
                                                                shards=Shards.one(1, 4)))
     refused = report(files[0], other)
     assert refused.returncode == 1 and "its run id is weekly" in refused.stderr
+
+
+def test_the_json_and_the_page_cannot_be_one_file(tmp_path: Path) -> None:
+    a = write(tmp_path / "a.json", run_a())
+    (tmp_path / "link.html").symlink_to(tmp_path / "out.json")
+    for second in ("out.json", "link.html"):
+        done = report(a, "--json", tmp_path / "out.json", "--html", tmp_path / second)
+        assert done.returncode == 1
+        assert done.stderr == (f"qmqp-report: fatal: --html {tmp_path / second} is the file "
+                               "--json writes too\n")
+    assert not (tmp_path / "out.json").exists()  # refused before anything was written

@@ -147,3 +147,24 @@ async def test_a_rate_search_of_a_shard_is_refused() -> None:
     with pytest.raises(ConfigError, match="shard_count must be 1, not 2") as error:
         await find_rate(config, checks=["p99<1s"], step_duration=0.5)
     assert error.value.field == "shard_count"
+
+
+async def test_spawned_workers_outlive_the_thread_that_started_them() -> None:
+    # trio starts a process from a thread of its cache, which ends after 10 s idle; a
+    # parent-death signal would then kill the worker (it is tied to that thread). Real
+    # time on purpose: the cache's clock is the OS's, not trio's.
+    from trio._core._thread_cache import IDLE_TIMEOUT
+
+    async with qmqp_server() as server, spawn_pool(2) as pool:
+        await trio.sleep(IDLE_TIMEOUT + 1.5)
+        assert all(worker.process is not None and worker.process.poll() is None
+                   for worker in pool.workers)
+        config = SourceConfig(target=server.target, sessions=2, messages=20)
+        with trio.fail_after(LIMIT):
+            result = await run_load(config, workers=pool)
+    assert result.status == "completed" and result.attempted == 20
+
+
+async def test_the_embedded_target_needs_an_embedded_sink() -> None:
+    with pytest.raises(ConfigError, match="is an embedded sink: give embedded_sink"):
+        await run_load(SourceConfig(target=EMBEDDED_TARGET))

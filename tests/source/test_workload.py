@@ -140,12 +140,14 @@ async def test_latency_runs_from_the_schedule_when_the_server_is_slow(tmp_path: 
     assert value["latency_ms"]["total"]["p50"] >= 200
 
 
-async def test_rate_and_fixed_delay_together() -> None:
+async def test_rate_refuses_pauses_between_messages() -> None:
+    # An open loop runs on its schedule: a pause would make the rate a lie (issue 23).
     async with qmqp_server() as server:
         done = await source("-q", "--rate", "100", "-w", "0.05", "-m", "6", "-s", "2",
                             server.target)
-    assert done.returncode == 0, done.stderr
-    assert len(server.requests) == 6
+    assert done.returncode == 1
+    assert done.stderr.decode().startswith("qmqp-source: fatal: --rate excludes -w and -R")
+    assert server.connections == 0
 
 
 async def slow_reply(stream: trio.SocketStream, state: ServerState) -> None:
