@@ -164,6 +164,7 @@ def test_the_quick_start_runs(tmp_path: Path) -> None:
     assert done.stdout.rstrip().endswith("(agrees)")
 
 
+@pytest.mark.once
 def test_the_options_and_load_shapes_examples_run(tmp_path: Path) -> None:
     with shell(tmp_path) as reader:
         reader.block(the_block("docs/qmqp-source.md", "qmqp-sink :6280 1024 &"))

@@ -73,6 +73,7 @@ KNOWN_CAPACITY = [
 ]
 
 
+@pytest.mark.once
 @pytest.mark.parametrize(("delay", "start", "messages", "sessions"), KNOWN_CAPACITY)
 def test_finds_the_capacity_of_a_sink(tmp_path: Path, delay: str, start: str,
                                       messages: str, sessions: str) -> None:
@@ -105,6 +106,7 @@ def test_finds_the_capacity_of_a_sink(tmp_path: Path, delay: str, start: str,
     assert value["checks"][0]["ok"] and value["status"] == "completed"
 
 
+@pytest.mark.once
 def test_a_fast_sink_ends_on_the_sessions_with_a_warning(tmp_path: Path) -> None:
     out = tmp_path / "find.json"
     with sink(tmp_path) as target:

@@ -111,6 +111,7 @@ def stop(sink: subprocess.Popen[bytes]) -> None:
     sink.wait(timeout=TIMEOUT)
 
 
+@pytest.mark.once
 @pytest.mark.parametrize("hosts", ["loopback", "network namespaces"])
 def test_the_shards_of_the_job_add_up(tmp_path: Path, hosts: str) -> None:
     prefix: list[str] = []

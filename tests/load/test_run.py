@@ -149,14 +149,17 @@ async def test_a_rate_search_of_a_shard_is_refused() -> None:
     assert error.value.field == "shard_count"
 
 
-async def test_spawned_workers_outlive_the_thread_that_started_them() -> None:
-    # trio starts a process from a thread of its cache, which ends after 10 s idle; a
-    # parent-death signal would then kill the worker (it is tied to that thread). Real
-    # time on purpose: the cache's clock is the OS's, not trio's.
-    from trio._core._thread_cache import IDLE_TIMEOUT
+async def test_spawned_workers_outlive_the_thread_that_started_them(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # trio starts a process from a thread of its cache, which ends when idle (10 s; 0.5 s
+    # here); a parent-death signal would then kill the worker (it is tied to that
+    # thread). Real time on purpose: the cache's clock is the OS's, not trio's.
+    from trio._core import _thread_cache
 
+    monkeypatch.setattr(_thread_cache, "IDLE_TIMEOUT", 0.5)
     async with qmqp_server() as server, spawn_pool(2) as pool:
-        await trio.sleep(IDLE_TIMEOUT + 1.5)
+        await trio.sleep(2.0)
         assert all(worker.process is not None and worker.process.poll() is None
                    for worker in pool.workers)
         config = SourceConfig(target=server.target, sessions=2, messages=20)
