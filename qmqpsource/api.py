@@ -17,9 +17,10 @@ Nothing here prints, touches signals or writes files: lines go to ``logging``
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Callable, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
+from datetime import datetime
 from functools import partial
 
 import trio
@@ -30,6 +31,7 @@ from qmqpsource.load.run import run_load
 from qmqpsource.load.search import FoundRate, find_rate
 from qmqpsource.load.workers import WorkerPool
 from qmqpsource.results.checks import Check
+from qmqpsource.results.findrate import Step
 from qmqpsource.results.result import Result
 from qmqpsource.results.timeline import DEFAULT_INTERVAL
 from qmqpsource.sink.config import SinkConfig
@@ -51,10 +53,14 @@ def run_load_sync(
     interval: float = DEFAULT_INTERVAL,
     workers: int = 1,
     embedded_sink: Sequence[str] | None = None,
+    start_at: datetime | None = None,
+    run_id: str | None = None,
 ) -> Result:
-    """``run_load`` for a caller without a trio loop (it runs one of its own)."""
+    """``run_load`` for a caller without a trio loop (it runs one of its own). No
+    ``control``: only a call in the loop that runs the load can stop it."""
     return trio.run(partial(run_load, config, checks=checks, interval=interval,
-                            workers=workers, embedded_sink=embedded_sink))
+                            workers=workers, embedded_sink=embedded_sink,
+                            start_at=start_at, run_id=run_id))
 
 
 def find_rate_sync(
@@ -64,10 +70,14 @@ def find_rate_sync(
     step_duration: float = 10.0,
     workers: int = 1,
     embedded_sink: Sequence[str] | None = None,
+    on_step: Callable[[Step], object] | None = None,
+    start_at: datetime | None = None,
+    run_id: str | None = None,
 ) -> FoundRate:
     """``find_rate`` for a caller without a trio loop (it runs one of its own)."""
     return trio.run(partial(find_rate, config, checks=checks, step_duration=step_duration,
-                            workers=workers, embedded_sink=embedded_sink))
+                            workers=workers, embedded_sink=embedded_sink, on_step=on_step,
+                            start_at=start_at, run_id=run_id))
 
 
 @dataclass(frozen=True)

@@ -6,7 +6,7 @@ import json
 import os
 import subprocess
 import sys
-import threading
+from datetime import UTC, datetime, timedelta
 
 import pytest
 import trio
@@ -18,6 +18,7 @@ from qmqpsource import (
     Result,
     SinkConfig,
     SourceConfig,
+    find_rate_sync,
     open_sink,
     run_load,
     run_load_sync,
@@ -25,6 +26,7 @@ from qmqpsource import (
 from qmqpsource.addresses import AddressError
 from qmqpsource.results.checks import CheckError
 from qmqpsource.results.figures import Counts
+from qmqpsource.sink_thread import SinkThread
 from qmqpsource.values import ValueProblem
 
 
@@ -108,29 +110,40 @@ async def test_cancelling_the_caller_stops_sink_and_load_and_closes_every_socket
 
 
 def test_run_load_sync_for_callers_without_trio() -> None:
-    ready = threading.Event()
-    address: list[str] = []
-    stop = threading.Event()
-
-    def serve() -> None:
-        async def main() -> None:
-            async with open_sink(SinkConfig(endpoint="127.0.0.1:0")) as sink:
-                address.append(sink.address)
-                ready.set()
-                while not stop.is_set():  # noqa: ASYNC110 - a plain thread's flag
-                    await trio.sleep(0.01)
-
-        trio.run(main)
-
-    server = threading.Thread(target=serve)
-    server.start()
+    sink = SinkThread(SinkConfig(endpoint="127.0.0.1:0"))
     try:
-        assert ready.wait(30)
-        result = run_load_sync(SourceConfig(target=address[0], messages=5), checks=["failed==0"])
+        address = sink.start().address
+        result = run_load_sync(SourceConfig(target=address, messages=5), checks=["failed==0"])
     finally:
-        stop.set()
-        server.join(30)
+        sink.stop()
     assert result.counts.accepted == 5 and result.checks[0].ok
+
+
+def test_run_load_sync_takes_the_start_time_and_run_id() -> None:
+    sink = SinkThread(SinkConfig(endpoint="127.0.0.1:0"))
+    start_at = datetime.now(UTC) + timedelta(seconds=0.5)
+    try:
+        address = sink.start().address
+        result = run_load_sync(SourceConfig(target=address, messages=3),
+                               start_at=start_at, run_id="sync-run")
+    finally:
+        sink.stop()
+    assert result.run_id == "sync-run" and result.counts.accepted == 3
+    assert result.started_at >= start_at - timedelta(milliseconds=1)
+
+
+def test_find_rate_sync_hears_of_every_step() -> None:
+    sink = SinkThread(SinkConfig(endpoint="127.0.0.1:0"))
+    heard: list[float] = []
+    try:
+        address = sink.start().address
+        found = find_rate_sync(SourceConfig(target=address, rate=3200.0, sessions=4),
+                               checks=["failed==0"], step_duration=0.5,
+                               on_step=lambda step: heard.append(step.rate), run_id="search")
+    finally:
+        sink.stop()
+    assert heard == [step.rate for step in found.steps] and len(heard) >= 2
+    assert found.result is not None and found.result.run_id == "search"
 
 
 def test_importing_the_package_imports_nothing_heavy() -> None:
