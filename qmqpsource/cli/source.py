@@ -278,7 +278,7 @@ def source(  # the options in the order --help lists them
         raise UsageFailure("missing target")
     if ipv4 and ipv6:
         raise UsageFailure("-4 and -6 exclude each other")
-    _refuse_both_waits(fixed_delay, random_delay)
+    _refuse_both_waits(fixed_delay, random_delay, find_rate)
     messages, duration, rate = _load_shape(
         find_rate, checks, (messages, duration, rate, step_duration), shard, interval, counter)
     _check_interval(interval)
@@ -383,11 +383,16 @@ def _no_wait_if_none(wait: float | None) -> float:
     return 0.0 if wait is None else wait
 
 
-def _refuse_both_waits(fixed_delay: float | None, random_delay: float | None) -> None:
-    """-w and -R given together, whatever their values (the config sees only waits)."""
+def _refuse_both_waits(fixed_delay: float | None, random_delay: float | None,
+                       find_rate: bool) -> None:
+    """-w and -R given together, whatever their values (the config sees only waits);
+    either with --find-rate, whose steps run at set rates (said so, not as --rate)."""
     if fixed_delay is not None and random_delay is not None:
         raise UsageFailure(f"{OPTIONS['fixed_delay']} and {OPTIONS['random_delay']} "
                            "exclude each other")
+    if find_rate and (fixed_delay is not None or random_delay is not None):
+        raise UsageFailure("--find-rate runs each step at a set rate, without pauses: "
+                           "not with -w or -R")
 
 
 def _refuse_zero_waits(fixed_delay: float | None, random_delay: float | None) -> None:
