@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import io
 import os
+import signal
 import socket
 from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager, contextmanager
@@ -44,6 +45,26 @@ def ipv6_available() -> bool:
     except OSError:
         return False
     return True
+
+
+@asynccontextmanager
+async def reaped(proc: trio.Process) -> AsyncIterator[trio.Process]:
+    """The block's child, killed and waited for if it still runs at the end: a failed
+    assertion leaves no sink behind."""
+    try:
+        yield proc
+    finally:
+        if proc.returncode is None:
+            proc.kill()
+            with trio.move_on_after(5):
+                await proc.wait()
+
+
+async def stopped(proc: trio.Process, how: int = signal.SIGTERM, limit: float = 20.0) -> int:
+    """Send ``how`` and wait (at most ``limit`` seconds) for the exit status."""
+    proc.send_signal(how)
+    with trio.fail_after(limit):
+        return await proc.wait()
 
 
 def open_fds() -> set[str]:

@@ -7,7 +7,6 @@ from __future__ import annotations
 import errno
 import os
 import re
-import signal
 import socket
 import subprocess
 import sys
@@ -21,7 +20,7 @@ from qmqpsource.cli.outfile import OutputError
 from qmqpsource.cli.readyfile import ReadyFile
 from qmqpsource.cli.sink import main
 from qmqpsource.protocol import Status
-from tests.sink_support import exchange, ipv6_available, parse_reply, request
+from tests.sink_support import exchange, ipv6_available, parse_reply, reaped, request, stopped
 
 SINK = [sys.executable, "-m", "qmqpsource.cli.sink"]
 
@@ -42,7 +41,7 @@ async def _run_sink_until_ready(tmp_path: Path, endpoint: str) -> None:
         [*SINK, "--ready-file", str(ready), endpoint, "5"],
         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
     )
-    try:
+    async with reaped(proc):
         addresses = await _wait_for_file(ready, proc)
         expected = {"127.0.0.1:0": r"127\.0\.0\.1:[1-9]\d*", "[::1]:0": r"\[::1\]:[1-9]\d*"}
         pattern = expected.get(endpoint, re.escape(endpoint))
@@ -50,15 +49,7 @@ async def _run_sink_until_ready(tmp_path: Path, endpoint: str) -> None:
         # Read the moment it appeared: the sink listened before it wrote the file.
         reply = parse_reply(await exchange(addresses[0], request()))
         assert reply.status is Status.OK
-        proc.send_signal(signal.SIGTERM)
-        with trio.fail_after(20):
-            await proc.wait()
-    finally:
-        if proc.returncode is None:
-            proc.kill()
-            with trio.move_on_after(5):
-                await proc.wait()
-    assert proc.returncode == 0
+        assert await stopped(proc) == 0
     left = [p.name for p in await trio.Path(tmp_path).iterdir()]
     assert [name for name in left if name != "s.sock"] == []  # removed at exit
 
@@ -137,19 +128,11 @@ async def test_a_symlink_is_written_through_and_left_in_place(tmp_path: Path) ->
         [*SINK, "--ready-file", str(link), "127.0.0.1:0", "5"],
         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
     )
-    try:
+    async with reaped(proc):
         addresses = await _wait_for_file(link, proc)
         assert link.is_symlink()  # the target was written, not the link replaced
         assert (elsewhere / "sink.addr").read_text().splitlines() == addresses
-        proc.send_signal(signal.SIGTERM)
-        with trio.fail_after(20):
-            await proc.wait()
-    finally:
-        if proc.returncode is None:
-            proc.kill()
-            with trio.move_on_after(5):
-                await proc.wait()
-    assert proc.returncode == 0
+        assert await stopped(proc) == 0
     assert link.is_symlink() and link.readlink() == elsewhere / "sink.addr"
     assert list(elsewhere.iterdir()) == []  # the file it wrote, removed at exit
 

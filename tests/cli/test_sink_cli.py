@@ -18,7 +18,7 @@ import trio
 from qmqpsource.cli.common import UsageFailure
 from qmqpsource.cli.sink import main, parse_delay, parse_rate
 from qmqpsource.protocol import Status
-from tests.sink_support import connect, exchange, parse_reply, request
+from tests.sink_support import connect, exchange, parse_reply, reaped, request, stopped
 
 SINK = [sys.executable, "-m", "qmqpsource.cli.sink"]
 
@@ -183,31 +183,22 @@ async def test_signal_stops_with_counter_verbose_and_json(
         stdout=subprocess.PIPE, stderr=subprocess.PIPE,
     )
     assert proc.stdout is not None and proc.stderr is not None
-    try:
-        async with trio.open_nursery() as nursery:
-            outputs: dict[str, bytes] = {}
+    async with reaped(proc), trio.open_nursery() as nursery:
+        outputs: dict[str, bytes] = {}
 
-            async def drain(name: str, stream: trio.abc.ReceiveStream) -> None:
-                data = b""
-                while chunk := await stream.receive_some():
-                    data += chunk
-                outputs[name] = data
+        async def drain(name: str, stream: trio.abc.ReceiveStream) -> None:
+            data = b""
+            while chunk := await stream.receive_some():
+                data += chunk
+            outputs[name] = data
 
-            nursery.start_soon(drain, "out", proc.stdout)
-            nursery.start_soon(drain, "err", proc.stderr)
-            await _wait_for_socket(sock_path, proc)
-            for _ in range(3):
-                reply = parse_reply(await exchange(f"unix:{sock_path}", request()))
-                assert reply.status is Status.OK
-            proc.send_signal(stop)
-            with trio.fail_after(10):
-                await proc.wait()
-    finally:
-        if proc.returncode is None:
-            proc.kill()
-            with trio.move_on_after(5):
-                await proc.wait()
-    assert proc.returncode == 0
+        nursery.start_soon(drain, "out", proc.stdout)
+        nursery.start_soon(drain, "err", proc.stderr)
+        await _wait_for_socket(sock_path, proc)
+        for _ in range(3):
+            reply = parse_reply(await exchange(f"unix:{sock_path}", request()))
+            assert reply.status is Status.OK
+        assert await stopped(proc, stop, limit=10) == 0
     assert outputs["out"] == b"1\r2\r3\r\n"  # Postfix's running counter
     err = outputs["err"].decode().splitlines()
     assert err[0] == f"qmqp-sink: listening on unix:{sock_path}"
