@@ -5,9 +5,10 @@ both, and whatever lies between. So qmqp-report merges only the parts of one run
 shards of a --shard I/N run (hosts) and of --workers (processes), and merges of them.
 Those differ in their shares (SHARE_KEYS: -s, -m, --rate, the shard's index and count)
 and in what they print (OUTPUT_KEYS: -c, -v), never in anything that shapes the load
-(the target, -l, -r, --duration...); and they ran together: no gap in time between
-them; and, where they say, the same run id (identity.py). not_one_run() is that
-decision, in one place.
+(the target, -l, -r, --duration...); and they ran together: no gap of more than
+GAP_ALLOWED in time between them (shards of one --start-at start within milliseconds of
+each other, and a small one may end before the last has started); and, where they say,
+the same run id (identity.py). not_one_run() is that decision, in one place.
 
 The same run given twice (a file and its copy), or a shard held by two files, would
 count messages twice: same_run_twice() finds them, whatever the files' names.
@@ -22,10 +23,14 @@ from typing import Any
 
 from qmqpsource.results.result import Result
 
-__all__ = ["OUTPUT_KEYS", "SHARE_KEYS", "missing_shards", "not_one_run", "same_run_twice"]
+__all__ = [
+    "GAP_ALLOWED", "OUTPUT_KEYS", "SHARE_KEYS", "missing_shards", "not_one_run", "same_run_twice",
+]
 
 # Config keys in which the parts of one run differ: their shares of the whole.
 SHARE_KEYS = frozenset({"sessions", "messages", "rate", "shard_index", "shard_count"})
+# A gap in time that parts of one run may leave between them: --start-at's own leeway.
+GAP_ALLOWED = timedelta(seconds=1)
 # The shards named in a line, at most.
 _SHOWN = 10
 # Config keys that change what a part prints, not the load it puts on the server.
@@ -75,10 +80,11 @@ def _gap_in_time(named: Named) -> str | None:
     last_name, last = runs[0]
     end = last.started_at + timedelta(seconds=last.elapsed_s)
     for name, run in runs[1:]:
-        if run.started_at > end:
+        if run.started_at > end + GAP_ALLOWED:
             gap = (run.started_at - end).total_seconds()
             return (f"{name}: not a part of the same run as {last_name}: it started "
-                    f"{gap:.3f} s after {last_name} ended (the parts of a run overlap in time)")
+                    f"{gap:.3f} s after {last_name} ended (the parts of a run overlap in "
+                    "time, or leave at most a second between them)")
         run_end = run.started_at + timedelta(seconds=run.elapsed_s)
         if run_end > end:
             last_name, end = name, run_end
@@ -113,8 +119,9 @@ def missing_shards(merged: Result) -> str | None:
         return None
     missing = ", ".join(map(str, shards.missing[:_SHOWN]))
     more = f" and {len(shards.missing) - _SHOWN} more" if len(shards.missing) > _SHOWN else ""
-    return (f"shards {missing}{more} of {shards.count} are missing: the merge holds "
-            f"{len(shards.indices)} of them")
+    are = "are" if len(shards.missing) > 1 else "is"
+    return (f"shard{'s' if len(shards.missing) > 1 else ''} {missing}{more} of {shards.count} "
+            f"{are} missing: the merge holds {len(shards.indices)} of them")
 
 
 def _content_twice(named: Named) -> str | None:

@@ -442,8 +442,8 @@ def test_report_refuses_to_merge_runs_apart_in_time(tmp_path: Path) -> None:
                   dataclasses.replace(run_b(), started_at=T0 + timedelta(minutes=1)))
     assert fatal_line(report_limited(a, later)) == (
         f"qmqp-report: fatal: {later}: not a part of the same run as {a}: it started "
-        f"58.000 s after {a} ended (the parts of a run overlap in time); --merge-anyway "
-        "merges them all the same")
+        f"58.000 s after {a} ended (the parts of a run overlap in time, or leave at most a "
+        "second between them); --merge-anyway merges them all the same")
 
 
 def test_report_refuses_the_same_run_twice_whatever_its_files(tmp_path: Path) -> None:

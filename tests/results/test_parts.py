@@ -50,11 +50,23 @@ def test_an_option_only_one_of_them_has_is_a_difference() -> None:
 
 
 def test_runs_apart_in_time_are_not() -> None:
-    named = [("c.json", part(4.5, 1.0)), ("a.json", part(0.0, 2.0)), ("b.json", part(1.0, 2.5))]
-    # Sorted by start: a (0-2), b (1-3.5) overlap; c starts 1 s after the last of them ended.
+    named = [("c.json", part(5.5, 1.0)), ("a.json", part(0.0, 2.0)), ("b.json", part(1.0, 2.5))]
+    # Sorted by start: a (0-2), b (1-3.5) overlap; c starts 2 s after the last of them ended.
     assert not_one_run(named) == (
-        "c.json: not a part of the same run as b.json: it started 1.000 s after b.json ended "
-        "(the parts of a run overlap in time)")
+        "c.json: not a part of the same run as b.json: it started 2.000 s after b.json ended "
+        "(the parts of a run overlap in time, or leave at most a second between them)")
+
+
+@pytest.mark.parametrize("gap", [0.0004, 0.5, 1.0])
+def test_shards_a_moment_apart_are_one(gap: float) -> None:
+    # Shards of one --start-at start within milliseconds; a small one may end first.
+    named = [("a.json", part(0.0, 0.002)), ("b.json", part(0.002 + gap, 0.003))]
+    assert not_one_run(named) is None
+
+
+def test_a_gap_just_past_a_second_is_one_too_many() -> None:
+    named = [("a.json", part(0.0, 0.5)), ("b.json", part(1.502, 0.5))]
+    assert not_one_run(named) is not None
 
 
 @pytest.mark.parametrize("starts", [[0.0, 1.5, 3.0], [0.0, 2.0], [0.0, 0.0]])
@@ -101,6 +113,8 @@ def test_the_shards_a_merge_lacks_are_named() -> None:
     merged = result.merge([shard(0), shard(2, start=0.5)], tool_name="t", tool_version="1")
     assert merged.shards == Shards(4, (0, 2)) and merged.run_id == "R1"
     assert missing_shards(merged) == "shards 1, 3 of 4 are missing: the merge holds 2 of them"
+    one_short = dataclasses.replace(merged, shards=Shards(count=3, indices=(0, 2)))
+    assert missing_shards(one_short) == "shard 1 of 3 is missing: the merge holds 2 of them"
     whole = result.merge([shard(i, start=i / 10) for i in range(4)], tool_name="t",
                          tool_version="1")
     assert missing_shards(whole) is None
