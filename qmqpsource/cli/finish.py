@@ -38,6 +38,8 @@ def open_json(path: str | None) -> OutputFile | None:
     """--json's file, checked now (and left as it is until the end: see outfile.py)."""
     if path is None:
         return None
+    if not path:  # else refused only at the end, by the rename, the result lost
+        fatal(PROG, "--json wants a path, not ''")
     from qmqpsource.cli.outfile import OutputError, OutputFile  # here: only --json needs it
 
     try:

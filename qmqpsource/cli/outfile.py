@@ -56,6 +56,8 @@ class OutputFile:
         """The file at ``path`` (``-``: stdout), checked now: see the module."""
         if path == "-":
             return cls.on_stdout()
+        if not path:
+            raise OutputError("an empty path ('') names no file")
         try:
             info: os.stat_result | None = os.stat(path)
         except FileNotFoundError:

@@ -116,7 +116,9 @@ def _write_html(html_file: OutputFile, paths: Sequence[str], read: Read) -> None
         raise Fatal(str(exc)) from None
 
 
-def _output(path: str | None) -> OutputFile | None:
+def _output(option: str, path: str | None) -> OutputFile | None:
+    if path == "":
+        raise Fatal(f"{option} wants a path, not ''")
     try:
         return OutputFile.at(path) if path is not None else None
     except OutputError as exc:
@@ -221,8 +223,8 @@ def report(
     if compare and json_path is not None:
         raise Fatal("--html of several files compares them, --json merges them: not both "
                     "(merge with --json first, then give the merged file to --html)")
-    json_file = _output(json_path)
-    html_file = _output(html_path)
+    json_file = _output("--json", json_path)
+    html_file = _output("--html", html_path)
     read = _read_all(paths)
     # stdout is the JSON's (or the page's) when --json (--html) is '-'.
     out = None if quiet else sys.stderr if "-" in (json_path, html_path) else sys.stdout

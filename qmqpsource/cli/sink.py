@@ -313,6 +313,8 @@ def _check_endpoint(endpoint: str) -> None:
 def _json_file(path: str | None) -> OutputFile | None:
     if path is None:
         return None
+    if not path:
+        fatal(PROG, "--json wants a path, not ''")
     try:
         return OutputFile.at(path)  # a bad path fails now, not after the run
     except OutputError as exc:

@@ -212,3 +212,25 @@ async def test_sink_json_in_a_missing_folder_fails_at_the_start(tmp_path: Path) 
     assert done.stderr.decode() == (
         f"qmqp-sink: fatal: --json: open {path}: No such file or directory\n"
     )
+
+
+@pytest.mark.parametrize(
+    ("command", "option", "prog"),
+    [(SOURCE, "--json", "qmqp-source"), ([*SOURCE, "--workers", "2"], "--json", "qmqp-source"),
+     (SINK, "--json", "qmqp-sink"), (REPORT, "--json", "qmqp-report"),
+     (REPORT, "--html", "qmqp-report")],
+)
+async def test_an_empty_output_path_is_refused_at_the_start(
+    tmp_path: Path, command: list[str], option: str, prog: str
+) -> None:
+    # Before, each ran (the sink served on) and failed at the end: "rename to : ...".
+    rest = ([str(write(tmp_path / "a.json", run_a()))] if command is REPORT
+            else ["127.0.0.1:0", "5"] if command is SINK else ["-m", "3", "127.0.0.1:1"])
+    done = await run([*command, option, "", *rest])
+    assert (done.returncode, done.stderr.decode()) == (
+        1, f"{prog}: fatal: {option} wants a path, not ''\n")
+
+
+def test_output_file_refuses_an_empty_path() -> None:
+    with pytest.raises(OutputError, match=r"an empty path \(''\) names no file"):
+        OutputFile.at("")
