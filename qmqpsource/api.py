@@ -38,7 +38,7 @@ from qmqpsource.sink.config import SinkConfig
 from qmqpsource.sink.server import Sink
 from qmqpsource.sink.stats import SinkStats
 from qmqpsource.source.config import SourceConfig
-from qmqpsource.trio_required import require_trio
+from qmqpsource.trio_required import refuse_trio, require_trio
 
 __all__ = [
     "EMBEDDED_TARGET", "GRACE_SECONDS", "FoundRate", "LoadControl", "RunningSink", "WorkerPool",
@@ -58,6 +58,7 @@ def run_load_sync(
 ) -> Result:
     """``run_load`` for a caller without a trio loop (it runs one of its own). No
     ``control``: only a call in the loop that runs the load can stop it."""
+    refuse_trio("run_load_sync", "run_load")
     return trio.run(partial(run_load, config, checks=checks, interval=interval,
                             workers=workers, embedded_sink=embedded_sink,
                             start_at=start_at, run_id=run_id))
@@ -75,6 +76,7 @@ def find_rate_sync(
     run_id: str | None = None,
 ) -> FoundRate:
     """``find_rate`` for a caller without a trio loop (it runs one of its own)."""
+    refuse_trio("find_rate_sync", "find_rate")
     return trio.run(partial(find_rate, config, checks=checks, step_duration=step_duration,
                             workers=workers, embedded_sink=embedded_sink, on_step=on_step,
                             start_at=start_at, run_id=run_id))

@@ -64,4 +64,5 @@ class RunError(QmqpsourceError):
 
 
 class TrioRequiredError(QmqpsourceError, RuntimeError):
-    """An async function of the API called outside trio (under asyncio, say)."""
+    """An async function of the API called outside trio (under asyncio, say), or a
+    _sync one inside a trio loop."""

@@ -11,7 +11,7 @@ import trio
 
 from qmqpsource.errors import TrioRequiredError
 
-__all__ = ["require_trio"]
+__all__ = ["refuse_trio", "require_trio"]
 
 
 # What a caller without a trio loop can use instead of each async function.
@@ -41,3 +41,14 @@ def _where() -> str:
         return f"under {sniffio.current_async_library()}"
     except sniffio.AsyncLibraryNotFoundError:
         return "outside trio"
+
+
+def refuse_trio(function: str, instead: str) -> None:
+    """Raise TrioRequiredError when a trio task runs ``function`` (a _sync one): trio
+    cannot run a loop inside its own, and would say only that."""
+    try:
+        trio.lowlevel.current_task()
+    except RuntimeError:
+        return
+    raise TrioRequiredError(f"{function} runs a trio loop of its own, and was called inside "
+                            f"one: await {instead} instead")

@@ -32,13 +32,21 @@ from qmqpsource.source.request import RequestFactory, message_file_size
 from qmqpsource.source.shard import Shard
 from qmqpsource.trio_required import require_trio
 
-__all__ = ["EMBEDDED_TARGET", "Target", "parse_checks", "plan_load", "preflight", "run_load",
-           "run_plan", "target_of"]
+__all__ = ["EMBEDDED_TARGET", "Target", "check_config", "parse_checks", "plan_load",
+           "preflight", "run_load", "run_plan", "target_of"]
 
 
 def parse_checks(checks: Sequence[str | Check]) -> list[Check]:
     """Each check parsed now, before any work: CheckError for one that cannot be."""
     return [c if isinstance(c, Check) else parse_check(c) for c in checks]
+
+
+def check_config(config: object) -> None:
+    """A SourceConfig, or one line saying what came instead (not an AttributeError deep
+    in the run: a dict of options, say)."""
+    if not isinstance(config, SourceConfig):
+        raise ConfigError(f"config must be a SourceConfig, not {type(config).__name__}",
+                          field="config")
 
 
 def plan_load(config: SourceConfig, workers: int) -> RunPlan:
@@ -161,6 +169,7 @@ async def run_load(
     ``status`` and ``failure`` say so (unless ``config.keep_going``).
     """
     require_trio("run_load")
+    check_config(config)
     judged = parse_checks(checks)
     check_interval(interval)
     start = start_of(start_at, run_id)

@@ -20,7 +20,15 @@ from typing import Any
 from qmqpsource.errors import ConfigError, RunError
 from qmqpsource.load.control import LoadControl
 from qmqpsource.load.plan import RunPlan
-from qmqpsource.load.run import parse_checks, plan_load, pool_for, preflight, run_plan, target_of
+from qmqpsource.load.run import (
+    check_config,
+    parse_checks,
+    plan_load,
+    pool_for,
+    preflight,
+    run_plan,
+    target_of,
+)
 from qmqpsource.load.start import start_of
 from qmqpsource.load.workers import WorkerPool
 from qmqpsource.results.checks import Check
@@ -103,6 +111,7 @@ async def find_rate(
     or for steps too short to judge, what run_load raises before a run, and RunError
     for a step that could not run."""
     require_trio("find_rate")
+    check_config(config)
     judged = parse_checks(checks)
     if not judged:
         raise ConfigError("find_rate needs at least one check, such as 'p99<200ms'",
