@@ -12,6 +12,8 @@ from typing import TYPE_CHECKING, Any, NoReturn
 import typer
 import typer.core
 
+from qmqpsource.wording import one_line
+
 if TYPE_CHECKING:
     from typer._click.formatting import HelpFormatter as _BaseFormatter
 
@@ -135,7 +137,7 @@ def say_failed_checks(prog: str, verdicts: Sequence[Verdict]) -> bool:
 
 
 def fatal(prog: str, text: str) -> NoReturn:
-    sys.stderr.write(f"{prog}: fatal: {text}\n")
+    sys.stderr.write(f"{prog}: fatal: {one_line(text)}\n")
     sys.stderr.flush()
     raise SystemExit(1)
 

@@ -18,6 +18,7 @@ from collections.abc import Callable, Iterator
 from typing import TextIO
 
 from qmqpsource import logs
+from qmqpsource.wording import one_line
 
 __all__ = ["CommandLines", "printing"]
 
@@ -57,7 +58,7 @@ class CommandLines(logging.Handler):
         warning = record.levelno >= logging.WARNING or record.name in _WARNINGS
         client = getattr(record, "client", None)
         head = f"{client}: " if client else ""
-        return f"{self.prog}: {head}{'warning: ' if warning else ''}{text}\n"
+        return f"{self.prog}: {head}{'warning: ' if warning else ''}{one_line(text)}\n"
 
 
 def _levels(verbose: int, counter: bool) -> dict[str, int]:

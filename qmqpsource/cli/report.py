@@ -307,7 +307,7 @@ def main(argv: list[str] | None = None) -> None:
     try:
         status = run_command(app, PROG, USAGE, argv)
     except Fatal as exc:
-        fatal(PROG, " ".join(str(exc).split()))
+        fatal(PROG, str(exc))  # one line: fatal() escapes what a path may hold
     raise SystemExit(status)
 
 

@@ -22,6 +22,7 @@ from qmqpsource.cli.logs import printing
 from qmqpsource.cli.outfile import OutputError, OutputFile
 from qmqpsource.cli.readyfile import ReadyFile
 from qmqpsource.sink import PROG, Sink, SinkConfig, SinkError, format_summary
+from qmqpsource.wording import one_line
 
 __all__ = ["OUTPUT_WAIT", "run_sink", "stop_flag"]
 
@@ -63,7 +64,7 @@ def run_sink(
     finally:
         signal.signal(signal.SIGTERM, previous)
         if failure is not None:
-            _write_always(log, f"{PROG}: fatal: {failure}\n")
+            _write_always(log, f"{PROG}: fatal: {one_line(failure)}\n")
         for stream in (out, log):
             if isinstance(stream, LineWriter):
                 stream.close(OUTPUT_WAIT)
