@@ -228,8 +228,8 @@ _ReadyFilePath = Annotated[
 _ControlFd = Annotated[
     int | None,
     typer.Option("--control-fd", parser=whole, metavar="FD",
-                 help="For a parent process: write the listening addresses on FD once ready; "
-                 "stop when FD reports end-of-file."),
+                 help="For a parent process: write the listening addresses on FD once ready, "
+                 "and 'ending' before stopping on its own; stop when FD reports end-of-file."),
 ]
 _Version = Annotated[bool, typer.Option("--version", help="Print the version.")]
 
@@ -347,6 +347,9 @@ def check_embedded_options(args: Sequence[str]) -> None:
         if ctx.params.get("counter"):
             # The embedded sink's stdout carries its summary to the source.
             raise UsageFailure("--sink-options: -c does not go with --embedded-sink")
+        if ctx.params.get("duration") is not None:
+            raise UsageFailure("--sink-options: -x does not go with --embedded-sink: the "
+                               "sink runs as long as the load")
 
 
 def main(argv: list[str] | None = None) -> None:

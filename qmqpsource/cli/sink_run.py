@@ -140,17 +140,21 @@ async def _serve(
                 labels = await nursery.start(server.serve)
                 if ready_file is not None:
                     _announce(ready_file, labels)
-                nursery.start_soon(_stop_on_signal, signals, nursery.cancel_scope)
+                ending = _Ending(nursery.cancel_scope, control_fd)
+                nursery.start_soon(_stop_on_signal, signals, ending)
                 if stop_flag.requested:
                     nursery.cancel_scope.cancel()  # a SIGTERM came while we started
                 if control_fd is not None:
-                    nursery.start_soon(_follow_parent, control_fd, labels,
-                                       nursery.cancel_scope)
+                    _tell_parent(control_fd, " ".join(labels))
+                    nursery.start_soon(_follow_parent, control_fd, nursery.cancel_scope)
                 if duration is not None:
-                    nursery.cancel_scope.deadline = trio.current_time() + duration
+                    nursery.start_soon(_stop_after, duration, ending)
         finally:
             if ready_file is not None:
                 ready_file.remove()  # the sink listens no more
+            if control_fd is not None:
+                with contextlib.suppress(OSError):
+                    os.close(control_fd)  # here, after the last word to the parent
         _write_results(server, json_file, outputs)
 
 
@@ -163,32 +167,56 @@ def _announce(ready_file: ReadyFile, labels: list[str]) -> None:
         raise _SinkFailure(f"--ready-file: {exc}") from None
 
 
-async def _stop_on_signal(signals: Any, scope: trio.CancelScope) -> None:
+class _Ending:
+    """The sink's own end (-x, a signal): a parent on --control-fd hears "ending" before
+    the listeners close, so that a load whose connections are then refused can tell
+    that its sink went, not the server's answer."""
+
+    def __init__(self, scope: trio.CancelScope, control_fd: int | None) -> None:
+        self.scope = scope
+        self.control_fd = control_fd
+
+    def now(self) -> None:
+        if self.control_fd is not None and not self.scope.cancel_called:
+            with contextlib.suppress(OSError):
+                os.write(self.control_fd, b"ending\n")
+        self.scope.cancel()
+
+
+async def _stop_on_signal(signals: Any, ending: _Ending) -> None:
     async for _ in signals:
-        scope.cancel()
+        ending.now()
         return
 
 
-async def _follow_parent(fd: int, labels: list[str], scope: trio.CancelScope) -> None:
-    """Tell the parent where we listen; stop when it closes its end (or dies)."""
+async def _stop_after(duration: float, ending: _Ending) -> None:
+    await trio.sleep(duration)
+    ending.now()
+
+
+def _tell_parent(fd: int, line: str) -> None:
+    """The listening addresses, on --control-fd: a descriptor that takes no line is
+    fatal, not ignored (the parent would wait, and we would serve, for ever)."""
     try:
         os.set_blocking(fd, False)
-        os.write(fd, (" ".join(labels) + "\n").encode())
-        while True:
-            await trio.lowlevel.wait_readable(fd)
-            try:
-                if os.read(fd, 512):
-                    continue
-            except BlockingIOError:
+        os.write(fd, f"{line}\n".encode())
+    except OSError as exc:
+        raise _SinkFailure(f"--control-fd {fd}: {exc.strerror}") from None
+
+
+async def _follow_parent(fd: int, scope: trio.CancelScope) -> None:
+    """Stop when the parent closes its end of --control-fd (or dies)."""
+    while True:
+        await trio.lowlevel.wait_readable(fd)
+        try:
+            if os.read(fd, 512):
                 continue
-            break
-    except OSError:
-        pass  # a descriptor we cannot use: no parent to follow, nothing to stop for
-    else:
-        scope.cancel()
-    finally:
-        with contextlib.suppress(OSError):
-            os.close(fd)
+        except BlockingIOError:
+            continue
+        except OSError:
+            pass  # unreadable now: as good as closed
+        break
+    scope.cancel()
 
 
 def _write_results(server: Sink, json_file: OutputFile | None, outputs: _Outputs) -> None:

@@ -62,6 +62,7 @@ class EmbeddedSink:
     result: dict[str, Any] | None = None  # the --json summary, after the block
     returncode: int | None = None
     log: str = ""  # the tail of what the sink wrote on stderr, after the block
+    exited_early: bool = False  # it had ended by itself before the block did
 
 
 def _command(python: str, control_fd: int, extra: Sequence[str],
@@ -152,6 +153,7 @@ async def embedded_sink(
             sink = EmbeddedSink(target=listening[0], listen=listening, process=process)
             yield sink
         finally:
+            early = _ended_by_itself(control, process)  # asked before our SIGTERM
             with trio.CancelScope(shield=True):
                 await _stop(process, stop_timeout)
                 summary = await _read_summary(process.stdout)
@@ -159,6 +161,7 @@ async def embedded_sink(
             if listening:
                 # Also when the block failed or was interrupted: the counts so far.
                 sink.returncode = process.returncode
+                sink.exited_early = early
                 sink.log = _tail(log)
                 sink.result = summary
         if sink.result is None:
@@ -166,6 +169,20 @@ async def embedded_sink(
                 f"the sink ended (status {process.returncode}) without its summary: "
                 f"{sink.log}"
             )
+
+
+def _ended_by_itself(control: socket.socket, process: trio.Process) -> bool:
+    """Whether the sink ended, or said it is ending (-x, a signal of someone else's),
+    before we stopped it: its "ending" comes before its listeners close."""
+    if process.poll() is not None:
+        return True
+    try:
+        said = control.recv(4096)
+    except BlockingIOError:
+        return False
+    except OSError:
+        return True
+    return not said or b"ending\n" in said
 
 
 def _tail(log: Any) -> str:

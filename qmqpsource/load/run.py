@@ -24,6 +24,7 @@ from qmqpsource.load.start import start_of
 from qmqpsource.load.workers import WorkerPool, spawn_pool
 from qmqpsource.results.checks import Check, judge, parse_check
 from qmqpsource.results.identity import Shards
+from qmqpsource.results.outcome import Outcome
 from qmqpsource.results.result import Result
 from qmqpsource.results.timeline import DEFAULT_INTERVAL, check_interval
 from qmqpsource.source.config import SourceConfig
@@ -74,6 +75,8 @@ class Target(NamedTuple):
 
     address: str
     sink_counts: dict[str, object] | None
+    # Why the embedded sink is to blame for failures, if it ended before the load did.
+    sink_gone: str | None = None
 
 
 @contextlib.asynccontextmanager
@@ -98,9 +101,22 @@ async def target_of(
         async with embedded_sink(sink_options) as sink:
             holder.append(Target(sink.target, None))
             yield holder
-        holder[0] = Target(sink.target, dict(sink.result or {}))
+        gone = (f"the embedded sink exited during the run (status {sink.returncode})"
+                if sink.exited_early else None)
+        holder[0] = Target(sink.target, dict(sink.result or {}), gone)
     except EmbeddedSinkError as exc:
         raise RunError(f"embedded sink: {exc}") from None
+
+
+def _blame_the_sink(value: Result, gone: str | None) -> Result:
+    """A run whose embedded sink ended before it did: its failures are the sink's end,
+    not the server's answer. Said first, and the run failed (unless it was stopped)."""
+    if gone is None or value.status == "interrupted":
+        return value
+    if value.attempted == value.outcomes[Outcome.ACCEPTED]:
+        return value  # every message in before the sink went: nothing to blame on it
+    return dataclasses.replace(value, status="failed",
+                               failure="; ".join(filter(None, [gone, value.failure])))
 
 
 async def run_plan(
@@ -179,6 +195,7 @@ async def run_load(
         await start.wait(control)
         value = await run_plan(plan, target[0].address, interval=interval, pool=pool,
                                control=control)
+    value = _blame_the_sink(value, target[0].sink_gone)
     value = dataclasses.replace(
         value, sink=target[0].sink_counts, workers=len(plan.configs) if plan.workers else None,
         run_id=start.run_id_of(value.started_at, config.shard_count),

@@ -92,6 +92,38 @@ def test_control_fd_that_is_not_open_is_fatal(capsys: pytest.CaptureFixture[str]
     assert capsys.readouterr().err == f"qmqp-sink: fatal: --control-fd {fd}: Bad file descriptor\n"
 
 
+def test_control_fd_that_takes_no_line_is_fatal(capsys: pytest.CaptureFixture[str]) -> None:
+    # Before, a read-only descriptor was ignored: no parent told, no end-of-file to stop
+    # at, a sink serving for ever.
+    read_end, write_end = os.pipe()
+    try:
+        with pytest.raises(SystemExit) as exit_info:
+            main(["--control-fd", str(read_end), "127.0.0.1:0", "5"])
+    finally:
+        os.close(write_end)
+    assert exit_info.value.code == 1
+    assert capsys.readouterr().err == (
+        f"qmqp-sink: fatal: --control-fd {read_end}: Bad file descriptor\n")
+
+
+def test_control_fd_hears_ending_before_the_listeners_close() -> None:
+    # What lets --embedded-sink tell a sink that went (-x) from a server that refuses.
+    ours, theirs = socket.socketpair()
+    with ours:
+        try:
+            done = subprocess.run(
+                [*SINK, "-x", "0.2", "--control-fd", str(theirs.fileno()), "127.0.0.1:0", "5"],
+                pass_fds=[theirs.fileno()], capture_output=True, timeout=60)
+        finally:
+            theirs.close()
+        said = b""
+        while chunk := ours.recv(4096):
+            said += chunk
+    assert done.returncode == 0
+    addresses, ending, rest = said.split(b"\n")
+    assert addresses.startswith(b"127.0.0.1:") and (ending, rest) == (b"ending", b"")
+
+
 def test_backlog_past_what_listen_takes_is_capped(tmp_path: Path) -> None:
     done = subprocess.run([*SINK, "-x", "0.1", "127.0.0.1:0", str(2**63 - 1)],
                           capture_output=True, text=True, timeout=30)

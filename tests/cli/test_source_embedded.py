@@ -109,6 +109,8 @@ def test_embedded_sink_refuses_a_target() -> None:
          "--sink-options: unexpected extra arguments: unix:/tmp/x.sock 5"),
         ("--tempfail", "--sink-options: --tempfail requires an argument"),
         ("-c", "--sink-options: -c does not go with --embedded-sink"),
+        ("-x 0.5", "--sink-options: -x does not go with --embedded-sink: the sink runs as "
+                   "long as the load"),
     ],
 )
 def test_sink_options_the_sink_cannot_take_are_refused_before_the_run(

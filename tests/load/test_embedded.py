@@ -62,6 +62,21 @@ async def test_load_then_counts() -> None:
 
 
 @pytest.mark.skipif(not ipv6_available(), reason="IPv6 loopback [::1] cannot be bound here")
+def test_a_sink_that_ends_during_the_load_is_named_for_its_failures() -> None:
+    # Before: only "connect to 127.0.0.1:PORT: Connection refused", as if a server
+    # refused; with -A, refusals counted and the sink line saying "(agrees)".
+    from qmqpsource import EMBEDDED_TARGET, SourceConfig, run_load_sync
+
+    for keep_going in (False, True):
+        config = SourceConfig(target=EMBEDDED_TARGET, duration=1.0, rate=50.0,
+                              messages=10**6, keep_going=keep_going)
+        value = run_load_sync(config, embedded_sink=["-x", "0.3"])
+        assert value.status == "failed"
+        assert value.failure is not None
+        assert value.failure.startswith("the embedded sink exited during the run (status 0)")
+        assert value.counts.accepted >= 1 and value.counts.error >= 1
+
+
 async def test_ipv6_host() -> None:
     async with embedded_sink(host="::1") as sink:
         assert sink.target.startswith("[::1]:")
