@@ -79,8 +79,6 @@ def run_find_rate(
     signals: list[int] = []
     with forked_pool(plan) as pool:
         json_file = finish.open_json(json_path)  # now: a bad path fails before the search
-        if not quiet:
-            sys.stderr.write(HEADER + "\n")
         table = _Table(quiet, whole)
         body = partial(_search, whole, checks, pool or workers, embedded_sink_args, start,
                        table.step)
@@ -110,8 +108,9 @@ async def _search(whole: SourceConfig, checks: Sequence[Check], workers: int | W
 
 
 class _Table:
-    """The step table on stderr, a line per step as it is judged; the warning where the
-    sessions, not the server, were the limit."""
+    """The step table on stderr, a line per step as it is judged (its header with the
+    first: a search that cannot run its first step says only why); the warning where
+    the sessions, not the server, were the limit."""
 
     def __init__(self, quiet: bool, whole: SourceConfig) -> None:
         self.quiet = quiet
@@ -121,7 +120,8 @@ class _Table:
     def step(self, step: Step) -> None:
         self.steps += 1
         if not self.quiet:
-            sys.stderr.write(step_line(self.steps, step.to_dict()))
+            head = HEADER + "\n" if self.steps == 1 else ""
+            sys.stderr.write(head + step_line(self.steps, step.to_dict()))
         if step.verdict is StepVerdict.SESSIONS:
             sys.stderr.write(_sessions_warning(step, self.whole))
         sys.stderr.flush()

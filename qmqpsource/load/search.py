@@ -157,7 +157,7 @@ class _Search:
         while not self.stopped and (rate := self.search.next_rate()) is not None:
             for seconds in (settle_seconds(self.seconds), self.seconds):
                 value = self.last = await self._run(target, pool, rate, seconds)
-                _refuse_dead_server(value, rate)
+                _refuse_dead_server(value, rate, target)
                 if self.stopped:
                     return
             step = take_step(self.search, self.steps, self.checks, rate, self.seconds, value)
@@ -189,9 +189,12 @@ class _Search:
         return dataclasses.replace(value, status="interrupted") if self.stopped else value
 
 
-def _refuse_dead_server(value: Result, rate: float) -> None:
-    dead = sum(value.outcomes[outcome] for outcome in _DEAD)
-    if dead:
-        raise RunError(f"at {rate:g} msg/s, {dead} of {value.attempted} messages found no "
-                       "server (connection refused): a server that is down is no verdict "
-                       "on a rate")
+def _refuse_dead_server(value: Result, rate: float, target: str) -> None:
+    refused, unreached = (value.outcomes[outcome] for outcome in _DEAD)
+    if refused or unreached:
+        why = ", ".join(text for count, text in ((refused, f"{refused} refused"),
+                                                 (unreached, f"{unreached} could not connect"))
+                        if count)
+        raise RunError(f"at {rate:g} msg/s, {refused + unreached} of {value.attempted} "
+                       f"messages found no server at {target} ({why}): a server that is "
+                       "down is no verdict on a rate")

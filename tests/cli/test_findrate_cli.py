@@ -220,8 +220,10 @@ def test_a_server_that_is_down_is_no_verdict(tmp_path: Path) -> None:
     done = run("--find-rate", "--check", "p99<1s", "--rate", "20", "--step-duration", "0.5",
                "--json", str(tmp_path / "find.json"), f"127.0.0.1:{port}")
     assert done.returncode == 1
-    last = done.stderr.splitlines()[-1]
-    assert last.startswith("qmqp-source: fatal: at 20 msg/s, ") and "refused" in last, last
+    said = done.stderr.splitlines()
+    assert len(said) == 1, said  # the fatal line alone: no table header before it
+    assert said[0].startswith("qmqp-source: fatal: at 20 msg/s, ")
+    assert f"found no server at 127.0.0.1:{port} (" in said[0] and "refused" in said[0]
     assert not (tmp_path / "find.json").exists()
 
 
