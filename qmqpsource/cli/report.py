@@ -75,8 +75,9 @@ def _read(path: str) -> tuple[result.Result, dict[str, Any] | None]:
         raise Fatal(f"{path}: {exc}") from None
 
 
-def _read_all(paths: list[str]) -> list[tuple[result.Result, dict[str, Any] | None]]:
-    """Every result named, each file once: the same one twice would count its runs twice."""
+def _read_all(paths: list[str], twice: str) -> list[tuple[result.Result, dict[str, Any] | None]]:
+    """Every result named, each file once: the same one twice would count its runs twice
+    (or, compared, show a run beside itself: ``twice`` says which)."""
     seen: dict[tuple[int, int], str] = {}
     results = []
     for path in paths:
@@ -87,7 +88,7 @@ def _read_all(paths: list[str]) -> list[tuple[result.Result, dict[str, Any] | No
         else:
             key = (info.st_dev, info.st_ino)
             if key in seen:
-                raise Fatal(f"{path}: the same file as {seen[key]}: its runs would count twice")
+                raise Fatal(f"{path}: the same file as {seen[key]}: {twice}")
             seen[key] = path
         results.append(_read(path))
     return results
@@ -183,10 +184,20 @@ def _merged(paths: Sequence[str], read: Read, merge_anyway: bool) -> result.Resu
     return merged
 
 
+# What --html of several files says of one run given twice (a file, or its copy).
+_BESIDE_ITSELF = "a comparison would set a run beside itself"
+
+
 def _compare(paths: Sequence[str], read: Read, checks: Sequence[Check], out: TextIO | None
              ) -> tuple[Read, int]:
     """--html of several files: each run judged and summarized on its own, unmerged; the
     runs judged, and the exit status (3: a check of any run failed)."""
+    from qmqpsource.results.parts import same_content  # here: only a comparison needs it
+
+    problem = same_content(list(zip(paths, (value for value, _ in read), strict=True)),
+                           _BESIDE_ITSELF)
+    if problem is not None:
+        raise Fatal(problem)
     judged = [(_judged(checks, value), search) for value, search in read]
     failed = False
     for label, (value, search) in zip(_labels(paths), judged, strict=True):
@@ -225,7 +236,7 @@ def report(
                     "(merge with --json first, then give the merged file to --html)")
     json_file = _output("--json", json_path)
     html_file = _output("--html", html_path)
-    read = _read_all(paths)
+    read = _read_all(paths, _BESIDE_ITSELF if compare else "its runs would count twice")
     # stdout is the JSON's (or the page's) when --json (--html) is '-'.
     out = None if quiet else sys.stderr if "-" in (json_path, html_path) else sys.stdout
     if compare:

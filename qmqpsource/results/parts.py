@@ -24,7 +24,8 @@ from typing import Any
 from qmqpsource.results.result import Result
 
 __all__ = [
-    "GAP_ALLOWED", "OUTPUT_KEYS", "SHARE_KEYS", "missing_shards", "not_one_run", "same_run_twice",
+    "GAP_ALLOWED", "OUTPUT_KEYS", "SHARE_KEYS", "missing_shards", "not_one_run", "same_content",
+    "same_run_twice",
 ]
 
 # Config keys in which the parts of one run differ: their shares of the whole.
@@ -124,13 +125,19 @@ def missing_shards(merged: Result) -> str | None:
             f"{are} missing: the merge holds {len(shards.indices)} of them")
 
 
-def _content_twice(named: Named) -> str | None:
+def same_content(named: Named, why: str = "its runs would count twice") -> str | None:
+    """A result given twice, by content: the first in one line ending in ``why``."""
+    return _content_twice(named, why)
+
+
+def _content_twice(named: Named, why: str = "its runs would count twice") -> str | None:
     seen: dict[tuple[Any, ...], str] = {}
     for name, value in named:
         key = (value.started_at, value.elapsed_s, repr(sorted(value.config.items())),
-               tuple(sorted((o.value, n) for o, n in value.outcomes.items())))
+               tuple(sorted((o.value, n) for o, n in value.outcomes.items())),
+               repr(sorted(value.latency_ms.items())))  # a copy has the same latencies too
         if key in seen:
-            return (f"{name}: the same run as {seen[key]} (same start, length, config and "
-                    "counts): its runs would count twice")
+            return (f"{name}: the same run as {seen[key]} (same start, length, config, "
+                    f"counts and latencies): {why}")
         seen[key] = name
     return None

@@ -453,8 +453,8 @@ def test_report_refuses_the_same_run_twice_whatever_its_files(tmp_path: Path) ->
     b = write(tmp_path / "b.json", run_b())
     for merge_anyway in ((), ("--merge-anyway",)):
         assert fatal_line(report_limited(*merge_anyway, a, b, copy)) == (
-            f"qmqp-report: fatal: {copy}: the same run as {a} (same start, length, config "
-            "and counts): its runs would count twice")
+            f"qmqp-report: fatal: {copy}: the same run as {a} (same start, length, config, "
+            "counts and latencies): its runs would count twice")
 
 
 async def test_report_merges_the_shards_of_a_run(tmp_path: Path) -> None:

@@ -206,3 +206,20 @@ def test_a_refused_merge_of_searches_says_only_why(tmp_path: Path) -> None:
     assert done.stderr == (f"qmqp-report: fatal: {paths[1]}: not a part of the same run as "
                            f"{paths[0]}: its config.length is 1001, {paths[0]}'s 1000; "
                            "--merge-anyway merges them all the same\n")
+
+
+def test_a_run_given_twice_to_compare_is_refused_as_a_file_or_a_copy(tmp_path: Path) -> None:
+    # Before: the same file refused as if merged ("would count twice"), a copy taken.
+    before, _ = two_files(tmp_path)
+    copy = tmp_path / "copy.json"
+    copy.write_text(before.read_text())
+    page = tmp_path / "report.html"
+    same = report("--html", page, before, before)
+    assert (same.returncode, same.stderr) == (1, (
+        f"qmqp-report: fatal: {before}: the same file as {before}: a comparison would set "
+        "a run beside itself\n"))
+    copied = report("--html", page, before, copy)
+    assert (copied.returncode, copied.stderr) == (1, (
+        f"qmqp-report: fatal: {copy}: the same run as {before} (same start, length, config, "
+        "counts and latencies): a comparison would set a run beside itself\n"))
+    assert not page.exists()

@@ -80,8 +80,8 @@ def test_the_same_run_twice_is_found_by_content() -> None:
     assert same_run_twice([("a.json", a), ("b.json", b)]) is None
     copy = dataclasses.replace(a, tool_name="qmqp-report", checks=())  # a copy, re-written
     assert same_run_twice([("a.json", a), ("b.json", b), ("copy.json", copy)]) == (
-        "copy.json: the same run as a.json (same start, length, config and counts): its runs "
-        "would count twice")
+        "copy.json: the same run as a.json (same start, length, config, counts and latencies): "
+        "its runs would count twice")
 
 
 def shard(index: int, count: int = 4, run_id: str | None = "R1", start: float = 0.0) -> Result:
