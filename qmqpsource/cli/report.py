@@ -43,7 +43,7 @@ from qmqpsource.cli.common import (
 )
 from qmqpsource.cli.outfile import OutputError, OutputFile
 from qmqpsource.cli.overwrite import one_file_twice, overwritten
-from qmqpsource.cli.stdio import closed_at_start, guard
+from qmqpsource.cli.stdio import closed_at_start, failed, guard
 from qmqpsource.infile import InputError, read_fd_limited, read_limited
 from qmqpsource.results import result
 from qmqpsource.results.checks import Check, CheckError, judge, unjudged_failures
@@ -256,9 +256,20 @@ def report(
         status = _status(PROG, merged, checks)
     if out is not None:
         out.flush()
+        _summary_written(out)
     if html_file is not None:
         _write_html(html_file, paths, read)
     return status
+
+
+def _summary_written(out: TextIO) -> None:
+    """The summary on stdout is what qmqp-report is run for: one that could not be
+    written (a full disk, a reader gone) is fatal, unlike qmqp-source's lines. A stdout
+    closed on purpose (``>&-``) asked for none; on stderr (beside ``--json -``), the
+    summary is a note, whose loss changes nothing, as qmqp-source's."""
+    why = failed(out) if out is sys.stdout else None
+    if why is not None:
+        raise Fatal(f"stdout: {why}: the summary was not written")
 
 
 @app.command(cls=Command, options_metavar="[OPTIONS] FILE...", help=__doc__,

@@ -223,3 +223,19 @@ async def test_ctrl_c_while_importing_is_one_line_and_130(command: str, prog: st
             await proc.wait()
     assert proc.returncode == 130, err
     assert err == f"{prog}: interrupted\n".encode()
+
+
+async def test_report_whose_summary_cannot_be_written_fails(tmp_path: Path) -> None:
+    # qmqp-report's summary is its product: lost to a full disk, it is no success (it
+    # was exit 0); closed on purpose, or beside --json - on stderr, it is the user's.
+    from tests.cli.test_report import run_a, write
+
+    report = [sys.executable, "-c", "from qmqpsource.cli.report import main; main()"]
+    a = str(write(tmp_path / "a.json", run_a()))
+    full = await run(shell([*report, a], ">/dev/full"))
+    assert (full.returncode, full.stderr) == (
+        1, b"qmqp-report: fatal: stdout: No space left on device: the summary was not written\n")
+    closed = await run(shell([*report, a], ">&-"))
+    assert (closed.returncode, closed.stderr) == (0, b"")
+    beside = await run(shell([*report, "--json", "-", a], "2>/dev/full"))
+    assert beside.returncode == 0 and json.loads(beside.stdout)["counts"]["accepted"] == 7
