@@ -49,6 +49,7 @@ _OPS: dict[str, Callable[[float, float], bool]] = {
 _ALLOWED = {"latency": ("<", "<="), "outcome": ("==", "<", "<="), "rate": (">=", ">")}
 _NAMES = {"outcome": _OUTCOMES, "rate": ("rate",)}  # a latency's: connect.p99...
 _SHAPE = re.compile(r"\s*([a-z0-9.]+)\s*(<=|>=|==|<|>)\s*([0-9.]+)\s*([a-z%/]*)\s*")
+_NEGATIVE = re.compile(r"(<=|>=|==|<|>)\s*-")
 _PERCENTILE = re.compile(r"p(\d+(?:\.\d+)?)")
 _KNOWN = ("a latency ([connect.|reply.|total.] then p50 p90 p99 p999, any pNN, max or mean), "
           "failed, tempfail, permfail, error, or rate")
@@ -145,8 +146,12 @@ def parse_check(text: str) -> Check:
     """Parse one --check expression; CheckError says what is wrong with it."""
     match = _SHAPE.fullmatch(text)
     if match is None:
+        if _NEGATIVE.search(text):
+            raise CheckError(f"--check {text!r}: a limit is a number of 0 or more",
+                             field="checks")
         raise CheckError(f"--check {text!r}: expected NAME OP VALUE, like 'p99<250ms', "
-                         "'failed==0' or 'rate>=500'", field="checks")
+                         "'failed==0' or 'rate>=500' (digits and a point: no exponent)",
+                         field="checks")
     name, op, number, unit = match.groups()
     try:
         value = float(number)
@@ -163,6 +168,8 @@ def parse_check(text: str) -> Check:
         if unit not in ("", "%"):
             raise CheckError(f"--check {text!r}: a count, or a share in %, not {unit!r}",
                              field="checks")
+        if unit == "%" and value > 100:
+            raise CheckError(f"--check {text!r}: a share is from 0% to 100%", field="checks")
         return Check(text, kind, name, op, value, share=unit == "%")
     if unit not in _RATE_UNITS:
         raise CheckError(f"--check {text!r}: rate is in messages a second (500, 500/s or "

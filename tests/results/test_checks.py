@@ -122,6 +122,10 @@ def test_a_run_of_no_messages_has_no_share_of_failures() -> None:
         ("rate<500", "rate takes >= or >, not <"),
         ("rate>=1.2.3", "is not a number"),
         ("accepted>=10", "unknown 'accepted'"),
+        ("failed<=-1%", "a limit is a number of 0 or more"),
+        ("p99 < -5ms", "a limit is a number of 0 or more"),
+        ("failed<=101%", "a share is from 0% to 100%"),
+        ("p99<1e400ms", "(digits and a point: no exponent)"),
     ],
 )
 def test_bad_checks_are_one_line_each(text: str, says: str) -> None:
