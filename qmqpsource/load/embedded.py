@@ -126,16 +126,9 @@ async def embedded_sink(
     with control, tempfile.TemporaryFile() as log:
         control.setblocking(False)
         try:
-            process = await trio.lowlevel.open_process(
+            process = await _spawn(
                 _command(python, child_control.fileno(), extra_args, host, backlog),
-                stdin=subprocess.DEVNULL,
-                stdout=subprocess.PIPE,
-                stderr=log,
-                pass_fds=(child_control.fileno(),),
-                # Out of the terminal's process group: Ctrl-C is the source's to
-                # handle (it finishes in-flight messages, then stops the sink).
-                start_new_session=True,
-            )
+                child_control.fileno(), log)
         finally:
             child_control.close()  # the child's end lives in the child only: EOF if it dies
         assert process.stdout is not None
@@ -169,6 +162,16 @@ async def embedded_sink(
                 f"the sink ended (status {process.returncode}) without its summary: "
                 f"{sink.log}"
             )
+
+
+async def _spawn(command: list[str], control_fd: int, log: Any) -> trio.Process:
+    return await trio.lowlevel.open_process(
+        command, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=log,
+        pass_fds=(control_fd,),
+        # Out of the terminal's process group: Ctrl-C is the source's to handle (it
+        # finishes in-flight messages, then stops the sink).
+        start_new_session=True,
+    )
 
 
 def _ended_by_itself(control: socket.socket, process: trio.Process) -> bool:

@@ -17,6 +17,7 @@ import sys
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -163,9 +164,17 @@ def test_workers_and_qmqp_report(tmp_path: Path) -> None:
     both = subprocess.run([*REPORT, "-q", "--json", str(merged), str(out), str(again)],
                           capture_output=True, text=True, timeout=60, check=False)
     assert both.returncode == 1 and "the same run as" in both.stderr
-    # ...but their page compares them, each search as its own.
+    # ...nor compared with itself; a search of another start is, each as its own.
     page = tmp_path / "page.html"
     both = subprocess.run([*REPORT, "-q", "--html", str(page), str(out), str(again)],
+                          capture_output=True, text=True, timeout=60, check=False)
+    assert both.returncode == 1 and "would set a run beside itself" in both.stderr
+    later = load(again)
+    later["started_at"] = (datetime.fromisoformat(later["started_at"])
+                           + timedelta(hours=1)).isoformat()
+    other = tmp_path / "other.json"
+    other.write_text(json.dumps(later))
+    both = subprocess.run([*REPORT, "-q", "--html", str(page), str(out), str(other)],
                           capture_output=True, text=True, timeout=60, check=False)
     assert (both.returncode, both.stderr) == (0, "")
     search = page.read_text().split('data-chart="search"')[1].split("</svg>")[0]
