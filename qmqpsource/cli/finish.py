@@ -17,6 +17,7 @@ from qmqpsource.wording import counted
 
 if TYPE_CHECKING:
     from qmqpsource.cli.outfile import OutputFile
+    from qmqpsource.load.start import Start
     from qmqpsource.results.checks import Check, Verdict
     from qmqpsource.results.identity import Shards
     from qmqpsource.results.result import Result
@@ -154,6 +155,17 @@ def never_ran(config: SourceConfig, failure: str, run_id: str, shards: Shards) -
     value = result.from_stats(stats, config.as_dict(), tool_name=PROG,
                               tool_version=__version__, status="failed", failure=failure)
     return dataclasses.replace(value, run_id=run_id, shards=shards)
+
+
+def empty_share(config: SourceConfig, start: Start) -> Result:
+    """The result of a shard whose share of -m is empty: no message, completed, at the
+    run's start, so that the merge of the run finds every shard."""
+    from qmqpsource.results.identity import Shards  # here: at run time
+
+    value = never_ran(config, "", "", Shards.one(config.shard_index, config.shard_count))
+    started = start.at or value.started_at
+    return dataclasses.replace(value, status="completed", failure=None, started_at=started,
+                               run_id=start.run_id_of(started, config.shard_count))
 
 
 def write_json(

@@ -297,8 +297,11 @@ def source(  # the options in the order --help lists them
     _refuse_overwrite(json_path, message_file)
     host_shard = _parse_shard(shard)
     share = share_of(whole, host_shard)
-    if share is None:
-        raise typer.Exit(0)  # a shard whose share is empty (-m 3 --shard 3/4): nothing to do
+    if share is None:  # a shard whose share is empty (-m 3 --shard 3/4): nothing to send
+        _empty_share(dataclasses.replace(whole, shard_index=host_shard.index,
+                                         shard_count=host_shard.count),
+                     json_path, _start(start_at, run_id))
+        raise typer.Exit(0)
     _check_resources(share)  # now, not a crash mid-run
     worker_count = _worker_count(workers, counter=counter)
     display = Display(quiet=quiet, verbose=verbose, counter=counter, interval=interval)
@@ -468,6 +471,16 @@ def _run(
     return run_source(config, workers=workers, quiet=display.quiet, verbose=display.verbose,
                       counter=display.counter, interval=interval, json_path=json_path,
                       embedded_sink_args=embedded_sink_args, checks=checks, start=start)
+
+
+def _empty_share(config: SourceConfig, json_path: str | None, start: Start) -> None:
+    """An empty share's result, for --json: the merge of its run then finds every shard
+    (a missing one would fail the run's report)."""
+    from qmqpsource.cli import finish  # here: only an empty share needs it before the run
+
+    json_file = finish.open_json(json_path)
+    if json_file is not None:
+        finish.write_json(json_file, finish.empty_share(config, start))
 
 
 def _start(start_at: str | None, run_id: str | None) -> Start:

@@ -86,3 +86,30 @@ def test_epoch_seconds_are_a_start_time_too() -> None:
                                                       tzinfo=UTC)
     assert parse_start_at("2026-12-06T05:20:00+01:00") == datetime(2026, 12, 6, 4, 20,
                                                                    tzinfo=UTC)
+
+
+@pytest.mark.once
+async def test_a_shard_with_no_message_still_gives_its_result(tmp_path: Path) -> None:
+    # -m 2 over 3 shards: the third sends nothing. It wrote no JSON, and the run's merge
+    # said "shard 2 of 3 is missing" (a report that fails the run).
+    start = datetime.now(UTC) + timedelta(seconds=LEAD)
+    async with qmqp_server() as server, trio.open_nursery() as nursery:
+        for index in range(3):
+            nursery.start_soon(partial(
+                trio.run_process, [*SOURCE, "-q", "--shard", f"{index}/3", "-m", "2",
+                                   "--start-at", start.isoformat(), "--json",
+                                   str(tmp_path / f"{index}.json"), server.target],
+                check=True))
+    empty = load(tmp_path / "2.json")
+    assert (empty["status"], empty["counts"]["attempted"]) == ("completed", 0)
+    assert empty["shards"] == {"count": 3, "indices": [2]}
+    assert datetime.fromisoformat(empty["started_at"]) == start
+    merged = tmp_path / "merged.json"
+    with trio.fail_after(60):
+        done = await trio.run_process(
+            [*REPORT, "--json", str(merged), *(str(tmp_path / f"{n}.json") for n in range(3))],
+            capture_stdout=True, capture_stderr=True, check=False)
+    assert (done.returncode, done.stderr) == (0, b"")
+    whole = load(merged)
+    assert whole["shards"] == {"count": 3, "indices": [0, 1, 2]}
+    assert whole["counts"]["accepted"] == 2 and whole["run_id"] == empty["run_id"]
