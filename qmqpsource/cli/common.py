@@ -115,6 +115,16 @@ def option_words(exc: ConfigError, options: Mapping[str, str]) -> str:
     return _FIELD_NAME.sub(lambda word: options.get(word[0], word[0]), text)
 
 
+def limit_words(text: str, options: Mapping[str, str]) -> str:
+    """A LimitError as the command says it: its first word, and the recipients after
+    "with", are fields (``length 10 with recipients 9 needs ...``), the rest may be a
+    path that holds any word."""
+    field, space, rest = text.partition(" ")
+    if space and field in options:
+        text = f"{options[field]} {rest}"
+    return text.replace(" with recipients ", f" with {options['recipients']} ", 1)
+
+
 def parse_checks(texts: Sequence[str]) -> list[Check]:
     """--check EXPR, each parsed now: one that cannot be is a usage error before the run."""
     if not texts:

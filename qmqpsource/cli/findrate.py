@@ -21,7 +21,7 @@ from functools import partial
 from qmqpsource import SOURCE_PROG as PROG
 from qmqpsource.cli import finish
 from qmqpsource.cli.common import UsageFailure, fatal
-from qmqpsource.cli.launch import Display, drive, forked_pool
+from qmqpsource.cli.launch import Display, command_words, drive, forked_pool
 from qmqpsource.errors import ConfigError, QmqpsourceError
 from qmqpsource.load.control import LoadControl
 from qmqpsource.load.run import plan_load
@@ -85,7 +85,7 @@ def run_find_rate(
         try:
             found = drive(body, Display(quiet=True, verbose=verbose), signals)
         except QmqpsourceError as exc:
-            fatal(PROG, str(exc))
+            fatal(PROG, command_words(exc))
     extra = {"find_rate": found.to_dict()}
     if not quiet:
         sys.stderr.write(answer_line(PROG, extra["find_rate"]))

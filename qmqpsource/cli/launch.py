@@ -21,10 +21,10 @@ import trio
 
 from qmqpsource import SOURCE_PROG as PROG
 from qmqpsource.cli import finish
-from qmqpsource.cli.common import fatal
+from qmqpsource.cli.common import fatal, limit_words
 from qmqpsource.cli.logs import printing
 from qmqpsource.cli.progress import bar_wanted, run_progress
-from qmqpsource.errors import QmqpsourceError
+from qmqpsource.errors import LimitError, QmqpsourceError
 from qmqpsource.load.control import GRACE_SECONDS, LoadControl
 from qmqpsource.load.plan import RunPlan
 from qmqpsource.load.run import plan_load, run_load
@@ -34,7 +34,7 @@ from qmqpsource.results.checks import Check
 from qmqpsource.results.identity import Shards
 from qmqpsource.results.result import Result
 from qmqpsource.results.timeline import DEFAULT_INTERVAL
-from qmqpsource.source.config import SourceConfig
+from qmqpsource.source.config import OPTIONS, SourceConfig
 
 __all__ = ["Display", "drive", "forked_pool", "run_source"]
 
@@ -133,6 +133,11 @@ async def _watch_signals(
                 control.abort()  # the second one: no more grace
 
 
+def command_words(exc: QmqpsourceError) -> str:
+    """A library error as the command says it: a limit in the words of its options."""
+    return limit_words(str(exc), OPTIONS) if isinstance(exc, LimitError) else str(exc)
+
+
 def _library_error(exc: BaseException) -> QmqpsourceError | None:
     """The library's error that ended the run, maybe wrapped by the nurseries it crossed."""
     while isinstance(exc, BaseExceptionGroup) and len(exc.exceptions) == 1:
@@ -185,7 +190,7 @@ def run_source(
                 run_id = start.run_id_of(datetime.now(UTC), config.shard_count)
                 finish.write_json(json_file, finish.never_ran(plan.configs[0], str(exc),
                                                               run_id, shards))
-            fatal(PROG, str(exc))
+            fatal(PROG, command_words(exc))
     return finish.finish(value, signals, quiet=quiet, json_file=json_file, checks=checks)
 
 

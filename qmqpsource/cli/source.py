@@ -28,6 +28,7 @@ from qmqpsource.cli.common import (
     Command,
     UsageFailure,
     fatal,
+    limit_words,
     make_app,
     option_words,
     parse_checks,
@@ -430,8 +431,10 @@ def _check_resources(config: SourceConfig) -> None:
     try:
         size = None if config.message_file is None else message_file_size(config.message_file)
         check_resources(config, message_size=size)
-    except (MessageFileError, LimitError) as exc:
+    except MessageFileError as exc:
         fatal(PROG, str(exc))
+    except LimitError as exc:
+        fatal(PROG, limit_words(str(exc), OPTIONS))
 
 
 def _worker_count(text: str, *, counter: bool) -> int:

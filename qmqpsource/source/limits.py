@@ -107,7 +107,7 @@ def plan_descriptors(sessions: int, soft: int, hard: int) -> int | None:
     if hard >= needed:
         return hard
     raise LimitError(
-        f"-s {sessions} needs {needed} file descriptors; the limit is {hard} "
+        f"sessions {sessions} needs {needed} file descriptors; the limit is {hard} "
         "(see ulimit -Hn)"
     )
 
@@ -189,7 +189,7 @@ def ensure_descriptors(
         setrlimit(resource.RLIMIT_NOFILE, (new_soft, hard))
     except (ValueError, OSError) as exc:
         raise LimitError(
-            f"-s {sessions} needs {descriptors_needed(sessions)} file descriptors; the limit "
+            f"sessions {sessions} needs {descriptors_needed(sessions)} file descriptors; the limit "
             f"is {soft} and raising it failed: {exc}"
         ) from None
 
@@ -216,10 +216,10 @@ def check_resources(
     needed = build_memory(
         length, config.recipients, _encoded_length(recipient), _encoded_length(sender)
     )
-    what = f"-l {config.length}" if message_size is None else (
-        f"-F {config.message_file} ({format_bytes(message_size)})")
+    what = f"length {config.length}" if message_size is None else (
+        f"message_file {config.message_file} ({format_bytes(message_size)})")
     if config.recipients > 1:
-        what += f" with -r {config.recipients}"
+        what += f" with recipients {config.recipients}"
     check_memory(needed, memory(), what)
     # More sessions than messages would never all be used (the runner starts no more).
     ensure_descriptors(min(config.sessions, config.messages))

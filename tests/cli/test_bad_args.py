@@ -251,21 +251,34 @@ def test_request_size_bounds_the_real_request(
 
 
 def test_check_memory() -> None:
-    limits.check_memory(10, None, "-l 10")  # unknown: allowed
-    limits.check_memory(10, 10, "-l 10")
-    with pytest.raises(LimitError, match=r"^-l 5 needs about 11 bytes of memory to build "
+    limits.check_memory(10, None, "length 10")  # unknown: allowed
+    limits.check_memory(10, 10, "length 10")
+    with pytest.raises(LimitError, match=r"^length 5 needs about 11 bytes of memory to build "
                        r"the request; 10 bytes available$"):
-        limits.check_memory(11, 10, "-l 5")
+        limits.check_memory(11, 10, "length 5")
 
 
 def test_check_resources_uses_the_memory_it_is_told() -> None:
     config = SourceConfig(target="x", length=10_000_000)
     limits.check_resources(config, memory=lambda: None)
-    with pytest.raises(LimitError, match=r"^-l 10000000 needs about 38\.\d MiB"):
+    # The library speaks the config's fields; the command, its options (below).
+    with pytest.raises(LimitError, match=r"^length 10000000 needs about 38\.\d MiB"):
         limits.check_resources(config, memory=lambda: 1 << 20)
     config = SourceConfig(target="x", recipients=100_000)
-    with pytest.raises(LimitError, match=r"^-l 1024 with -r 100000 needs about"):
+    with pytest.raises(LimitError, match=r"^length 1024 with recipients 100000 needs about"):
         limits.check_resources(config, memory=lambda: 1 << 20)
+
+
+def test_limit_words_are_the_commands_options() -> None:
+    from qmqpsource.cli.common import limit_words
+    from qmqpsource.source.config import OPTIONS
+
+    assert limit_words("length 10 with recipients 9 needs about 1 GiB", OPTIONS) == (
+        "-l 10 with -r 9 needs about 1 GiB")
+    assert limit_words("message_file /tmp/length sessions (1 GiB) needs", OPTIONS) == (
+        "-F /tmp/length sessions (1 GiB) needs")  # a path keeps its words
+    assert limit_words("sessions 9 needs 41 file descriptors", OPTIONS) == (
+        "-s 9 needs 41 file descriptors")
 
 
 def test_format_bytes() -> None:
@@ -289,7 +302,7 @@ def test_plan_descriptors(sessions: int, soft: int, hard: int, planned: int | No
 
 
 def test_plan_descriptors_refuses_past_the_hard_limit() -> None:
-    with pytest.raises(LimitError, match=r"^-s 993 needs 1025 file descriptors; the limit "
+    with pytest.raises(LimitError, match=r"^sessions 993 needs 1025 file descriptors; the limit "
                        r"is 1024 \(see ulimit -Hn\)$"):
         limits.plan_descriptors(993, 256, 1024)
 
@@ -309,7 +322,7 @@ def test_ensure_descriptors_sets_the_soft_limit_or_says_why_not() -> None:
     def refuse(which: int, value: tuple[int, int]) -> None:
         raise ValueError("not allowed")
 
-    with pytest.raises(LimitError, match=r"^-s 1000 needs 1032 file descriptors; the limit "
+    with pytest.raises(LimitError, match=r"^sessions 1000 needs 1032 file descriptors; the limit "
                        r"is 256 and raising it failed: not allowed$"):
         limits.ensure_descriptors(1000, getrlimit, refuse)
 
