@@ -132,6 +132,7 @@ def test_run_load_sync_takes_the_start_time_and_run_id() -> None:
     assert result.started_at >= start_at - timedelta(milliseconds=1)
 
 
+@pytest.mark.once
 def test_find_rate_sync_hears_of_every_step() -> None:
     sink = SinkThread(SinkConfig(endpoint="127.0.0.1:0"))
     heard: list[float] = []
@@ -162,6 +163,7 @@ def test_every_public_name_resolves() -> None:
         qmqpsource.no_such_name  # noqa: B018
 
 
+@pytest.mark.once
 async def test_find_rate_in_the_callers_loop() -> None:
     # 2 connections of 20 ms each: about 100 msg/s.
     config = SinkConfig(endpoint="127.0.0.1:0", max_connections=2,

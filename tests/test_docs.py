@@ -180,6 +180,7 @@ def test_run_load_sync_example_runs_against_a_sink(tmp_path: Path) -> None:
     assert_runs_against_a_sink(example, tmp_path)
 
 
+@pytest.mark.once
 def test_the_workers_example_runs_against_a_sink(tmp_path: Path) -> None:
     example = api_example("# Two worker processes share the load; its result is theirs, merged.")
     printed = run_against_a_sink(example, tmp_path)
@@ -203,6 +204,7 @@ def test_the_stop_example_interrupts_the_load() -> None:
     assert ended == "interrupted True"
 
 
+@pytest.mark.once
 def test_the_find_rate_example_answers_the_highest_rate_that_held() -> None:
     """The steps' rates and verdicts are the machine's; what holds whatever they are: the
     steps start at the rate given, and the answer is the highest rate that held."""

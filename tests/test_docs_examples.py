@@ -210,6 +210,7 @@ BROKEN_FIRST = [f"qmqp-source: fatal: {line}\n" for line in (
     "lost connection while receiving server reply")]
 
 
+@pytest.mark.once
 def test_the_broken_server_transcripts(tmp_path: Path) -> None:
     """As the sink's page tells it: the run that stops at the first failure, then the -A run
     of the output page, then Ctrl-C to the sink, which prints its counts of both."""

@@ -140,6 +140,7 @@ def test_a_first_step_that_fails_exits_3(tmp_path: Path) -> None:
         "qmqp-source: no rate met the checks (1 step, stopped: first step failed)")
 
 
+@pytest.mark.once
 def test_workers_and_qmqp_report(tmp_path: Path) -> None:
     out, again, merged = tmp_path / "find.json", tmp_path / "again.json", tmp_path / "m.json"
     # 4 sessions of 20 ms each serve 200 msg/s at most: the search ends on them.
@@ -207,6 +208,7 @@ def test_usage_errors(args: list[str], says: str, capsys: pytest.CaptureFixture[
     assert err.startswith("qmqp-source: fatal: ")
 
 
+@pytest.mark.once
 def test_workers_with_an_embedded_sink_share_one_sink(tmp_path: Path) -> None:
     # One trio loop for the search: the sink (and the workers) stay up for every step,
     # so the sink's own count covers all the steps' messages.

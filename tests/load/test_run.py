@@ -83,6 +83,7 @@ async def test_a_stop_returns_the_result_so_far(workers: int) -> None:
     assert result.cut_off == 0  # the grace was long enough for every message in flight
 
 
+@pytest.mark.once
 async def test_a_rate_search_over_workers_from_the_api() -> None:
     config = SinkConfig(endpoint="127.0.0.1:0")
     steps: list[float] = []
