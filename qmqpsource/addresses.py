@@ -65,6 +65,8 @@ def parse_address(text: str, *, listen: bool = False) -> UnixAddress | InetAddre
         path = text[5:]
         if not path:
             raise AddressError(f"{text}: missing pathname")
+        if "\0" in path:  # no file's name holds one (Linux's abstract names are not files)
+            raise AddressError(f"{text}: a pathname has no NUL")
         if len(os.fsencode(path)) >= UNIX_PATH_MAX:
             raise AddressError(f"unix-domain name too long: {path}")
         return UnixAddress(path)

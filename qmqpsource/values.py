@@ -132,6 +132,8 @@ def path(name: str, value: object) -> str:
         raise problem(name, f"must be a path (str or os.PathLike), not {value!r}")
     if not value:
         raise problem(name, "must be a path, not ''")  # '' would be the current folder
+    if "\0" in value:
+        raise problem(name, f"must be a path, without NUL: {value!r}")  # no file has one
     return value
 
 

@@ -337,13 +337,16 @@ def check_embedded_options(args: Sequence[str]) -> None:
     command = typer.main.get_command(app)
     try:
         # A placeholder endpoint and backlog: any positional argument given is one too many.
-        ctx = command.make_context(PROG, ["127.0.0.1:0", "1", *args])
+        # No -h: the sink's help, printed in the source's place, would end the run unrun.
+        ctx = command.make_context(PROG, ["127.0.0.1:0", "1", *args], help_option_names=[])
     except typer.exceptions.TyperException as exc:
         raise UsageFailure(f"--sink-options: {usage_text(exc)}") from None
     with ctx:
         for name, option in (("json_path", "--json"), ("control_fd", "--control-fd")):
             if ctx.params.get(name) is not None:
                 raise UsageFailure(f"--sink-options: {option} is --embedded-sink's own")
+        if ctx.params.get("version"):
+            raise UsageFailure("--sink-options: --version does not go with --embedded-sink")
         if ctx.params.get("counter"):
             # The embedded sink's stdout carries its summary to the source.
             raise UsageFailure("--sink-options: -c does not go with --embedded-sink")

@@ -297,7 +297,8 @@ def source(  # the options in the order --help lists them
         _refuse_zero_waits(fixed_delay, random_delay)
     _refuse_overwrite(json_path, message_file)
     host_shard = _parse_shard(shard)
-    share = share_of(whole, host_shard)
+    with _usage_failure():  # a share's own bounds: --shard 0/1e20, --rate 1e-7 over shards
+        share = share_of(whole, host_shard)
     if share is None:  # a shard whose share is empty (-m 3 --shard 3/4): nothing to send
         _empty_share(dataclasses.replace(whole, shard_index=host_shard.index,
                                          shard_count=host_shard.count),

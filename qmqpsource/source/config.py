@@ -55,11 +55,22 @@ def _wait(name: str, value: object) -> float:
     return 0.0 if checked == 0 else values.seconds(name, value)
 
 
+def _subject(name: str, value: object) -> str:
+    """-S: one header line; a line break in it would start headers of its own (Bcc:)."""
+    checked = values.text(name, value)
+    if "\r" in checked or "\n" in checked:
+        raise values.problem(name, f"must be one line, not {checked!r}")
+    return checked
+
+
 def _rate(name: str, value: object) -> float:
     checked = values.number(name, value, "a number of messages per second")
     if not math.isfinite(checked) or checked <= 0:
         raise values.problem(name, f"must be a positive number of messages per second, "
                                    f"not {value}")
+    if 1 / checked > values.MAX_SECONDS:  # a gap of a year or more (5e-324: infinite)
+        raise values.problem(name, f"must be at least one message in "
+                                   f"{values.MAX_SECONDS:.0f} seconds, not {value}")
     return checked
 
 
@@ -79,7 +90,7 @@ _CHECKS: tuple[tuple[str, values.Check], ...] = (
     ("family", partial(values.member, of=Family)),
     ("keep_going", values.flag),
     ("message_file", values.path),
-    ("subject", values.text),
+    ("subject", _subject),
     ("number_recipients", values.flag),
     ("unique_message_id", values.flag),
     ("shard_count", values.count),

@@ -11,6 +11,7 @@ import re
 from dataclasses import dataclass
 
 from qmqpsource.errors import ConfigError
+from qmqpsource.values import MAX_COUNT
 
 __all__ = ["Shard", "ShardError", "parse_shard"]
 
@@ -29,6 +30,8 @@ class Shard:
     def __post_init__(self) -> None:
         if self.count < 1 or not 0 <= self.index < self.count:
             raise ShardError(f"shard {self.index}/{self.count}: need 0 <= I < N")
+        if self.count > MAX_COUNT:  # as a config's shard_count: a count fits in int64
+            raise ShardError(f"shard {self.index}/{self.count}: N must be at most {MAX_COUNT}")
 
     def share(self, total: int) -> int:
         """This shard's part of ``total`` whole units; the first ``total % N`` get one more."""

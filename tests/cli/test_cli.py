@@ -180,3 +180,20 @@ async def test_non_utf8_addresses_go_out_as_given() -> None:
     assert server.requests[0].sender == raw
     assert server.requests[0].recipients == (raw,)
     assert b"From: <" + raw + b">\n" in server.requests[0].message
+
+
+@pytest.mark.parametrize(("args", "says"), [
+    (["--rate", "5e-324"], "fatal: --rate must be at least one message in 31536000 seconds"),
+    (["--shard", "0/99999999999999999999"],
+     "fatal: shard 0/99999999999999999999: N must be at most 9223372036854775807"),
+    (["-S", "x\nBcc: someone@example.com"], "fatal: -S must be one line, not 'x\\nBcc: "),
+    (["--sink-options", "-h"], "fatal: --sink-options: no such option: -h"),
+    (["--sink-options", "--help"], "fatal: --sink-options: no such option: --help"),
+    (["--sink-options", "--version"],
+     "fatal: --sink-options: --version does not go with --embedded-sink"),
+])
+async def test_refused_before_the_run_in_one_line(args: list[str], says: str) -> None:
+    # Each was a traceback, a header of its own, or the sink's help with exit status 0.
+    done = await source("-m", "2", "--embedded-sink", *args)
+    assert done.returncode == 1 and done.stdout == b""
+    assert one_line(done.stderr).startswith(f"qmqp-source: {says}")
