@@ -5,11 +5,14 @@
     except qmqpsource.QmqpsourceError as exc:
         print(exc)          # one line, no traceback needed
 
-Modules raise these (or their own subclasses of them); nothing here imports anything,
-so every module may import it. The commands turn each into Postfix's one fatal line.
+Modules raise these (or their own subclasses of them); this imports only wording.py,
+which imports nothing, so every module may import it. The commands turn each into
+Postfix's one fatal line.
 """
 
 from __future__ import annotations
+
+from qmqpsource.wording import one_line
 
 __all__ = [
     "AddressError",
@@ -26,6 +29,10 @@ __all__ = [
 
 class QmqpsourceError(Exception):
     """Base of every error qmqpsource raises on purpose; ``str()`` is one line for a user."""
+
+    def __str__(self) -> str:
+        # What a user gave is quoted as given: a newline or an escape in it stays escaped.
+        return one_line(super().__str__())
 
 
 class ConfigError(QmqpsourceError, ValueError):

@@ -11,6 +11,7 @@ import pytest
 import qmqpsource
 from qmqpsource import errors
 from qmqpsource.addresses import AddressError as AddressesAddressError
+from qmqpsource.addresses import parse_address
 from qmqpsource.infile import InputError
 from qmqpsource.sink import ListenError
 from qmqpsource.sink import SinkError as SinkPackageSinkError
@@ -67,3 +68,15 @@ def test_the_errors_cost_the_commands_no_import() -> None:
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                           check=True, timeout=60)
     assert done.stdout.split() == ["False", "True"]
+
+
+@pytest.mark.parametrize(("make", "says"), [
+    (lambda: qmqpsource.SourceConfig(target="x", myhostname="a\nb"), "bad hostname: a\\nb"),
+    (lambda: parse_address("127.0.0.1:0\n", listen=True),
+     "127.0.0.1:0\\n: bad port number: '0\\n'"),
+])
+def test_str_is_one_line_whatever_it_quotes(make: object, says: str) -> None:
+    # A newline in what the user gave split the error in two, and could forge a line.
+    with pytest.raises(qmqpsource.QmqpsourceError) as caught:
+        make()  # type: ignore[operator]
+    assert str(caught.value) == says
