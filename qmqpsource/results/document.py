@@ -10,6 +10,7 @@ Infinity (parse_json), at most MAX_INTERVALS intervals (timeline_json.py).
 from __future__ import annotations
 
 import math
+import re
 from collections.abc import Mapping
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -39,6 +40,7 @@ __all__ = [
 
 ERROR_CAUSES = tuple(o.value for o in Outcome if o.is_error)
 _END_OF_TIME = datetime.max.replace(tzinfo=UTC)
+_SURROGATE_ESCAPE = re.compile(r"\\u[dD][89a-fA-F]")
 
 
 def parse_json(text: str) -> Any:
@@ -46,7 +48,26 @@ def parse_json(text: str) -> Any:
     as infinity) are refused, as RFC 8259 has it; Python's json takes them all."""
     import json
 
-    return json.loads(text, parse_constant=_no_constant, parse_float=_finite)
+    obj = json.loads(text, parse_constant=_no_constant, parse_float=_finite,
+                     object_pairs_hook=_one_of_each)
+    # A \ud800 escape alone is no character: a page or summary would fail to write it.
+    if _SURROGATE_ESCAPE.search(text):
+        try:
+            json.dumps(obj, ensure_ascii=False).encode("utf-8")
+        except UnicodeEncodeError:
+            raise ResultError("a \\u escape of half a character (a lone surrogate): "
+                              "not text") from None
+    return obj
+
+
+def _one_of_each(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    """An object whose keys are all different: of two, a reader would take either."""
+    obj = dict(pairs)
+    if len(obj) != len(pairs):
+        keys = [key for key, _ in pairs]
+        twice = next(key for key in keys if keys.count(key) > 1)
+        raise ResultError(f"the key {twice!r} is given twice in one object")
+    return obj
 
 
 def _no_constant(name: str) -> Any:

@@ -121,3 +121,23 @@ def test_a_search_of_more_steps_than_a_search_runs_is_refused() -> None:
     search["steps"] = search["steps"] * 3  # 30: a search stops at 20
     with pytest.raises(ValueError, match=r"find_rate\.steps: 30 steps, more than the 20"):
         parse_find_rate({"find_rate": search})
+
+
+def test_half_a_character_is_refused_and_a_whole_one_read() -> None:
+    # A lone \ud800 read fine, then failed writing the page with a traceback.
+    text = json.dumps(document(3))
+    assert '"subject": null' in text
+    with pytest.raises(result.ResultError) as caught:
+        result.loads(text.replace('"subject": null', '"subject": "\\ud800"'))
+    assert str(caught.value).startswith("not JSON: a \\u escape of half a character")
+    whole = result.loads(text.replace('"subject": null', '"subject": "\\ud83d\\ude00"'))
+    assert whole.config["subject"] == "\U0001f600"
+
+
+def test_a_key_given_twice_is_refused() -> None:
+    # Of two "schema" keys, json took the last; which one another reader takes is open.
+    text = json.dumps(document(3)).replace('{"schema": ', '{"schema": "x", "schema": ', 1)
+    assert text.count('"schema"') == 2
+    with pytest.raises(result.ResultError) as caught:
+        result.loads(text)
+    assert str(caught.value) == "not JSON: the key 'schema' is given twice in one object"
