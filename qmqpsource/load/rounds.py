@@ -74,6 +74,10 @@ class _Round:
         self._running: set[WorkerProcess] = set()
         self._nursery: trio.Nursery | None = None
         self._scope = trio.CancelScope()
+        # The stop or abort ordered so far, for a worker that gets its job after it (a
+        # Ctrl-C while the pool starts), and the worker whose job is on its way.
+        self._order: tuple[Kind, bytes] | None = None
+        self._joining: WorkerProcess | None = None
 
     async def run(self, configs: Sequence[SourceConfig], target: str, interval: float,
                   budget: MessageBudget | None) -> None:
@@ -83,11 +87,16 @@ class _Round:
                 for worker, config in zip(self.workers, configs, strict=False):
                     payload, fds = encode_job(config, target, interval, budget)
                     self._running.add(worker)
+                    self._joining = worker
                     try:
                         await worker.send(Kind.JOB, payload, fds)
                     except ChannelClosed:
                         await self._lose(worker)
                         continue
+                    finally:
+                        self._joining = None
+                    if self._order is not None:  # ordered before this worker had its job
+                        nursery.start_soon(_tell, worker, *self._order)
                     nursery.start_soon(self._collect, worker)
         self._nursery = None
         for worker in list(self._running):  # past STOP_TIMEOUT: killed, and lost
@@ -103,10 +112,13 @@ class _Round:
         self._extend(STOP_TIMEOUT)
 
     def _tell(self, kind: Kind, payload: bytes = b"") -> None:
+        if self._order is None or kind is Kind.ABORT:
+            self._order = (kind, payload)
         if self._nursery is None:
-            return
+            return  # run() tells each worker after its job
         for worker in self._running:
-            self._nursery.start_soon(_tell, worker, kind, payload)
+            if worker is not self._joining:  # one frame at a time on its channel
+                self._nursery.start_soon(_tell, worker, kind, payload)
 
     def _extend(self, seconds: float) -> None:
         """Workers get ``seconds`` more to answer, no more: then they are killed."""
