@@ -25,6 +25,7 @@ from functools import partial
 
 import trio
 
+from qmqpsource.errors import ConfigError
 from qmqpsource.load.control import GRACE_SECONDS, LoadControl
 from qmqpsource.load.embedded import EMBEDDED_TARGET
 from qmqpsource.load.run import run_load
@@ -102,6 +103,9 @@ async def open_sink(config: SinkConfig) -> AsyncIterator[RunningSink]:
     read as they would without a sink).
     """
     require_trio("open_sink")
+    if not isinstance(config, SinkConfig):
+        raise ConfigError(f"config must be a SinkConfig, not {type(config).__name__}",
+                          field="config")
     sink = Sink(config)
     try:
         async with trio.open_nursery() as nursery:

@@ -26,6 +26,9 @@ from typing import TYPE_CHECKING, Protocol
 
 import trio
 
+from qmqpsource import values
+from qmqpsource.trio_required import require_trio
+
 if TYPE_CHECKING:
     from qmqpsource.results.stats import RunStats
 
@@ -61,6 +64,9 @@ class LoadControl:
 
     def stop(self, grace: float = GRACE_SECONDS) -> None:
         """Start no new message; cut those still in flight after ``grace`` seconds."""
+        require_trio("LoadControl.stop")
+        # NaN would never come, and "1" would fail deep in the run: ConfigError here.
+        grace = values.seconds("grace", grace, zero=True)
         if self.grace is None:
             self.grace = grace
             self._stop_at = trio.current_time() + grace

@@ -14,7 +14,7 @@ from collections.abc import AsyncIterator, Sequence
 from datetime import datetime
 from typing import NamedTuple
 
-from qmqpsource.errors import ConfigError, RunError
+from qmqpsource.errors import CheckError, ConfigError, RunError
 from qmqpsource.load.control import LoadControl
 from qmqpsource.load.embedded import EMBEDDED_TARGET, EmbeddedSinkError, embedded_sink
 from qmqpsource.load.inprocess import run_in_process
@@ -39,6 +39,14 @@ __all__ = ["EMBEDDED_TARGET", "Target", "check_config", "parse_checks", "plan_lo
 
 def parse_checks(checks: Sequence[str | Check]) -> list[Check]:
     """Each check parsed now, before any work: CheckError for one that cannot be."""
+    # One string is a sequence too: taken as one check, it would be read a letter at a time.
+    if isinstance(checks, str | bytes) or not isinstance(checks, Sequence):
+        raise CheckError(f"checks must be a list of checks, not {type(checks).__name__}",
+                         field="checks")
+    for check in checks:
+        if not isinstance(check, str | Check):
+            raise CheckError("checks must be strings like 'p99<250ms' or Checks, not "
+                             f"{type(check).__name__}", field="checks")
     return [c if isinstance(c, Check) else parse_check(c) for c in checks]
 
 
@@ -70,6 +78,24 @@ def preflight(config: SourceConfig) -> None:
     check_resources(config, message_size=size)
 
 
+def check_sink_options(sink_options: object) -> None:
+    """The embedded sink's options, checked before it starts: a list of strings that
+    qmqp-sink takes, without those the embedded sink sets itself (ConfigError)."""
+    if isinstance(sink_options, str | bytes) or not isinstance(sink_options, Sequence) or \
+            not all(isinstance(option, str) and "\0" not in option for option in sink_options):
+        raise ConfigError("embedded_sink must be a list of qmqp-sink's options as strings "
+                          "(without NUL), like ['--tempfail', '0.1']", field="embedded_sink")
+    # Parsed by qmqp-sink's own parser, which lives with the command.
+    from qmqpsource.cli.common import UsageFailure
+    from qmqpsource.cli.sink import check_embedded_options
+
+    try:
+        check_embedded_options(sink_options)
+    except UsageFailure as exc:
+        why = str(exc).removeprefix("--sink-options: ")
+        raise ConfigError(f"embedded_sink: {why}", field="embedded_sink") from None
+
+
 class Target(NamedTuple):
     """Where a load connects, and the embedded sink's counts once it stopped (if any)."""
 
@@ -96,6 +122,7 @@ async def target_of(
     if config.target != EMBEDDED_TARGET:
         raise ConfigError(f"an embedded sink is the target: target must be "
                           f"{EMBEDDED_TARGET!r}, not {config.target!r}", field="target")
+    check_sink_options(sink_options)
     holder: list[Target] = []
     try:
         async with embedded_sink(sink_options) as sink:

@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
+from qmqpsource import values
 from qmqpsource.errors import ConfigError, RunError
 from qmqpsource.load.control import LoadControl
 from qmqpsource.load.plan import RunPlan
@@ -80,6 +81,7 @@ def whole_search(config: SourceConfig, step_duration: float) -> SourceConfig:
     """The config every step runs, but for its rate and length: no count, failures
     counted and judged rather than fatal, from ``config.rate`` (START_RATE if None)."""
     start = config.rate if config.rate is not None else START_RATE
+    step_duration = values.seconds("step_duration", step_duration)
     whole = dataclasses.replace(config, messages=MAX_COUNT, keep_going=True, rate=start,
                                 duration=step_duration)
     if step_duration < MIN_STEP_SECONDS:
@@ -119,6 +121,9 @@ async def find_rate(
     if config.shard_count != 1:
         raise ConfigError("find_rate judges each step whole, on one host: shard_count must "
                           f"be 1, not {config.shard_count} (use workers)", field="shard_count")
+    if on_step is not None and not callable(on_step):
+        raise ConfigError(f"on_step must be a function of a Step, not {on_step!r}",
+                          field="on_step")
     whole = whole_search(config, step_duration)
     start = start_of(start_at, run_id)
     asked = len(workers) if isinstance(workers, WorkerPool) else workers

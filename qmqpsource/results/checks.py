@@ -48,7 +48,8 @@ _OPS: dict[str, Callable[[float, float], bool]] = {
 # What each kind of check may compare with.
 _ALLOWED = {"latency": ("<", "<="), "outcome": ("==", "<", "<="), "rate": (">=", ">")}
 _NAMES = {"outcome": _OUTCOMES, "rate": ("rate",)}  # a latency's: connect.p99...
-_SHAPE = re.compile(r"\s*([a-z0-9.]+)\s*(<=|>=|==|<|>)\s*([0-9.]+)\s*([a-z%/]*)\s*")
+# Spaces only, never a newline or a tab: the check is quoted whole in the summary's lines.
+_SHAPE = re.compile(r" *([a-z0-9.]+) *(<=|>=|==|<|>) *([0-9.]+) *([a-z%/]*) *")
 _NEGATIVE = re.compile(r"(<=|>=|==|<|>)\s*-")
 _PERCENTILE = re.compile(r"p(\d+(?:\.\d+)?)")
 _KNOWN = ("a latency ([connect.|reply.|total.] then p50 p90 p99 p999, any pNN, max or mean), "
